@@ -1,0 +1,9 @@
+/**
+ * The registry of `r2ec` subcommands, in the order `r2ec --help` lists them.
+ *
+ * @module
+ */
+import type { Command } from "./command.ts";
+
+/** Every subcommand. Add a command by importing its module here. */
+export const commands: Command[] = [];
