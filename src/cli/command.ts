@@ -59,7 +59,12 @@ export function parseFlags<T extends FlagSpec>(
 }
 
 /** Reads a numeric flag, rejecting text that is not a finite number. */
-export function numberFlag(command: string, flag: string, value: string | undefined, fallback: number): number {
+export function numberFlag(
+  command: string,
+  flag: string,
+  value: string | undefined,
+  fallback: number,
+): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n)) {

@@ -1,0 +1,65 @@
+/**
+ * Compiled compute pipelines, cached by kernel file, entry point and override constants.
+ *
+ * WGSL lives in `kernels/<file>.wgsl`; pipelines are labelled `<file>:<entry>` so that any
+ * validation error names the kernel. The LLVM JIT of lavapipe runs at the first dispatch, not
+ * here: warm-up means dispatching once (see `Recorder`).
+ *
+ * @module
+ */
+import type { Gpu } from "./device.ts";
+
+/** One compiled entry point. */
+export interface Kernel {
+  readonly pipeline: GPUComputePipeline;
+  readonly label: string;
+}
+
+const KERNEL_DIR = new URL("../../kernels/", import.meta.url);
+
+/** Caches shader modules per file and pipelines per (file, entry, constants). */
+export class PipelineCache {
+  #modules = new Map<string, GPUShaderModule>();
+  #pipelines = new Map<string, Kernel>();
+  /** Wall milliseconds spent creating modules and pipelines. */
+  compileMs = 0;
+
+  constructor(readonly gpu: Gpu) {}
+
+  /** Number of distinct pipelines compiled so far. */
+  get size(): number {
+    return this.#pipelines.size;
+  }
+
+  /**
+   * Returns the pipeline for `entry` in `kernels/<file>.wgsl`, specialised by override
+   * `constants` (workgroup sizes, tile sizes, feature switches).
+   */
+  get(file: string, entry: string, constants: Record<string, number> = {}): Kernel {
+    const key = `${file}:${entry}:${JSON.stringify(constants)}`;
+    const cached = this.#pipelines.get(key);
+    if (cached) return cached;
+    const start = performance.now();
+    const label = `${file}:${entry}`;
+    const pipeline = this.gpu.device.createComputePipeline({
+      label,
+      layout: "auto",
+      compute: { module: this.#module(file), entryPoint: entry, constants },
+    });
+    this.gpu.throwIfFailed(`Kernel ${label} failed to compile`);
+    const kernel = { pipeline, label };
+    this.#pipelines.set(key, kernel);
+    this.compileMs += performance.now() - start;
+    return kernel;
+  }
+
+  #module(file: string): GPUShaderModule {
+    let module = this.#modules.get(file);
+    if (!module) {
+      const code = Deno.readTextFileSync(new URL(`${file}.wgsl`, KERNEL_DIR));
+      module = this.gpu.device.createShaderModule({ label: file, code });
+      this.#modules.set(file, module);
+    }
+    return module;
+  }
+}
