@@ -138,3 +138,42 @@ export function rowChunks(
   }
   return chunks;
 }
+
+/** A matrix split by rows into chunks that each fit one binding (embedding tables, LM heads). */
+export interface RowChunked {
+  readonly rows: number;
+  readonly cols: number;
+  readonly chunks: readonly { start: number; rows: number; tensor: Tensor }[];
+}
+
+/** Uploads a row-major `[rows × cols]` matrix as row chunks under the device's binding limit. */
+export function uploadRowChunked(
+  pool: TensorPool,
+  data: Float32Array,
+  rows: number,
+  cols: number,
+  name: string,
+): RowChunked {
+  const limit = pool.gpu.device.limits.maxStorageBufferBindingSize;
+  const chunks = rowChunks(rows, cols * 4, limit).map(({ start, rows: n }) => ({
+    start,
+    rows: n,
+    tensor: pool.upload(
+      data.subarray(start * cols, (start + n) * cols),
+      [n, cols],
+      `${name}[${start}:${start + n}]`,
+    ),
+  }));
+  return { rows, cols, chunks };
+}
+
+/** Allocates a row-chunked matrix (contents undefined; clear it before accumulating). */
+export function allocRowChunked(pool: TensorPool, rows: number, cols: number, name: string): RowChunked {
+  const limit = pool.gpu.device.limits.maxStorageBufferBindingSize;
+  const chunks = rowChunks(rows, cols * 4, limit).map(({ start, rows: n }) => ({
+    start,
+    rows: n,
+    tensor: pool.tensor([n, cols], "f32", `${name}[${start}:${start + n}]`),
+  }));
+  return { rows, cols, chunks };
+}
