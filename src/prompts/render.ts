@@ -15,7 +15,7 @@
  */
 import { Template } from "@huggingface/jinja";
 import { join } from "node:path";
-import { fromFileUrl } from "node:url";
+import { fileURLToPath } from "node:url";
 import type { ItemRecord, SampleRecord } from "../data/dataset.ts";
 import { categoryWording } from "./category.ts";
 import { formatTimedelta, pythonFloat } from "./format.ts";
@@ -30,7 +30,7 @@ export const DEFAULT_HISTORY_WINDOW = 20;
 export const DESCRIPTION_MAX_WORDS = 100;
 
 /** The directory holding the bundled `user.jinja` and `item.jinja`. */
-export const DEFAULT_PROMPTS_DIR: string = fromFileUrl(new URL("../../prompts/", import.meta.url));
+export const DEFAULT_PROMPTS_DIR: string = fileURLToPath(new URL("../../prompts/", import.meta.url));
 
 /** The two parsed prompt templates. */
 export interface PromptTemplates {
@@ -64,6 +64,7 @@ export const PAD_ITEM_FIELDS: Readonly<ItemPromptFields> = Object.freeze({
 });
 
 // Python's str.split() separators (str.isspace), which differ from JavaScript's \s.
+// deno-lint-ignore no-control-regex -- \x1c-\x1f are whitespace to Python
 const PYTHON_WHITESPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
 
 let bundledTemplates: PromptTemplates | undefined;
@@ -124,7 +125,11 @@ export function describeItem(description: readonly string[]): string {
  * ); // "Analyze in depth … (out of 5):\n1h 5.2min ago: [Pick set] (1.0)"
  * ```
  */
-export function renderUserPrompt(sample: UserPromptSample, category: string, opts: UserPromptOptions = {}): string {
+export function renderUserPrompt(
+  sample: UserPromptSample,
+  category: string,
+  opts: UserPromptOptions = {},
+): string {
   const window = opts.window ?? DEFAULT_HISTORY_WINDOW;
   const { history_item_title: titles, history_rating: ratings, history_timestamp: times } = sample;
   if (titles.length !== ratings.length || titles.length !== times.length) {
