@@ -259,7 +259,10 @@ export class SafetensorsFile implements Disposable {
     try {
       file = await Deno.open(path, { read: true });
     } catch (e) {
-      throw new SafetensorsError(path, (e as Error).message.split("\n")[0]);
+      const reason = e instanceof Deno.errors.NotFound
+        ? "file not found"
+        : (e as Error).message.split("\n")[0];
+      throw new SafetensorsError(path, reason);
     }
     try {
       const { size } = await file.stat();
