@@ -4,6 +4,11 @@
  * @module
  */
 import type { Command } from "./command.ts";
+import { infoCommand } from "./info.ts";
+import { notBuiltCommands } from "./not_built.ts";
 
 /** Every subcommand. Add a command by importing its module here. */
-export const commands: Command[] = [];
+export const commands: Command[] = [
+  infoCommand,
+  ...notBuiltCommands,
+];

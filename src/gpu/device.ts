@@ -104,7 +104,7 @@ async function createGpu(): Promise<Gpu> {
       description,
       vendor: info.vendor,
       architecture: info.architecture,
-      backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? "vulkan",
+      backend: detectBackend(),
       isCpu: CPU_ADAPTER.test(description) ||
         Boolean((adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
       features,
@@ -116,4 +116,20 @@ async function createGpu(): Promise<Gpu> {
       throw new GpuError(`${context}: ${first}`);
     },
   };
+}
+
+/**
+ * The backend actually loaded: Deno reads `DENO_WEBGPU_BACKEND`; the mapped driver libraries
+ * confirm it (lavapipe's `libvulkan_lvp` vs Mesa's GL `swrast_dri`/`libEGL`).
+ */
+function detectBackend(): string {
+  const requested = Deno.env.get("DENO_WEBGPU_BACKEND");
+  try {
+    const maps = Deno.readTextFileSync("/proc/self/maps");
+    if (/libvulkan/.test(maps)) return "vulkan";
+    if (/libEGL|_dri\.so/.test(maps)) return "gl";
+  } catch {
+    // No /proc (or no permission to read it): trust the request.
+  }
+  return requested ?? "vulkan (default)";
 }
