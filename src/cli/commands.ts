@@ -6,9 +6,11 @@
 import type { Command } from "./command.ts";
 import { infoCommand } from "./info.ts";
 import { notBuiltCommands } from "./not_built.ts";
+import { promptsCommand } from "./prompts.ts";
 
 /** Every subcommand. Add a command by importing its module here. */
 export const commands: Command[] = [
   infoCommand,
+  promptsCommand,
   ...notBuiltCommands,
 ];
