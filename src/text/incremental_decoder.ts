@@ -9,6 +9,8 @@ import type { DecodeOptions, Tokenizer } from "./tokenizer.ts";
 
 /** U+FFFD, what a decoder yields for an unfinished UTF-8 sequence. */
 const REPLACEMENT = "\uFFFD";
+/** A UTF-8 character has at most 4 bytes and every byte-level token at least one. */
+const MAX_TOKENS_PER_CHARACTER = 4;
 
 /**
  * Turns a growing list of token ids into text deltas.
@@ -52,29 +54,41 @@ export class IncrementalDecoder {
   /** Adds one generated id; returns the text it completes ("" while a character is unfinished). */
   push(id: number): string {
     this.#ids.push(id);
-    const window = this.#ids.slice(this.#prefixOffset);
-    const released = this.#readOffset - this.#prefixOffset;
-    const prefixText = this.tokenizer.decode(window.slice(0, released), this.options);
-    const fullText = this.tokenizer.decode(window, this.options);
-    if (fullText.length <= prefixText.length || fullText.endsWith(REPLACEMENT)) return "";
-    const delta = fullText.slice(prefixText.length);
-    this.#prefixOffset = this.#readOffset;
-    this.#readOffset = this.#ids.length;
-    this.#text += delta;
-    return delta;
+    return this.#release(false);
   }
 
   /** Releases whatever is held back (an unfinished character becomes U+FFFD) at the end of generation. */
   flush(): string {
-    if (this.#readOffset === this.#ids.length) return "";
+    return this.#readOffset === this.#ids.length ? "" : this.#release(true);
+  }
+
+  #release(force: boolean): string {
     const window = this.#ids.slice(this.#prefixOffset);
     const released = this.#readOffset - this.#prefixOffset;
     const prefixText = this.tokenizer.decode(window.slice(0, released), this.options);
-    const delta = this.tokenizer.decode(window, this.options).slice(prefixText.length);
-    this.#prefixOffset = this.#readOffset;
-    this.#readOffset = this.#ids.length;
+    let end = window.length;
+    let text = this.tokenizer.decode(window, this.options);
+    if (!force && text.endsWith(REPLACEMENT)) {
+      if (end - released <= MAX_TOKENS_PER_CHARACTER) return "";
+      // Bytes that stayed unfinished this long are invalid for good: release up to the last clean cut,
+      // or all but the newest tokens, so stop strings after them are still seen.
+      end = this.#lastCleanCut(window, released) ?? window.length - MAX_TOKENS_PER_CHARACTER;
+      text = this.tokenizer.decode(window.slice(0, end), this.options);
+    }
+    if (!force && text.length <= prefixText.length) return "";
+    const delta = text.slice(prefixText.length);
+    this.#readOffset = this.#prefixOffset + end;
+    this.#prefixOffset += released;
     this.#text += delta;
     return delta;
+  }
+
+  /** The longest window prefix past `released` whose text does not end unfinished, if any. */
+  #lastCleanCut(window: number[], released: number): number | undefined {
+    for (let end = window.length - 1; end > released; end--) {
+      if (!this.tokenizer.decode(window.slice(0, end), this.options).endsWith(REPLACEMENT)) return end;
+    }
+    return undefined;
   }
 }
 

@@ -137,11 +137,23 @@ class LoadedTokenizer implements Tokenizer {
     };
     const generation = sources.generationConfig ?? {};
     const model = sources.modelConfig ?? {};
-    this.bosId = firstDefined(idOfConfigToken("bos_token"), ids(generation.bos_token_id)[0], ids(model.bos_token_id)[0]);
-    this.padId = firstDefined(idOfConfigToken("pad_token"), ids(generation.pad_token_id)[0], ids(model.pad_token_id)[0]);
+    this.bosId = firstDefined(
+      idOfConfigToken("bos_token"),
+      ids(generation.bos_token_id)[0],
+      ids(model.bos_token_id)[0],
+    );
+    this.padId = firstDefined(
+      idOfConfigToken("pad_token"),
+      ids(generation.pad_token_id)[0],
+      ids(model.pad_token_id)[0],
+    );
     const configEos = idOfConfigToken("eos_token");
     this.eosIds = [
-      ...new Set([...ids(generation.eos_token_id), ...ids(model.eos_token_id), ...(configEos == null ? [] : [configEos])]),
+      ...new Set([
+        ...ids(generation.eos_token_id),
+        ...ids(model.eos_token_id),
+        ...(configEos == null ? [] : [configEos]),
+      ]),
     ];
     const special = new Set<number>();
     for (const [id, token] of inner.get_added_tokens_decoder()) if (token.special) special.add(id);
