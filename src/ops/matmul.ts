@@ -1,0 +1,181 @@
+/**
+ * Matrix multiply `C (= or +=) alpha·op(A)·op(B) (+ bias)` in the NN, NT and TN layouts, and the
+ * bias gradient. CPU references (f64 accumulation) are the spec; the GPU launcher records into a
+ * `Recorder` and never syncs.
+ *
+ * A linear layer with a Hugging Face weight W[out×in]: `y = x·Wᵀ` is NT, `dX += dY·W` is NN and
+ * `dW += dYᵀ·X` is TN.
+ *
+ * @example
+ * ```ts
+ * const engine = await getEngine();
+ * const rec = engine.recorder();
+ * // y[T×out] = x[T×in] · W[out×in]ᵀ + b
+ * matmul(rec, x, w, y, { m: T, n: out, k: inDim, transB: true, bias: b });
+ * await rec.submit();
+ * ```
+ *
+ * @module
+ */
+import { params, type Recorder } from "../gpu/recorder.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+
+/** Shape and mode of one matmul. */
+export interface MatmulOptions {
+  m: number;
+  n: number;
+  k: number;
+  /** A is stored [k×m] instead of [m×k]. */
+  transA?: boolean;
+  /** B is stored [n×k] instead of [k×n]. */
+  transB?: boolean;
+  /** Added to every row of C (length n). */
+  bias?: Tensor;
+  /** Add into C instead of overwriting it. */
+  accumulate?: boolean;
+  alpha?: number;
+}
+
+/** The general kernel's tile: rows per workgroup and columns per workgroup (16 lanes × 4). */
+const GENERAL_ROWS = 8;
+const GENERAL_COLS = 64;
+const BIAS_WG = 16;
+
+/** CPU reference: returns `alpha·op(A)·op(B) + bias (+ c0 when accumulating)` as f64. */
+export function matmulForwardCpu(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  opts: MatmulOptions & { biasData?: ArrayLike<number>; c0?: ArrayLike<number> },
+): Float64Array {
+  const { m, n, k, transA = false, transB = false, alpha = 1 } = opts;
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) {
+        s += a[transA ? p * m + i : i * k + p] * b[transB ? j * k + p : p * n + j];
+      }
+      let v = alpha * s + (opts.biasData ? opts.biasData[j] : 0);
+      if (opts.accumulate && opts.c0) v += opts.c0[i * n + j];
+      c[i * n + j] = v;
+    }
+  }
+  return c;
+}
+
+/**
+ * CPU reference backward of `C = alpha·op(A)·op(B) + bias` for an upstream gradient `dc[m×n]`:
+ * `dA` and `dB` in the stored layouts of A and B, and `dbias` (column sums of dc).
+ */
+export function matmulBackwardCpu(
+  dc: ArrayLike<number>,
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  opts: MatmulOptions,
+): { da: Float64Array; db: Float64Array; dbias: Float64Array } {
+  const { m, n, k, transA = false, transB = false, alpha = 1 } = opts;
+  const da = new Float64Array(m * k);
+  const db = new Float64Array(k * n);
+  const dbias = new Float64Array(n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      const g = dc[i * n + j];
+      dbias[j] += g;
+      for (let p = 0; p < k; p++) {
+        const ai = transA ? p * m + i : i * k + p;
+        const bi = transB ? j * k + p : p * n + j;
+        da[ai] += alpha * g * b[bi];
+        db[bi] += alpha * g * a[ai];
+      }
+    }
+  }
+  return { da, db, dbias };
+}
+
+/**
+ * Records `C[m×n] (= or +=) alpha·op(A)·op(B) (+ bias[n] broadcast over rows)`.
+ * NN: A[m×k], B[k×n]. NT: A[m×k], B[n×k]. TN: A[k×m], B[k×n]. C must not alias A, B or bias.
+ */
+export function matmul(rec: Recorder, a: Tensor, b: Tensor, c: Tensor, opts: MatmulOptions): void {
+  const { m, n, k, transA = false, transB = false, bias, accumulate = false, alpha = 1 } = opts;
+  checkShapes(a, b, c, opts);
+  if (m === 0 || n === 0) return;
+  matmulGeneral(rec, a, b, c, { m, n, k, transA, transB, bias, accumulate, alpha });
+}
+
+/** The storage-buffer kernel: any shape, any layout. */
+export function matmulGeneral(rec: Recorder, a: Tensor, b: Tensor, c: Tensor, opts: MatmulOptions): void {
+  const { m, n, k, transA = false, transB = false, bias, accumulate = false, alpha = 1 } = opts;
+  const kernel = rec.kernel("matmul", "matmul_forward", {
+    HAS_BIAS: bias ? 1 : 0,
+    ACCUMULATE: accumulate ? 1 : 0,
+  });
+  rec.dispatch(
+    kernel,
+    [a, b, bias ?? placeholder(rec), c],
+    [Math.ceil(n / GENERAL_COLS), Math.ceil(m / GENERAL_ROWS)],
+    params([
+      ["u32", m],
+      ["u32", n],
+      ["u32", k],
+      ["u32", transA ? 1 : k],
+      ["u32", transA ? m : 1],
+      ["u32", transB ? 1 : n],
+      ["u32", transB ? k : 1],
+      ["f32", alpha],
+    ]),
+  );
+}
+
+/** Records `dbias[cols] += column sums of dy[rows×cols]`. */
+export function matmulBiasBackward(
+  rec: Recorder,
+  dy: Tensor,
+  dbias: Tensor,
+  opts: { rows: number; cols: number },
+): void {
+  const { rows, cols } = opts;
+  if (dy.size < rows * cols) {
+    throw new RangeError(`matmulBiasBackward: dy ${dy.name} has ${dy.size} values, needs ${rows}×${cols}`);
+  }
+  if (dbias.size < cols) {
+    throw new RangeError(`matmulBiasBackward: dbias ${dbias.name} has ${dbias.size} values, needs ${cols}`);
+  }
+  rec.dispatch(
+    rec.kernel("matmul", "matmul_bias_backward"),
+    [dy, dbias],
+    [Math.ceil(cols / BIAS_WG)],
+    params([["u32", rows], ["u32", cols]]),
+  );
+}
+
+function checkShapes(a: Tensor, b: Tensor, c: Tensor, opts: MatmulOptions): void {
+  const { m, n, k } = opts;
+  for (const [t, need, what] of [[a, m * k, "a"], [b, k * n, "b"], [c, m * n, "c"]] as const) {
+    if (t.size < need) {
+      throw new RangeError(
+        `matmul: ${what} (${t.name}) has ${t.size} values, needs ${need} for m=${m} n=${n} k=${k}`,
+      );
+    }
+  }
+  if (opts.bias && opts.bias.size < n) {
+    throw new RangeError(`matmul: bias (${opts.bias.name}) has ${opts.bias.size} values, needs ${n}`);
+  }
+  if (c.buffer === a.buffer || c.buffer === b.buffer || c.buffer === opts.bias?.buffer) {
+    throw new RangeError(`matmul: output ${c.name} aliases an input`);
+  }
+}
+
+const placeholders = new WeakMap<GPUDevice, Tensor>();
+
+/** A 4-byte buffer bound where the kernel declares `bias` but the call has none. */
+function placeholder(rec: Recorder): Tensor {
+  const device = rec.gpu.device;
+  let t = placeholders.get(device);
+  if (!t) {
+    const buffer = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: "matmul:no-bias" });
+    t = { buffer, shape: [4], dtype: "f32", size: 4, name: "matmul:no-bias" };
+    placeholders.set(device, t);
+  }
+  return t;
+}

@@ -1,0 +1,139 @@
+import { getEngine } from "../../src/gpu/engine.ts";
+import type { Tensor } from "../../src/gpu/tensor.ts";
+import {
+  matmul,
+  matmulBackwardCpu,
+  matmulBiasBackward,
+  matmulForwardCpu,
+  type MatmulOptions,
+} from "../../src/ops/matmul.ts";
+import { assertClose, hasGpu, numericalGradient, randomArray, weightedSum } from "./check.ts";
+
+/**
+ * Tolerance: the GPU sums k f32 products in a different order than the f64 reference, so the
+ * rounding error grows like eps·sqrt(k)·|typical product| (operands are in [-1, 1], |alpha| ≤ 1).
+ * 1e-5·sqrt(k) leaves ~10× headroom over that and still catches any indexing error (which is O(1)).
+ */
+function tolerance(k: number): { atol: number; rtol: number } {
+  return { atol: 1e-5 * Math.sqrt(Math.max(k, 1)), rtol: 1e-5 };
+}
+
+type Layout = "NN" | "NT" | "TN";
+const LAYOUTS: Layout[] = ["NN", "NT", "TN"];
+
+function layoutFlags(layout: Layout): { transA: boolean; transB: boolean } {
+  return { transA: layout === "TN", transB: layout === "NT" };
+}
+
+Deno.test("matmulBackwardCpu() matches central finite differences in every layout", () => {
+  const [m, n, k] = [3, 4, 5];
+  for (const layout of LAYOUTS) {
+    const opts: MatmulOptions = { m, n, k, alpha: 0.7, ...layoutFlags(layout) };
+    const a = randomArray(m * k, 1), b = randomArray(k * n, 2), bias = randomArray(n, 3);
+    const w = randomArray(m * n, 4);
+    const grads = matmulBackwardCpu(w, a, b, opts);
+    const loss = (x: ArrayLike<number>, y: ArrayLike<number>, z: ArrayLike<number>) =>
+      weightedSum(matmulForwardCpu(x, y, { ...opts, biasData: z }), w);
+    const fd = { atol: 1e-7 };
+    assertClose(grads.da, numericalGradient((x) => loss(x, b, bias), a), fd, `${layout} dA`);
+    assertClose(grads.db, numericalGradient((x) => loss(a, x, bias), b), fd, `${layout} dB`);
+    assertClose(grads.dbias, numericalGradient((x) => loss(a, b, x), bias), fd, `${layout} dbias`);
+  }
+});
+
+Deno.test("matmulBackwardCpu() gradients are themselves matmuls in the linear-layer layouts", () => {
+  // y = x·Wᵀ (NT) ⇒ dX = dY·W (NN) and dW = dYᵀ·X (TN): the identity the model relies on.
+  const [t, out, inDim] = [5, 3, 4];
+  const x = randomArray(t * inDim, 5), w = randomArray(out * inDim, 6), dy = randomArray(t * out, 7);
+  const { da, db } = matmulBackwardCpu(dy, x, w, { m: t, n: out, k: inDim, transB: true });
+  assertClose(da, matmulForwardCpu(dy, w, { m: t, n: inDim, k: out }), { atol: 1e-12 }, "dX");
+  assertClose(db, matmulForwardCpu(dy, x, { m: out, n: inDim, k: t, transA: true }), { atol: 1e-12 }, "dW");
+});
+
+interface Case {
+  m: number;
+  n: number;
+  k: number;
+}
+
+/** Odd sizes, size-1 edges, a tile-aligned shape and sizes on both sides of the tiles. */
+const SHAPES: Case[] = [
+  { m: 1, n: 1, k: 1 },
+  { m: 7, n: 13, k: 5 },
+  { m: 33, n: 17, k: 65 },
+  { m: 100, n: 257, k: 31 },
+  { m: 128, n: 256, k: 64 },
+  { m: 1, n: 300, k: 9 },
+  { m: 70, n: 1, k: 0 },
+];
+
+async function runGpu(
+  a: Float32Array,
+  b: Float32Array,
+  c0: Float32Array,
+  bias: Float32Array | undefined,
+  opts: MatmulOptions,
+): Promise<Float32Array> {
+  const engine = await getEngine();
+  const { pool } = engine;
+  const tensors: Tensor[] = [];
+  const up = (data: Float32Array, name: string) => {
+    const t = pool.upload(data.length ? data : new Float32Array(1), [Math.max(data.length, 1)], name);
+    tensors.push(t);
+    return t;
+  };
+  const ta = up(a, "a"), tb = up(b, "b"), tc = up(c0, "c");
+  const rec = engine.recorder();
+  matmul(rec, ta, tb, tc, { ...opts, bias: bias ? up(bias, "bias") : undefined });
+  const out = rec.read(tc, 0, c0.length);
+  await rec.submit();
+  for (const t of tensors) pool.release(t);
+  return await out;
+}
+
+for (const { m, n, k } of SHAPES) {
+  Deno.test({
+    name: `matmul() matches the CPU reference at m=${m} n=${n} k=${k} in NN, NT and TN`,
+    ignore: !hasGpu,
+    async fn() {
+      let seed = 10;
+      for (const layout of LAYOUTS) {
+        for (const mode of [{}, { bias: true, accumulate: true, alpha: -0.5 }, { accumulate: true }]) {
+          const opts: MatmulOptions = { m, n, k, ...layoutFlags(layout), ...mode, bias: undefined };
+          const a = randomArray(m * k, seed++),
+            b = randomArray(k * n, seed++),
+            c0 = randomArray(m * n, seed++);
+          const bias = "bias" in mode ? randomArray(n, seed++) : undefined;
+          const got = await runGpu(a, b, c0, bias, opts);
+          const want = matmulForwardCpu(a, b, { ...opts, biasData: bias, c0 });
+          assertClose(got, want, tolerance(k), `${layout} ${JSON.stringify(mode)} m=${m} n=${n} k=${k}`);
+        }
+      }
+    },
+  });
+}
+
+for (const [rows, cols] of [[1, 1], [37, 19], [300, 40]]) {
+  Deno.test({
+    name: `matmulBiasBackward() adds the column sums of dy for ${rows}×${cols}`,
+    ignore: !hasGpu,
+    async fn() {
+      const engine = await getEngine();
+      const dy = randomArray(rows * cols, 40), prev = randomArray(cols, 41);
+      const tdy = engine.pool.upload(dy, [rows, cols]), tdb = engine.pool.upload(prev, [cols]);
+      const rec = engine.recorder();
+      matmulBiasBackward(rec, tdy, tdb, { rows, cols });
+      const out = rec.read(tdb);
+      await rec.submit();
+      const { dbias } = matmulBackwardCpu(dy, new Float32Array(rows), new Float32Array(cols), {
+        m: rows,
+        n: cols,
+        k: 1,
+      });
+      const want = dbias.map((v, j) => v + prev[j]);
+      assertClose(await out, want, tolerance(rows), "dbias");
+      engine.pool.release(tdy);
+      engine.pool.release(tdb);
+    },
+  });
+}
