@@ -320,11 +320,15 @@ export class SafetensorsFile implements Disposable {
   }
 }
 
-/** A tensor to store: `data` holds `elementCount(shape)` f32 values, converted to `dtype` on write. */
+/**
+ * A tensor to store: `data` holds `elementCount(shape)` f32 values, converted to `dtype` on write.
+ * `data` may be a function producing them when the writer reaches this tensor, so a large model can
+ * be saved one tensor at a time (e.g. read back from the GPU) instead of all at once.
+ */
 export interface TensorToWrite {
   dtype: WritableDtype;
   shape: number[];
-  data: Float32Array;
+  data: Float32Array | (() => Float32Array | Promise<Float32Array>);
 }
 
 /**
@@ -347,8 +351,15 @@ export function floatToBf16Bits(values: Float32Array): Uint16Array {
   return out;
 }
 
-function storedBytes(tensor: TensorToWrite): Uint8Array {
-  const { data } = tensor;
+async function storedBytes(path: string, name: string, tensor: TensorToWrite): Promise<Uint8Array> {
+  const data = typeof tensor.data === "function" ? await tensor.data() : tensor.data;
+  if (data.length !== elementCount(tensor.shape)) {
+    throw new Error(
+      `Cannot write ${path}: tensor "${name}" has ${data.length} values but shape [${
+        tensor.shape.join(", ")
+      }]`,
+    );
+  }
   if (tensor.dtype === "F32") return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   return new Uint8Array(floatToBf16Bits(data).buffer);
 }
@@ -376,14 +387,9 @@ export async function writeSafetensors(
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
   for (const name of names) {
-    const { dtype, shape, data } = tensors.get(name)!;
+    const { dtype, shape } = tensors.get(name)!;
     if (name === "__metadata__") throw new Error(`Cannot write ${path}: "__metadata__" is not a tensor name`);
-    if (data.length !== elementCount(shape)) {
-      throw new Error(
-        `Cannot write ${path}: tensor "${name}" has ${data.length} values but shape [${shape.join(", ")}]`,
-      );
-    }
-    const bytes = data.length * DTYPE_BYTES[dtype];
+    const bytes = elementCount(shape) * DTYPE_BYTES[dtype];
     header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
@@ -400,7 +406,7 @@ export async function writeSafetensors(
     using file = await Deno.open(temp, { write: true, create: true, truncate: true });
     await writeAll(file, lengthBytes);
     await writeAll(file, json);
-    for (const name of names) await writeAll(file, storedBytes(tensors.get(name)!));
+    for (const name of names) await writeAll(file, await storedBytes(path, name, tensors.get(name)!));
     await file.sync();
   } catch (e) {
     await Deno.remove(temp).catch(() => {});

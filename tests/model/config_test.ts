@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { FIXTURES, noFixtures } from "./fixtures.ts";
 import {
   parseModelConfig,
   readGenerationConfig,
@@ -7,10 +7,6 @@ import {
   tinyQwen2Config,
   writeModelConfig,
 } from "../../src/model/config.ts";
-
-const FIXTURES = "../shared/fixtures";
-const noFixtures = !existsSync(FIXTURES);
-if (noFixtures) console.warn(`skipping fixture tests: ${FIXTURES} is absent`);
 
 const QWEN = {
   architectures: ["Qwen2ForCausalLM"],

@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { FIXTURES, noFixtures } from "./fixtures.ts";
 import { SafetensorsFile, writeSafetensors } from "../../src/model/safetensors.ts";
-
-const FIXTURES = "../shared/fixtures";
-const noFixtures = !existsSync(FIXTURES);
-if (noFixtures) console.warn(`skipping fixture tests: ${FIXTURES} is absent`);
 
 /** Builds safetensors bytes by hand (not through the writer under test). */
 function fileBytes(header: unknown, dataBytes: number, options: { headerLength?: bigint } = {}): Uint8Array {
