@@ -6,11 +6,13 @@
 import type { Command } from "./command.ts";
 import { infoCommand } from "./info.ts";
 import { notBuiltCommands } from "./not_built.ts";
+import { preprocessCommand } from "./preprocess.ts";
 import { promptsCommand } from "./prompts.ts";
 
 /** Every subcommand. Add a command by importing its module here. */
 export const commands: Command[] = [
   infoCommand,
+  preprocessCommand,
   promptsCommand,
   ...notBuiltCommands,
 ];

@@ -33,15 +33,13 @@ export const SPLITS = ["train", "valid", "test"] as const;
 export type SplitName = typeof SPLITS[number];
 
 /**
- * One item of the catalogue (`items.jsonl` row), rrec-spec §A.2 and §A.5 `item_info`.
+ * The fields of an item apart from its id (rrec-spec §A.2 and §A.5 `item_info`).
  *
  * Besides the named fields, every other top-level string field of the meta line is kept, cleaned with
  * `clean_text` (e.g. `main_category`, `store`, `brand`), and string lists such as `features` or
  * `categories` are kept uncleaned, as the reference does.
  */
-export interface ItemRecord {
-  /** 1..N in meta-file order. */
-  item_id: number;
+export interface ItemFields {
   /** The 2023 `parent_asin` (the 2018 `asin`). */
   parent_asin: string;
   /** Cleaned title (rrec-spec §A.2 rules 3 and clean_text). */
@@ -56,6 +54,12 @@ export interface ItemRecord {
   price: number;
   /** Other kept fields: cleaned strings, string lists, `details` as a JSON string. */
   [field: string]: string | number | string[];
+}
+
+/** One item of the catalogue (`items.jsonl` row). */
+export interface ItemRecord extends ItemFields {
+  /** 1..N in meta-file order. */
+  item_id: number;
 }
 
 /** One training / evaluation sample: up to `window` past interactions and the next one (rrec-spec §A.5). */

@@ -65,7 +65,9 @@ export class LineSource {
         },
       }),
     );
-    if (this.gzip) bytes = bytes.pipeThrough(new DecompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>);
+    if (this.gzip) {
+      bytes = bytes.pipeThrough(new DecompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>);
+    }
     const text = bytes.pipeThrough(new TextDecoderStream());
     let carry = "";
     for await (const chunk of text) {

@@ -121,7 +121,7 @@ export function cleanText(raw: string): string {
     .replace(/<[^>]+>/g, "")
     .replace(/[\n\t]/g, " ")
     .replace(/ +/g, " ")
-    .replace(/[^\x00-\x7f]/gu, " ");
+    .replace(/[\u0080-\u{10ffff}]/gu, " ");
 }
 
 const PY_FLOAT = /^[+-]?(?:\d(?:_?\d)*(?:\.(?:\d(?:_?\d)*)?)?|\.\d(?:_?\d)*)(?:[eE][+-]?\d(?:_?\d)*)?$/;
