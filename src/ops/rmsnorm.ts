@@ -1,0 +1,101 @@
+/**
+ * RMSNorm, `y = (w + offset)·x / sqrt(mean(x²) + eps)` per row — offset 0 for Qwen/Llama,
+ * offset 1 for Gemma's `(1 + w)` — forward and backward (CPU reference + GPU launchers).
+ *
+ * @example
+ * ```ts
+ * rmsnormForward(rec, x, w, y, rstd, { rows, cols, eps: 1e-6, offset: 0 });
+ * rmsnormBackward(rec, dy, x, w, rstd, dx, dw, { rows, cols, offset: 0 });
+ * ```
+ *
+ * @module
+ */
+import { params, type Recorder } from "../gpu/recorder.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+
+const WG = 64;
+const MAX_GROUPS = 65535;
+
+/** Shape and variant of one RMSNorm. */
+export interface RmsnormShape {
+  rows: number;
+  cols: number;
+  /** 0: `w·x̂` (Qwen, Llama); 1: `(1 + w)·x̂` (Gemma). */
+  offset: number;
+}
+
+/** CPU reference: returns `y [rows × cols]` and `rstd [rows]`. */
+export function rmsnormForwardCpu(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  { rows, cols, eps, offset }: RmsnormShape & { eps: number },
+): { y: Float64Array; rstd: Float64Array } {
+  const y = new Float64Array(rows * cols);
+  const rstd = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let squares = 0;
+    for (let c = 0; c < cols; c++) squares += x[r * cols + c] ** 2;
+    rstd[r] = 1 / Math.sqrt(squares / cols + eps);
+    for (let c = 0; c < cols; c++) y[r * cols + c] = (w[c] + offset) * x[r * cols + c] * rstd[r];
+  }
+  return { y, rstd };
+}
+
+/** CPU reference backward: `dx` and `dw` (not accumulated). */
+export function rmsnormBackwardCpu(
+  dy: ArrayLike<number>,
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  rstd: ArrayLike<number>,
+  { rows, cols, offset }: RmsnormShape,
+): { dx: Float64Array; dw: Float64Array } {
+  const dx = new Float64Array(rows * cols);
+  const dw = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) {
+    let dot = 0;
+    for (let c = 0; c < cols; c++) dot += dy[r * cols + c] * (w[c] + offset) * x[r * cols + c] * rstd[r];
+    const meanGx = dot / cols;
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c;
+      const xHat = x[i] * rstd[r];
+      dx[i] = rstd[r] * (dy[i] * (w[c] + offset) - xHat * meanGx);
+      dw[c] += dy[i] * xHat;
+    }
+  }
+  return { dx, dw };
+}
+
+/** Records `y = (w + offset)·x̂` and saves `rstd [rows]` for the backward. */
+export function rmsnormForward(
+  rec: Recorder,
+  x: Tensor,
+  w: Tensor,
+  y: Tensor,
+  rstd: Tensor,
+  { rows, cols, eps, offset }: RmsnormShape & { eps: number },
+): void {
+  rec.dispatch(
+    rec.kernel("rmsnorm", "rmsnorm_forward"),
+    [x, w, y, rstd],
+    [Math.min(rows, MAX_GROUPS)],
+    params([["u32", rows], ["u32", cols], ["f32", eps], ["f32", offset]]),
+  );
+}
+
+/** Records `dx += ∂L/∂x` and `dw += ∂L/∂w` (rows reduced in a fixed order: deterministic). */
+export function rmsnormBackward(
+  rec: Recorder,
+  dy: Tensor,
+  x: Tensor,
+  w: Tensor,
+  rstd: Tensor,
+  dx: Tensor,
+  dw: Tensor,
+  { rows, cols, offset }: RmsnormShape,
+): void {
+  const block = params([["u32", rows], ["u32", cols], ["f32", 0], ["f32", offset]]);
+  rec.dispatch(rec.kernel("rmsnorm", "rmsnorm_backward_x"), [dy, x, w, rstd, dx], [
+    Math.min(rows, MAX_GROUPS),
+  ], block);
+  rec.dispatch(rec.kernel("rmsnorm", "rmsnorm_backward_w"), [dy, x, rstd, dw], [Math.ceil(cols / WG)], block);
+}
