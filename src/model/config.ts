@@ -226,30 +226,40 @@ function architectureOf(fields: FieldReader): Architecture {
   );
 }
 
-function ropeScalingOf(fields: FieldReader): RopeScaling | null {
-  if (!fields.has("rope_scaling")) return null;
-  const raw = fields.json.rope_scaling;
+/**
+ * RoPE base and scaling from `rope_theta` + `rope_scaling` (transformers 4), or from the
+ * `rope_parameters` object that transformers 5 writes instead.
+ */
+function ropeOf(fields: FieldReader): { ropeTheta: number; ropeScaling: RopeScaling | null } {
+  const key = fields.has("rope_parameters") ? "rope_parameters" : "rope_scaling";
+  const raw = fields.has(key) ? fields.json[key] : {};
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    throw new ConfigError(`Invalid ${fields.path}: "rope_scaling" must be an object or null`);
+    throw new ConfigError(`Invalid ${fields.path}: "${key}" must be an object or null`);
   }
-  const scaling = new FieldReader(`${fields.path} rope_scaling`, raw as Json);
+  const scaling = new FieldReader(`${fields.path} ${key}`, raw as Json);
+  const ropeTheta = key === "rope_parameters"
+    ? scaling.positive("rope_theta", 10000)
+    : fields.positive("rope_theta", 10000);
   const type = scaling.string("rope_type") ?? scaling.string("type") ?? "default";
   switch (type) {
     case "default":
-      return null;
+      return { ropeTheta, ropeScaling: null };
     case "linear":
-      return { type, factor: scaling.positive("factor", 1) };
+      return { ropeTheta, ropeScaling: { type, factor: scaling.positive("factor", 1) } };
     case "llama3":
       return {
-        type,
-        factor: scaling.positive("factor", 8),
-        lowFreqFactor: scaling.positive("low_freq_factor", 1),
-        highFreqFactor: scaling.positive("high_freq_factor", 4),
-        originalMaxPositionEmbeddings: scaling.int("original_max_position_embeddings", 8192),
+        ropeTheta,
+        ropeScaling: {
+          type,
+          factor: scaling.positive("factor", 8),
+          lowFreqFactor: scaling.positive("low_freq_factor", 1),
+          highFreqFactor: scaling.positive("high_freq_factor", 4),
+          originalMaxPositionEmbeddings: scaling.int("original_max_position_embeddings", 8192),
+        },
       };
     default:
       throw new ConfigError(
-        `Unsupported rope_scaling type "${type}" in ${fields.path} (supported: default, linear, llama3)`,
+        `Unsupported ${key} type "${type}" in ${fields.path} (supported: default, linear, llama3)`,
       );
   }
 }
@@ -337,8 +347,7 @@ export function parseModelConfig(json: Json, path: string): ModelConfig {
     numKvHeads,
     headDim,
     rmsNormEps: fields.positive("rms_norm_eps", defaults.eps),
-    ropeTheta: fields.positive("rope_theta", 10000),
-    ropeScaling: ropeScalingOf(fields),
+    ...ropeOf(fields),
     tieWordEmbeddings: fields.bool("tie_word_embeddings", defaults.tie),
     maxPositionEmbeddings: fields.int("max_position_embeddings", defaults.maxPositions),
     activation: activationOf(fields, architecture),
@@ -495,7 +504,10 @@ function ropeScalingJson(scaling: RopeScaling): Json {
  * ```
  */
 export async function writeModelConfig(dir: string, config: ModelConfig, torchDtype: string): Promise<void> {
-  await writeJsonAtomic(join(dir, "config.json"), { ...toHfConfigJson(config), torch_dtype: torchDtype });
+  const json = toHfConfigJson(config);
+  // transformers 5 renamed torch_dtype to dtype; keep a source's spelling current.
+  if ("dtype" in json) json.dtype = torchDtype;
+  await writeJsonAtomic(join(dir, "config.json"), { ...json, torch_dtype: torchDtype });
 }
 
 /** Writes `value` as indented JSON to `path` through a temporary file and a rename. */

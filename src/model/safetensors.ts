@@ -206,21 +206,18 @@ function halfToFloatTable(): Float32Array {
 }
 
 /**
- * Widens raw little-endian tensor bytes to f32. `raw` must start at a 4-byte-aligned offset of its
- * buffer; every platform Deno runs on is little-endian, so typed-array views read the file order.
+ * Widens 16-bit values to f32 in place: `halves` must view the upper half of `out`'s buffer
+ * (bytes 2n..4n). Writing `out[i]` only overwrites halves already consumed (indices ≤ i), so a
+ * BF16/F16 tensor is loaded with no memory beyond its f32 result.
  */
-export function toFloat32(dtype: SafetensorsDtype, raw: Uint8Array): Float32Array {
-  if (dtype === "F32") return new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4);
-  const halves = new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2);
-  const out = new Float32Array(halves.length);
+function widenInPlace(dtype: "F16" | "BF16", halves: Uint16Array, out: Float32Array): void {
   if (dtype === "BF16") {
-    const outBits = new Uint32Array(out.buffer);
+    const outBits = new Uint32Array(out.buffer, out.byteOffset, out.length);
     for (let i = 0; i < halves.length; i++) outBits[i] = halves[i] << 16;
   } else {
     const table = halfToFloatTable();
     for (let i = 0; i < halves.length; i++) out[i] = table[halves[i]];
   }
-  return out;
 }
 
 /**
@@ -290,18 +287,35 @@ export class SafetensorsFile implements Disposable {
     return [...this.#info(name).shape];
   }
 
-  /** Reads tensor `name` from disk and widens it to a fresh Float32Array (row-major). */
+  /**
+   * Reads tensor `name` from disk as a fresh row-major Float32Array, widening BF16/F16 inside the
+   * result's own buffer. Every platform Deno runs on is little-endian, as the file is, so typed
+   * arrays read the stored order directly.
+   */
   read(name: string): Float32Array {
-    return toFloat32(this.#info(name).dtype, this.readRaw(name));
+    const { dtype, shape, dataOffsets: [begin] } = this.#info(name);
+    const out = new Float32Array(elementCount(shape));
+    if (dtype === "F32") {
+      this.#readAt(begin, new Uint8Array(out.buffer));
+    } else {
+      const halves = new Uint16Array(out.buffer, 2 * out.length, out.length);
+      this.#readAt(begin, new Uint8Array(halves.buffer, halves.byteOffset, halves.byteLength));
+      widenInPlace(dtype, halves, out);
+    }
+    return out;
   }
 
   /** Reads the stored bytes of tensor `name` unchanged (little-endian, its own dtype). */
   readRaw(name: string): Uint8Array {
     const [begin, end] = this.#info(name).dataOffsets;
     const raw = new Uint8Array(end - begin);
-    this.#file.seekSync(this.#dataStart + begin, Deno.SeekMode.Start);
-    readExactly(this.#file, raw, this.path);
+    this.#readAt(begin, raw);
     return raw;
+  }
+
+  #readAt(dataOffset: number, target: Uint8Array): void {
+    this.#file.seekSync(this.#dataStart + dataOffset, Deno.SeekMode.Start);
+    readExactly(this.#file, target, this.path);
   }
 
   /** Releases the file handle. */

@@ -149,6 +149,15 @@ Deno.test("parseModelConfig() reads llama3 rope scaling and a list of eos ids", 
   assert.deepEqual(config.eosTokenIds, [128001, 128009]);
 });
 
+Deno.test("parseModelConfig() reads transformers 5 rope_parameters", () => {
+  const config = parseModelConfig(
+    { ...QWEN, rope_parameters: { rope_type: "linear", factor: 4, rope_theta: 1e6 } },
+    "m/config.json",
+  );
+  assert.equal(config.ropeTheta, 1e6);
+  assert.deepEqual(config.ropeScaling, { type: "linear", factor: 4 });
+});
+
 Deno.test("writeModelConfig() writes a config that reads back the same, keeping unknown keys", async () => {
   const dir = await Deno.makeTempDir();
   const source = parseModelConfig({
