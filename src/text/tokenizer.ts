@@ -97,8 +97,7 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
  *
  * @example
  * ```ts
- * const files = trainBpeTokenizer(["some text"], { vocabSize: 300 });
- * const tokenizer = createTokenizer({ tokenizer: files.tokenizer, config: files.config });
+ * const tokenizer = createTokenizer(trainBpeTokenizer(["some text"], { vocabSize: 300 }));
  * ```
  */
 export function createTokenizer(sources: TokenizerSources): Tokenizer {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { applyChatTemplate, type ChatMessage, cutAfterFinalMessage } from "../../src/text/chat_template.ts";
 import { loadTokenizer } from "../../src/text/tokenizer.ts";
-import { readJson, sharedFixture } from "./helpers.ts";
+import { readJson, sharedDir } from "./helpers.ts";
 
-const { dir: QWEN_DIR, absent: noQwen } = sharedFixture("qwen2.5-tokenizer");
+const { dir: QWEN_DIR, absent: noQwen } = sharedDir("fixtures/qwen2.5-tokenizer");
 
 // The shared Qwen fixture's tokenizer_config.json carries no chat_template, so the one Qwen2.5-Instruct
 // ships is kept beside the tests; Gemma-2-it's is kept likewise (both quoted in rrec-spec §B.3).

@@ -6,9 +6,9 @@
  */
 import { existsSync } from "node:fs";
 
-/** A ../shared fixture folder and whether tests that need it must be skipped. */
-export function sharedFixture(name: string): { dir: string; absent: boolean } {
-  const dir = `../shared/fixtures/${name}`;
+/** A folder under ../shared (e.g. "fixtures/stories260k") and whether tests that need it must be skipped. */
+export function sharedDir(path: string): { dir: string; absent: boolean } {
+  const dir = `../shared/${path}`;
   const absent = !existsSync(dir);
   if (absent) console.warn(`Skipping tests that need ${dir}: it is absent`);
   return { dir, absent };

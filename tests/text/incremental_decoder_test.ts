@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { findStopString, IncrementalDecoder } from "../../src/text/incremental_decoder.ts";
 import { loadTokenizer, type Tokenizer } from "../../src/text/tokenizer.ts";
-import { readJson, sharedFixture } from "./helpers.ts";
+import { readJson, sharedDir } from "./helpers.ts";
 
-const { dir: STORIES_DIR, absent: noStories } = sharedFixture("stories260k");
-const { dir: QWEN_DIR, absent: noQwen } = sharedFixture("qwen2.5-tokenizer");
+const { dir: STORIES_DIR, absent: noStories } = sharedDir("fixtures/stories260k");
+const { dir: QWEN_DIR, absent: noQwen } = sharedDir("fixtures/qwen2.5-tokenizer");
 
 function stream(tokenizer: Tokenizer, ids: number[], skipSpecialTokens = false): string[] {
   const decoder = new IncrementalDecoder(tokenizer, { skipSpecialTokens });

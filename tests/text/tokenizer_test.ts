@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { loadTokenizer } from "../../src/text/tokenizer.ts";
-import { readJson, sharedFixture, withTempDir } from "./helpers.ts";
+import { readJson, sharedDir, withTempDir } from "./helpers.ts";
 
-const { dir: STORIES_DIR, absent: noStories } = sharedFixture("stories260k");
-const { dir: QWEN_DIR, absent: noQwen } = sharedFixture("qwen2.5-tokenizer");
+const { dir: STORIES_DIR, absent: noStories } = sharedDir("fixtures/stories260k");
+const { dir: QWEN_DIR, absent: noQwen } = sharedDir("fixtures/qwen2.5-tokenizer");
 
 Deno.test({
   name: "loadTokenizer() encodes the stories260k tokenizer cases exactly, BOS included",
