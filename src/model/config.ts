@@ -326,6 +326,7 @@ export function parseModelConfig(json: Json, path: string): ModelConfig {
     );
   }
   const headDim = fields.int("head_dim", isGemma ? 256 : Math.floor(hiddenSize / numHeads));
+  if (headDim % 2 !== 0) throw new ConfigError(`Invalid ${path}: head_dim ${headDim} must be even for RoPE`);
   const numLayers = fields.int("num_hidden_layers");
   const attentionBias = fields.bool("attention_bias", false);
   if (fields.bool("mlp_bias", false)) throw new ConfigError(`Unsupported mlp_bias true in ${path}`);
