@@ -37,7 +37,7 @@ export interface Tokenizer {
   readonly specialIds: ReadonlySet<number>;
   /** Token ids of `text`. */
   encode(text: string, options?: EncodeOptions): number[];
-  /** Text of `ids`; an empty list gives "". */
+  /** Text of `ids`; an empty list gives "", ids the tokenizer lacks give nothing. */
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string;
   /** Id of a vocabulary or added token, or undefined when it is not one token. */
   tokenToId(token: string): number | undefined;
@@ -170,11 +170,11 @@ class LoadedTokenizer implements Tokenizer {
   }
 
   decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
-    const list = Array.from(ids);
-    for (const id of list) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new Error(`Token id ${id} is outside the vocabulary (size ${this.vocabSize})`);
-      }
+    const list: number[] = [];
+    for (const id of Array.from(ids)) {
+      if (!Number.isInteger(id) || id < 0) throw new Error(`Token id ${id} is not a non-negative integer`);
+      // Ids past the tokenizer (a model's padded embedding rows) decode to nothing, as in HF tokenizers.
+      if (this.inner.id_to_token(id) !== undefined) list.push(id);
     }
     if (list.length === 0) return "";
     return this.inner.decode(list, { skip_special_tokens: options.skipSpecialTokens ?? false });

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { applyChatTemplate, type ChatMessage, cutAfterFinalMessage } from "../../src/text/chat_template.ts";
 import { loadTokenizer } from "../../src/text/tokenizer.ts";
-import { readJson, sharedDir } from "./helpers.ts";
+import { once, readJson, sharedDir } from "./helpers.ts";
 
 const { dir: QWEN_DIR, absent: noQwen } = sharedDir("fixtures/qwen2.5-tokenizer");
+const qwenTokenizer = once(() => loadTokenizer(QWEN_DIR));
 
 // The shared Qwen fixture's tokenizer_config.json carries no chat_template, so the one Qwen2.5-Instruct
 // ships is kept beside the tests; Gemma-2-it's is kept likewise (both quoted in rrec-spec §B.3).
@@ -27,7 +28,7 @@ const ITEM_MSG = "Title: Capo\nUser Rating: 4.5\nNumber of Buyers: 12\nDescripti
 const REASONING = "  They play guitar, so accessories fit. <answer>";
 
 async function qwenConfig() {
-  const tokenizer = await loadTokenizer(QWEN_DIR);
+  const tokenizer = await qwenTokenizer();
   return { tokenizer, config: { ...tokenizer.config, chat_template: qwenTemplate } };
 }
 

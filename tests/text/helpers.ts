@@ -28,3 +28,9 @@ export async function withTempDir(body: (dir: string) => Promise<void>): Promise
 export async function readJson(path: string) {
   return JSON.parse(await Deno.readTextFile(path));
 }
+
+/** Runs `load` on the first call only and hands every caller the same promise (fixtures load once per file). */
+export function once<T>(load: () => Promise<T>): () => Promise<T> {
+  let loaded: Promise<T> | undefined;
+  return () => loaded ??= load();
+}

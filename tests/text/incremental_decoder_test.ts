@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { findStopString, IncrementalDecoder } from "../../src/text/incremental_decoder.ts";
 import { loadTokenizer, type Tokenizer } from "../../src/text/tokenizer.ts";
-import { readJson, sharedDir } from "./helpers.ts";
+import { once, readJson, sharedDir } from "./helpers.ts";
 
 const { dir: STORIES_DIR, absent: noStories } = sharedDir("fixtures/stories260k");
 const { dir: QWEN_DIR, absent: noQwen } = sharedDir("fixtures/qwen2.5-tokenizer");
+const storiesTokenizer = once(() => loadTokenizer(STORIES_DIR));
+const qwenTokenizer = once(() => loadTokenizer(QWEN_DIR));
 
 function stream(tokenizer: Tokenizer, ids: number[], skipSpecialTokens = false): string[] {
   const decoder = new IncrementalDecoder(tokenizer, { skipSpecialTokens });
@@ -18,7 +20,7 @@ Deno.test({
   name: "IncrementalDecoder never shows half a character of byte-level BPE text",
   ignore: noQwen,
   fn: async () => {
-    const tokenizer = await loadTokenizer(QWEN_DIR);
+    const tokenizer = await qwenTokenizer();
     const text = "Price 😀 naïve café 日本語 ᚠᛇᚻ 𝔘𝔫𝔦 — ok <answer>";
     const ids = tokenizer.encode(text, { addSpecialTokens: false });
     const partial = ids.filter((id) => tokenizer.decode([id]).includes("\uFFFD"));
@@ -33,7 +35,7 @@ Deno.test({
   name: "IncrementalDecoder releases text after bytes that never form a character",
   ignore: noQwen,
   fn: async () => {
-    const tokenizer = await loadTokenizer(QWEN_DIR);
+    const tokenizer = await qwenTokenizer();
     const invalidByte = tokenizer.tokenToId("ÿ"); // byte 0xFF, never valid in UTF-8
     assert.notEqual(invalidByte, undefined);
     const words = tokenizer.encode(" one two three four five six <answer>", { addSpecialTokens: false });
@@ -49,7 +51,7 @@ Deno.test({
   name: "IncrementalDecoder streams the stories260k continuation with its word spaces",
   ignore: noStories,
   fn: async () => {
-    const tokenizer = await loadTokenizer(STORIES_DIR);
+    const tokenizer = await storiesTokenizer();
     const reference = await readJson(`${STORIES_DIR}/reference_outputs.json`);
     const { output_ids: ids, text } = reference.greedy_no_prompt;
     assert.equal(stream(tokenizer, ids, true).join(""), text);
