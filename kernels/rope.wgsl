@@ -37,6 +37,11 @@ fn pair(i: u32, position: i32) -> Pair {
   return Pair(lo, lo + p.half, vec2<f32>(cos(r), sin(r)));
 }
 
+// (a, b) rotated by the angle whose (cos, sin) is cs.
+fn rotate(a: f32, b: f32, cs: vec2<f32>) -> vec2<f32> {
+  return vec2<f32>(a * cs.x - b * cs.y, b * cs.x + a * cs.y);
+}
+
 @group(0) @binding(1) var<storage, read> positions: array<i32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
@@ -46,10 +51,9 @@ fn rope_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_stride;
   if (i >= p.n) { return; }
   let q = pair(i, positions[i / (p.half * p.heads)]);
-  let a = x[q.lo];
-  let b = x[q.hi];
-  y[q.lo] = a * q.cs.x - b * q.cs.y;
-  y[q.hi] = b * q.cs.x + a * q.cs.y;
+  let r = rotate(x[q.lo], x[q.hi], q.cs);
+  y[q.lo] = r.x;
+  y[q.hi] = r.y;
 }
 
 @group(0) @binding(2) var<storage, read_write> xy: array<f32>;
@@ -59,10 +63,9 @@ fn rope_forward_inplace(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_stride;
   if (i >= p.n) { return; }
   let q = pair(i, positions[i / (p.half * p.heads)]);
-  let a = xy[q.lo];
-  let b = xy[q.hi];
-  xy[q.lo] = a * q.cs.x - b * q.cs.y;
-  xy[q.hi] = b * q.cs.x + a * q.cs.y;
+  let r = rotate(xy[q.lo], xy[q.hi], q.cs);
+  xy[q.lo] = r.x;
+  xy[q.hi] = r.y;
 }
 
 @compute @workgroup_size(WG)
@@ -70,8 +73,7 @@ fn rope_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_stride;
   if (i >= p.n) { return; }
   let q = pair(i, positions[i / (p.half * p.heads)]);
-  let a = x[q.lo];
-  let b = x[q.hi];
-  y[q.lo] += a * q.cs.x + b * q.cs.y;
-  y[q.hi] += b * q.cs.x - a * q.cs.y;
+  let r = rotate(x[q.lo], x[q.hi], vec2<f32>(q.cs.x, -q.cs.y));
+  y[q.lo] += r.x;
+  y[q.hi] += r.y;
 }
