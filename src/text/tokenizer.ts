@@ -130,7 +130,8 @@ class LoadedTokenizer implements Tokenizer {
       if (content === null) return null;
       const id = inner.token_to_id(content);
       if (id === undefined) {
-        throw new Error(`Invalid ${origin}: ${field} "${content}" of tokenizer_config.json is not a token`);
+        const configPath = origin.replace(/tokenizer\.json$/, "tokenizer_config.json");
+        throw new Error(`Invalid ${configPath}: ${field} "${content}" is not a token of tokenizer.json`);
       }
       return id;
     };

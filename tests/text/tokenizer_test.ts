@@ -96,6 +96,16 @@ Deno.test("loadTokenizer() names a tokenizer_config.json that is not JSON, in on
     });
   }));
 
+Deno.test("loadTokenizer() names a tokenizer_config.json whose bos_token is not a token", () =>
+  withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(minimalTokenizerJson()));
+    await Deno.writeTextFile(`${dir}/tokenizer_config.json`, JSON.stringify({ bos_token: "<s>" }));
+    await assert.rejects(
+      loadTokenizer(dir),
+      /^Error: Invalid .*tokenizer_config\.json: bos_token "<s>" is not a token of tokenizer\.json$/,
+    );
+  }));
+
 Deno.test("loadTokenizer() names a tokenizer.json whose model is unusable", () =>
   withTempDir(async (dir) => {
     await Deno.writeTextFile(
