@@ -1,0 +1,163 @@
+/**
+ * Gated MLP activations — SwiGLU `silu(gate)·up` and GeGLU `gelu_tanh(gate)·up` (HF
+ * `gelu_pytorch_tanh`) — and scaling `y = s·x`, forward and backward (CPU reference + GPU launchers).
+ *
+ * @example
+ * ```ts
+ * swigluForward(rec, gate, up, act, { n: rows * ff });
+ * swigluBackward(rec, dAct, gate, up, dGate, dUp, { n: rows * ff });
+ * scaleForward(rec, x, y, { n: x.size, scale: Math.sqrt(hidden) });
+ * ```
+ *
+ * @module
+ */
+import { params, type Recorder } from "../gpu/recorder.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { elementGrid } from "./grid.ts";
+
+const WG = 64;
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const GELU_CUBIC = 0.044715;
+
+/** `silu(g)` and its derivative. */
+export function siluCpu(g: number): [value: number, slope: number] {
+  const s = 1 / (1 + Math.exp(-g));
+  return [g * s, s * (1 + g * (1 - s))];
+}
+
+/** Tanh-approximated GELU (`gelu_pytorch_tanh`) and its derivative. */
+export function geluTanhCpu(g: number): [value: number, slope: number] {
+  const t = Math.tanh(SQRT_2_OVER_PI * (g + GELU_CUBIC * g ** 3));
+  const du = SQRT_2_OVER_PI * (1 + 3 * GELU_CUBIC * g * g);
+  return [0.5 * g * (1 + t), 0.5 * (1 + t) + 0.5 * g * (1 - t * t) * du];
+}
+
+type Activation = (g: number) => [value: number, slope: number];
+
+function gluForwardCpu(act: Activation, gate: ArrayLike<number>, up: ArrayLike<number>): Float64Array {
+  return Float64Array.from({ length: gate.length }, (_, i) => act(gate[i])[0] * up[i]);
+}
+
+function gluBackwardCpu(
+  act: Activation,
+  dout: ArrayLike<number>,
+  gate: ArrayLike<number>,
+  up: ArrayLike<number>,
+) {
+  const dgate = new Float64Array(gate.length), dup = new Float64Array(gate.length);
+  for (let i = 0; i < gate.length; i++) {
+    const [value, slope] = act(gate[i]);
+    dgate[i] = dout[i] * up[i] * slope;
+    dup[i] = dout[i] * value;
+  }
+  return { dgate, dup };
+}
+
+/** CPU reference: `silu(gate)·up`. */
+export const swigluForwardCpu = (gate: ArrayLike<number>, up: ArrayLike<number>): Float64Array =>
+  gluForwardCpu(siluCpu, gate, up);
+/** CPU reference backward of SwiGLU: `{ dgate, dup }`. */
+export const swigluBackwardCpu = (
+  dout: ArrayLike<number>,
+  gate: ArrayLike<number>,
+  up: ArrayLike<number>,
+): { dgate: Float64Array; dup: Float64Array } => gluBackwardCpu(siluCpu, dout, gate, up);
+/** CPU reference: `gelu_tanh(gate)·up`. */
+export const gegluForwardCpu = (gate: ArrayLike<number>, up: ArrayLike<number>): Float64Array =>
+  gluForwardCpu(geluTanhCpu, gate, up);
+/** CPU reference backward of GeGLU: `{ dgate, dup }`. */
+export const gegluBackwardCpu = (
+  dout: ArrayLike<number>,
+  gate: ArrayLike<number>,
+  up: ArrayLike<number>,
+): { dgate: Float64Array; dup: Float64Array } => gluBackwardCpu(geluTanhCpu, dout, gate, up);
+
+/** CPU reference: `s·x` (its backward is `s·dy`, the same function). */
+export function scaleForwardCpu(x: ArrayLike<number>, scale: number): Float64Array {
+  return Float64Array.from({ length: x.length }, (_, i) => scale * x[i]);
+}
+
+function dispatchElementwise(
+  rec: Recorder,
+  entry: string,
+  gelu: boolean,
+  bindings: Tensor[],
+  n: number,
+  scale = 1,
+): void {
+  const { groups, rowStride } = elementGrid(n, WG);
+  rec.dispatch(
+    rec.kernel("activations", entry, { WG, GELU: gelu ? 1 : 0 }),
+    bindings,
+    groups,
+    params([["u32", n], ["f32", scale], ["u32", rowStride], ["u32", 0]]),
+  );
+}
+
+/** Records `out = silu(gate)·up`. */
+export function swigluForward(
+  rec: Recorder,
+  gate: Tensor,
+  up: Tensor,
+  out: Tensor,
+  { n }: { n: number },
+): void {
+  dispatchElementwise(rec, "glu_forward", false, [gate, up, out], n);
+}
+
+/** Records `dgate += dout·up·silu'(gate)`, `dup += dout·silu(gate)`. */
+export function swigluBackward(
+  rec: Recorder,
+  dout: Tensor,
+  gate: Tensor,
+  up: Tensor,
+  dgate: Tensor,
+  dup: Tensor,
+  { n }: { n: number },
+): void {
+  dispatchElementwise(rec, "glu_backward", false, [dout, gate, up, dgate, dup], n);
+}
+
+/** Records `out = gelu_tanh(gate)·up`. */
+export function gegluForward(
+  rec: Recorder,
+  gate: Tensor,
+  up: Tensor,
+  out: Tensor,
+  { n }: { n: number },
+): void {
+  dispatchElementwise(rec, "glu_forward", true, [gate, up, out], n);
+}
+
+/** Records `dgate += dout·up·gelu_tanh'(gate)`, `dup += dout·gelu_tanh(gate)`. */
+export function gegluBackward(
+  rec: Recorder,
+  dout: Tensor,
+  gate: Tensor,
+  up: Tensor,
+  dgate: Tensor,
+  dup: Tensor,
+  { n }: { n: number },
+): void {
+  dispatchElementwise(rec, "glu_backward", true, [dout, gate, up, dgate, dup], n);
+}
+
+/** Records `y = s·x`. */
+export function scaleForward(
+  rec: Recorder,
+  x: Tensor,
+  y: Tensor,
+  { n, scale }: { n: number; scale: number },
+): void {
+  dispatchElementwise(rec, "scale_forward", false, [x, y], n, scale);
+}
+
+/** Records `dx += s·dy`. */
+export function scaleBackward(
+  rec: Recorder,
+  dy: Tensor,
+  dx: Tensor,
+  { n, scale }: { n: number; scale: number },
+): void {
+  dispatchElementwise(rec, "scale_backward", false, [dy, dx], n, scale);
+}
