@@ -76,14 +76,16 @@ export class StagedDirectory {
    * `force`, or when its parent directory cannot be written.
    */
   static async create(target: string, options: { force: boolean }): Promise<StagedDirectory> {
-    if (!options.force && await exists(target)) {
-      throw new OutputError(`Output ${target} already exists (use --force to replace it)`);
-    }
     const temp = join(dirname(target), `.${basename(target)}.tmp-${Deno.pid}-${Date.now()}`);
+    let taken: boolean;
     try {
-      await Deno.mkdir(temp, { recursive: true });
+      taken = await exists(target);
+      if (!taken || options.force) await Deno.mkdir(temp, { recursive: true });
     } catch (e) {
       throw new OutputError(`Cannot write output ${target}: ${(e as Error).message.split("\n")[0]}`);
+    }
+    if (taken && !options.force) {
+      throw new OutputError(`Output ${target} already exists (use --force to replace it)`);
     }
     return new StagedDirectory(target, temp, options.force);
   }

@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { basename } from "node:path";
 import type { MetaFormat } from "./amazon_formats.ts";
 import { DATASET_FORMAT_VERSION, type DatasetInfo, type Deviation, PAD_ITEM_ID, SPLITS } from "./dataset.ts";
 import { StagedDirectory } from "./dataset_writer.ts";
@@ -260,7 +261,8 @@ export function formatReport(info: DatasetInfo): string {
   const drops = Object.entries(info.drops);
   if (drops.length > 0) lines.push("dropped:");
   for (const [reason, d] of drops) {
-    lines.push(`  ${reason}: ${d.count}${d.first.length ? ` (first at ${d.first.join(", ")})` : ""}`);
+    const places = d.first.map((place) => basename(place));
+    lines.push(`  ${reason}: ${d.count}${places.length ? ` (first at ${places.join(", ")})` : ""}`);
   }
   return lines.join("\n");
 }
