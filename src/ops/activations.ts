@@ -94,53 +94,37 @@ function dispatchElementwise(
   );
 }
 
+/** Records `out = act(gate)·up`. */
+export type GluForward = (rec: Recorder, gate: Tensor, up: Tensor, out: Tensor, shape: { n: number }) => void;
+/** Records `dgate += dout·up·act'(gate)`, `dup += dout·act(gate)`. */
+export type GluBackward = (
+  rec: Recorder,
+  dout: Tensor,
+  gate: Tensor,
+  up: Tensor,
+  dgate: Tensor,
+  dup: Tensor,
+  shape: { n: number },
+) => void;
+
+function gluLaunchers(gelu: boolean): { forward: GluForward; backward: GluBackward } {
+  return {
+    forward: (rec, gate, up, out, { n }) => dispatchElementwise(rec, "glu_forward", gelu, [gate, up, out], n),
+    backward: (rec, dout, gate, up, dgate, dup, { n }) =>
+      dispatchElementwise(rec, "glu_backward", gelu, [dout, gate, up, dgate, dup], n),
+  };
+}
+
+const swiglu = gluLaunchers(false);
+const geglu = gluLaunchers(true);
 /** Records `out = silu(gate)·up`. */
-export function swigluForward(
-  rec: Recorder,
-  gate: Tensor,
-  up: Tensor,
-  out: Tensor,
-  { n }: { n: number },
-): void {
-  dispatchElementwise(rec, "glu_forward", false, [gate, up, out], n);
-}
-
+export const swigluForward: GluForward = swiglu.forward;
 /** Records `dgate += dout·up·silu'(gate)`, `dup += dout·silu(gate)`. */
-export function swigluBackward(
-  rec: Recorder,
-  dout: Tensor,
-  gate: Tensor,
-  up: Tensor,
-  dgate: Tensor,
-  dup: Tensor,
-  { n }: { n: number },
-): void {
-  dispatchElementwise(rec, "glu_backward", false, [dout, gate, up, dgate, dup], n);
-}
-
+export const swigluBackward: GluBackward = swiglu.backward;
 /** Records `out = gelu_tanh(gate)·up`. */
-export function gegluForward(
-  rec: Recorder,
-  gate: Tensor,
-  up: Tensor,
-  out: Tensor,
-  { n }: { n: number },
-): void {
-  dispatchElementwise(rec, "glu_forward", true, [gate, up, out], n);
-}
-
+export const gegluForward: GluForward = geglu.forward;
 /** Records `dgate += dout·up·gelu_tanh'(gate)`, `dup += dout·gelu_tanh(gate)`. */
-export function gegluBackward(
-  rec: Recorder,
-  dout: Tensor,
-  gate: Tensor,
-  up: Tensor,
-  dgate: Tensor,
-  dup: Tensor,
-  { n }: { n: number },
-): void {
-  dispatchElementwise(rec, "glu_backward", true, [dout, gate, up, dgate, dup], n);
-}
+export const gegluBackward: GluBackward = geglu.backward;
 
 /** Records `y = s·x`. */
 export function scaleForward(
