@@ -8,11 +8,13 @@ import { infoCommand } from "./info.ts";
 import { notBuiltCommands } from "./not_built.ts";
 import { preprocessCommand } from "./preprocess.ts";
 import { promptsCommand } from "./prompts.ts";
+import { sampleCommand } from "./sample.ts";
 
 /** Every subcommand. Add a command by importing its module here. */
 export const commands: Command[] = [
   infoCommand,
   preprocessCommand,
   promptsCommand,
+  sampleCommand,
   ...notBuiltCommands,
 ];

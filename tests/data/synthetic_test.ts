@@ -18,7 +18,7 @@ const MB = 1024 * 1024;
 const fresh = sampleFiles();
 const committed = (name: string) => join(SAMPLE_DIR, name);
 
-async function sha256(bytes: Uint8Array): Promise<string> {
+async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
@@ -120,7 +120,8 @@ Deno.test("sample users buy the accessories of their instrument after it and kee
     });
   }
   assert(followUps / afterMain > 0.7, `accessory after an instrument ${followUps}/${afterMain}`);
-  assert(inTier / total > 2 / TIERS.length * 0.75, `purchases in the user's tier ${inTier}/${total}`);
+  // A tier-blind choice would land in the user's tier about a third of the time.
+  assert(inTier / total > 1.5 / TIERS.length, `purchases in the user's tier ${inTier}/${total}`);
 });
 
 Deno.test("the corpus holds item prompts and user prompts that end with <answer>", () => {
