@@ -1,7 +1,9 @@
 import { strictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
 import { categoryWording } from "../../src/prompts/category.ts";
+import { join } from "node:path";
 import {
   describeItem,
+  loadPromptTemplates,
   PAD_ITEM_FIELDS,
   renderItemPrompt,
   renderUserPrompt,
@@ -116,4 +118,28 @@ Deno.test("categoryWording() applies the documented rule to other categories", (
   assertEquals(categoryWording("Movies_and_TV").plural, "movies and TV products");
   assertEquals(categoryWording("Electronics").singular, "electronics product");
   assertThrows(() => categoryWording("__"), /no words/);
+});
+
+Deno.test("loadPromptTemplates() reads edited templates from another folder", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "r2ec-templates-" });
+  try {
+    await Deno.writeTextFile(
+      join(dir, "user.jinja"),
+      "{% for e in history %}{{ e.title }}={{ e.rating }};{% endfor %}\n",
+    );
+    await Deno.writeTextFile(join(dir, "item.jinja"), "{{ category.plural }}: {{ title }}\n");
+    const templates = loadPromptTemplates(dir);
+    const sample = {
+      history_item_title: ["A", "B"],
+      history_rating: [5, 3.5],
+      history_timestamp: [T, T],
+      timestamp: T,
+    };
+    assertEquals(renderUserPrompt(sample, "Video_Games", { templates }), "A=5.0;B=3.5;");
+    assertEquals(renderItemPrompt(PAD_ITEM_FIELDS, "Video_Games", templates), "video games: pad_title");
+    await Deno.remove(join(dir, "item.jinja"));
+    assertThrows(() => loadPromptTemplates(dir), /item\.jinja/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
