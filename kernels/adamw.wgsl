@@ -1,0 +1,103 @@
+// AdamW (PyTorch semantics: decoupled weight decay, bias correction) with global L2 gradient-norm
+// clipping (torch.nn.utils.clip_grad_norm_: coef = min(1, max_norm / (norm + 1e-6))), all on the GPU:
+//   adamw_sumsq   per tensor: partial Σ g² of fixed blocks → partials[first + block]
+//   adamw_norm    one workgroup: norm = sqrt(Σ partials) → grad_norm[0]; coef → partials[count]
+//   adamw_update  per tensor, element-wise: g·coef, then the AdamW update of param, m, v.
+// Every sum runs in a fixed order (no atomics), so the step is bit-reproducible.
+//
+// Napkin math (7.6 M params, the reference decoder): sumsq reads g once (30 MB); the update reads
+// param, g, m, v and writes param, m, v: 7 × 30 MB = 213 MB of per-lane traffic, ~15 FLOP + 1 sqrt
+// + 1 divide per element → memory bound at 2–5 GB/s on llvmpipe: ~50–100 ms per step; the norm adds
+// ~15 %. Dispatch overhead is 2·tensors + 1 dispatches × ~50 µs.
+
+const WG: u32 = 64u;
+
+struct SumParams { n: u32, first: u32, block: u32, _pad: u32 }
+
+@group(0) @binding(0) var<uniform> sp: SumParams;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partials: array<f32>;
+
+var<workgroup> lanes: array<f32, WG>;
+
+// Sum of `value` over the workgroup; every lane gets the total. Call from uniform control flow.
+fn workgroup_sum(value: f32, lane: u32) -> f32 {
+  lanes[lane] = value;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+    if (lane < stride) { lanes[lane] += lanes[lane + stride]; }
+    workgroupBarrier();
+  }
+  let total = lanes[0];
+  workgroupBarrier();
+  return total;
+}
+
+@compute @workgroup_size(WG)
+fn adamw_sumsq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let start = wid.x * sp.block;
+  let end = min(start + sp.block, sp.n);
+  var squares = 0.0;
+  for (var i = start + lid.x; i < end; i += WG) {
+    let g = grad[i];
+    squares += g * g;
+  }
+  let total = workgroup_sum(squares, lid.x);
+  if (lid.x == 0u) { partials[sp.first + wid.x] = total; }
+}
+
+struct NormParams { count: u32, max_norm: f32, _pad0: u32, _pad1: u32 }
+
+@group(0) @binding(0) var<uniform> np: NormParams;
+@group(0) @binding(1) var<storage, read_write> all_partials: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grad_norm: array<f32>;
+
+@compute @workgroup_size(WG)
+fn adamw_norm(@builtin(local_invocation_id) lid: vec3<u32>) {
+  var sum = 0.0;
+  for (var i = lid.x; i < np.count; i += WG) { sum += all_partials[i]; }
+  let norm = sqrt(workgroup_sum(sum, lid.x));
+  if (lid.x == 0u) {
+    grad_norm[0] = norm;
+    var coef = 1.0;
+    if (np.max_norm > 0.0) { coef = min(1.0, np.max_norm / (norm + 1e-6)); }
+    all_partials[np.count] = coef;
+  }
+}
+
+struct UpdateParams {
+  n: u32,
+  row_stride: u32,
+  coef_at: u32,
+  _pad: u32,
+  decay: f32, // 1 − lr·weight_decay
+  beta1: f32,
+  one_minus_beta1: f32, // rounded from f64 like PyTorch's Python-float scalars
+  beta2: f32,
+  one_minus_beta2: f32,
+  eps: f32,
+  step_size: f32, // lr / (1 − beta1^step)
+  bias_correction2_sqrt: f32, // sqrt(1 − beta2^step)
+}
+
+@group(0) @binding(0) var<uniform> up: UpdateParams;
+@group(0) @binding(1) var<storage, read_write> param: array<f32>;
+@group(0) @binding(2) var<storage, read> grad_u: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m: array<f32>;
+@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+@group(0) @binding(5) var<storage, read> coef: array<f32>;
+
+@compute @workgroup_size(WG)
+fn adamw_update(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * up.row_stride;
+  if (i >= up.n) { return; }
+  let g = grad_u[i] * coef[up.coef_at];
+  // Same operation order as torch.optim.AdamW (single-tensor path).
+  let p = param[i] * up.decay;
+  let m1 = m[i] + up.one_minus_beta1 * (g - m[i]);
+  let v1 = v[i] * up.beta2 + up.one_minus_beta2 * g * g;
+  let denom = sqrt(v1) / up.bias_correction2_sqrt + up.eps;
+  param[i] = p - up.step_size * (m1 / denom);
+  m[i] = m1;
+  v[i] = v1;
+}

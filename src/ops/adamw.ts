@@ -1,0 +1,128 @@
+/**
+ * AdamW with global gradient-norm clipping, entirely on the GPU (no sync): per-tensor partial sums
+ * of squares → one reduction to the global norm and clip coefficient → the AdamW update of every
+ * tensor. Semantics are PyTorch's `clip_grad_norm_` followed by `torch.optim.AdamW` (decoupled
+ * weight decay, bias correction). Gradients are read, not modified: clear them before the next step.
+ *
+ * @example
+ * ```ts
+ * adamwStep(rec, params.map((p) => ({ param: p.value, grad: p.grad, m: p.m, v: p.v })), {
+ *   lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step, maxGradNorm: 1,
+ * }, gradNorm);
+ * const norm = rec.read(gradNorm); // resolved by the step's single submit
+ * ```
+ *
+ * @module
+ */
+import { params, type Recorder } from "../gpu/recorder.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { elementGrid } from "./grid.ts";
+import { scratchBuffer } from "./scratch.ts";
+
+const WG = 64;
+/** Elements per partial-sum block (each a workgroup): 256 per lane, few enough partials to reduce in one workgroup. */
+const SUM_BLOCK = WG * 256;
+
+/** One parameter tensor with its gradient and Adam moments (all the same size). */
+export interface AdamwGroup<T = Tensor> {
+  param: T;
+  grad: T;
+  m: T;
+  v: T;
+}
+
+/** Hyper-parameters of one step; `step` counts from 1, `maxGradNorm` 0 disables clipping. */
+export interface AdamwOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  step: number;
+  maxGradNorm: number;
+}
+
+/** The clip coefficient of `clip_grad_norm_`: `min(1, maxNorm / (norm + 1e-6))`, 1 when off. */
+export function clipCoefficient(norm: number, maxGradNorm: number): number {
+  return maxGradNorm > 0 ? Math.min(1, maxGradNorm / (norm + 1e-6)) : 1;
+}
+
+/**
+ * CPU reference: clips and updates `groups` in place (f64), returning the global gradient norm
+ * before clipping.
+ */
+export function adamwStepCpu(groups: AdamwGroup<Float64Array>[], opts: AdamwOptions): number {
+  let squares = 0;
+  for (const { grad } of groups) for (const g of grad) squares += g * g;
+  const norm = Math.sqrt(squares);
+  const coef = clipCoefficient(norm, opts.maxGradNorm);
+  const stepSize = opts.lr / (1 - opts.beta1 ** opts.step);
+  const bias2Sqrt = Math.sqrt(1 - opts.beta2 ** opts.step);
+  for (const { param, grad, m, v } of groups) {
+    for (let i = 0; i < param.length; i++) {
+      const g = grad[i] * coef;
+      param[i] *= 1 - opts.lr * opts.weightDecay;
+      m[i] += (1 - opts.beta1) * (g - m[i]);
+      v[i] = v[i] * opts.beta2 + (1 - opts.beta2) * g * g;
+      param[i] -= stepSize * (m[i] / (Math.sqrt(v[i]) / bias2Sqrt + opts.eps));
+    }
+  }
+  return norm;
+}
+
+/**
+ * Records one clipped AdamW step over `groups`; writes the pre-clip global gradient norm to
+ * `gradNorm [1]`.
+ */
+export function adamwStep(rec: Recorder, groups: AdamwGroup[], opts: AdamwOptions, gradNorm: Tensor): void {
+  if (!(opts.step >= 1)) throw new RangeError(`AdamW step ${opts.step} must count from 1`);
+  const blocks = groups.map((g) => Math.max(1, Math.ceil(g.grad.size / SUM_BLOCK)));
+  const count = blocks.reduce((a, b) => a + b, 0);
+  const partials = { buffer: scratchBuffer(rec, "adamw.partials", 4 * (count + 1)) };
+  const sumsq = rec.kernel("adamw", "adamw_sumsq");
+  let first = 0;
+  groups.forEach(({ grad }, i) => {
+    rec.dispatch(
+      sumsq,
+      [grad, partials],
+      [blocks[i]],
+      params([["u32", grad.size], ["u32", first], [
+        "u32",
+        SUM_BLOCK,
+      ]]),
+    );
+    first += blocks[i];
+  });
+  rec.dispatch(
+    rec.kernel("adamw", "adamw_norm"),
+    [partials, gradNorm],
+    [1],
+    params([["u32", count], [
+      "f32",
+      opts.maxGradNorm,
+    ]]),
+  );
+  const update = rec.kernel("adamw", "adamw_update");
+  for (const { param, grad, m, v } of groups) {
+    const { groups: grid, rowStride } = elementGrid(param.size, WG);
+    rec.dispatch(
+      update,
+      [param, grad, m, v, partials],
+      grid,
+      params([
+        ["u32", param.size],
+        ["u32", rowStride],
+        ["u32", count],
+        ["u32", 0],
+        ["f32", 1 - opts.lr * opts.weightDecay],
+        ["f32", opts.beta1],
+        ["f32", 1 - opts.beta1],
+        ["f32", opts.beta2],
+        ["f32", 1 - opts.beta2],
+        ["f32", opts.eps],
+        ["f32", opts.lr / (1 - opts.beta1 ** opts.step)],
+        ["f32", Math.sqrt(1 - opts.beta2 ** opts.step)],
+      ]),
+    );
+  }
+}
