@@ -29,8 +29,15 @@ export const DEFAULT_HISTORY_WINDOW = 20;
 /** Words kept from a longer description before `...` is appended (rrec-spec §B.4). */
 export const DESCRIPTION_MAX_WORDS = 100;
 
-/** The directory holding the bundled `user.jinja` and `item.jinja`. */
-export const DEFAULT_PROMPTS_DIR: string = fileURLToPath(new URL("../../prompts/", import.meta.url));
+const BUNDLED_PROMPTS_URL = new URL("../../prompts/", import.meta.url);
+
+/**
+ * The directory holding the bundled `user.jinja` and `item.jinja` (next to `src/`). When r2ec is
+ * imported from a non-file URL it is that URL, and templates must be passed explicitly.
+ */
+export const DEFAULT_PROMPTS_DIR: string = BUNDLED_PROMPTS_URL.protocol === "file:"
+  ? fileURLToPath(BUNDLED_PROMPTS_URL)
+  : BUNDLED_PROMPTS_URL.href;
 
 /** The two parsed prompt templates. */
 export interface PromptTemplates {
@@ -166,6 +173,7 @@ export function renderItemPrompt(
   category: string,
   templates?: PromptTemplates,
 ): string {
+  // An integer prints as one; a fractional count prints as a Python float would.
   const ratingNumber = Number.isInteger(item.rating_number)
     ? String(item.rating_number)
     : pythonFloat(item.rating_number);
