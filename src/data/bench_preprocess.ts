@@ -17,6 +17,7 @@
  */
 import { join } from "node:path";
 import { preprocess } from "./preprocess.ts";
+import { SeededRng } from "./rng.ts";
 
 /** Bump when the generated content changes, so cached files are not reused. */
 const GENERATOR_VERSION = 1;
@@ -41,18 +42,6 @@ export interface BenchResult {
   peak_rss_bytes: number;
   samples: number;
   items: number;
-}
-
-/** mulberry32: a small deterministic PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const WORDS = [
@@ -105,33 +94,31 @@ export async function generateBenchInputs(dir: string, lines: number) {
   const meta = join(dir, `r2ec-bench-meta-${tag}.jsonl`);
   const asin = (i: number) => `B${String(i).padStart(9, "0")}`;
   if (!await isFile(meta)) {
-    const random = prng(7);
+    const rng = new SeededRng(7);
     await writeLines(meta, items, (i) =>
       JSON.stringify({
         main_category: "Musical Instruments",
         title: `${WORDS[i % WORDS.length]} item ${i} &amp; case`,
-        average_rating: Math.round(random() * 40 + 10) / 10,
-        rating_number: Math.floor(random() * 500),
-        price: random() < 0.2 ? null : Math.round(random() * 10000) / 100,
+        average_rating: Math.round(rng.next() * 40 + 10) / 10,
+        rating_number: rng.int(500),
+        price: rng.next() < 0.2 ? null : Math.round(rng.next() * 10000) / 100,
         description: [`Description of item ${i}.`],
         parent_asin: asin(i),
       }));
   }
   if (!await isFile(reviews)) {
-    const random = prng(11);
+    const rng = new SeededRng(11);
     const from = Date.UTC(2015, 0, 1);
     const span = Date.UTC(2024, 0, 1) - from;
     await writeLines(reviews, lines, () => {
-      const word = WORDS[Math.floor(random() * WORDS.length)];
+      const word = rng.pick(WORDS);
       return JSON.stringify({
-        rating: Math.floor(random() * 5) + 1,
+        rating: rng.int(5) + 1,
         title: `${word} ${word}`,
-        text: `This is ${word}. The ${
-          WORDS[Math.floor(random() * WORDS.length)]
-        } is as described, would buy again.`,
-        parent_asin: asin(Math.floor(random() ** 2 * items)),
-        user_id: `U${Math.floor(random() * users).toString(36).toUpperCase().padStart(8, "0")}`,
-        timestamp: from + Math.floor(random() * span),
+        text: `This is ${word}. The ${rng.pick(WORDS)} is as described, would buy again.`,
+        parent_asin: asin(Math.floor(rng.next() ** 2 * items)),
+        user_id: `U${rng.int(users).toString(36).toUpperCase().padStart(8, "0")}`,
+        timestamp: from + rng.int(span),
       });
     });
   }

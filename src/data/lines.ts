@@ -69,6 +69,18 @@ export class LineSource {
       bytes = bytes.pipeThrough(new DecompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>);
     }
     const text = bytes.pipeThrough(new TextDecoderStream());
+    try {
+      yield* this.#split(text);
+    } catch (e) {
+      const what = this.gzip ? "cannot decompress gzip" : "cannot read";
+      throw new Error(
+        `${this.path}: ${what} after line ${this.lines}: ${(e as Error).message.split("\n")[0]}`,
+      );
+    }
+    this.sha256 = hash.digest("hex");
+  }
+
+  async *#split(text: ReadableStream<string>): AsyncGenerator<string[]> {
     let carry = "";
     for await (const chunk of text) {
       const parts = (carry + chunk).split("\n");
@@ -85,6 +97,5 @@ export class LineSource {
       this.lines++;
       yield [carry.charCodeAt(carry.length - 1) === 13 ? carry.slice(0, -1) : carry];
     }
-    this.sha256 = hash.digest("hex");
   }
 }
