@@ -17,6 +17,22 @@ async function capture(argv: string[]): Promise<{ code: number; out: string; err
   }
 }
 
+/** `r2ec preprocess` argv for the given inputs, output and extra flags. */
+function preprocessArgs(files: { reviews: string; meta: string }, out: string, ...extra: string[]): string[] {
+  return [
+    "preprocess",
+    "--reviews",
+    files.reviews,
+    "--meta",
+    files.meta,
+    "--category",
+    "Music",
+    "--out",
+    out,
+    ...extra,
+  ];
+}
+
 async function inputs(dir: string) {
   const reviews = await writeLines(dir, "r.jsonl", [
     review("u1", "A", "2023-01-01T00:00:00"),
@@ -30,19 +46,7 @@ Deno.test("r2ec preprocess writes the dataset and prints counts and drops by rea
   const dir = await tempDir();
   const { reviews, meta } = await inputs(dir);
   const out = join(dir, "ds");
-  const r = await capture([
-    "preprocess",
-    "--reviews",
-    reviews,
-    "--meta",
-    meta,
-    "--category",
-    "Music",
-    "--out",
-    out,
-    "--min-items",
-    "1",
-  ]);
+  const r = await capture(preprocessArgs({ reviews, meta }, out, "--min-items", "1"));
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /category Music: 1 users, 2 items, 2 reviews, 1 samples/);
   assert.match(r.out, /window used: 2022-10-01 \.\. 2023-10-01 \(0 widenings\)/);
@@ -62,18 +66,7 @@ Deno.test("r2ec preprocess writes the dataset and prints counts and drops by rea
 Deno.test("r2ec preprocess --strict exits 1 with one line naming file:line", async () => {
   const dir = await tempDir();
   const { reviews, meta } = await inputs(dir);
-  const r = await capture([
-    "preprocess",
-    "--reviews",
-    reviews,
-    "--meta",
-    meta,
-    "--category",
-    "M",
-    "--out",
-    join(dir, "ds"),
-    "--strict",
-  ]);
+  const r = await capture(preprocessArgs({ reviews, meta }, join(dir, "ds"), "--strict"));
   assert.equal(r.code, 1);
   const last = r.err.split("\n").at(-1)!;
   assert.match(last, /^r2ec preprocess: .*r\.jsonl:3: invalid JSON \(reviews\.malformed_json\)$/);
@@ -96,17 +89,7 @@ Deno.test("r2ec preprocess reports a missing input and an existing output in one
   ]);
   assert.equal(missing.code, 1);
   assert.match(missing.err, /^r2ec preprocess: --reviews file not found: .*none$/);
-  const existing = await capture([
-    "preprocess",
-    "--reviews",
-    reviews,
-    "--meta",
-    meta,
-    "--category",
-    "M",
-    "--out",
-    dir,
-  ]);
+  const existing = await capture(preprocessArgs({ reviews, meta }, dir));
   assert.equal(existing.code, 1);
   assert.match(existing.err, /already exists \(use --force to replace it\)$/);
   await cleanup(dir);
