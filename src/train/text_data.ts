@@ -1,8 +1,8 @@
 /**
  * Causal-LM training data from text: JSONL (one object per line with a `text` field) or plain
- * text (documents separated by blank lines), tokenized into one stream with an end-of-text
- * token between documents, then cut into fixed-length windows. The last `evalFraction` of the
- * stream is held out for the eval loss.
+ * text (documents separated by `<|endoftext|>` lines or blank lines), tokenized into one stream
+ * with an end-of-text token between documents, then cut into fixed-length windows. The last
+ * `evalFraction` of the stream is held out for the eval loss.
  *
  * @example
  * ```ts
@@ -14,7 +14,10 @@
  * @module
  */
 
-/** Reads documents from a `.jsonl` file (field `text`) or a plain text file (blank-line separated). */
+/**
+ * Reads documents from a `.jsonl` file (field `text`) or a plain text file: separated by lines
+ * holding only `<|endoftext|>` when there are any (as in the bundled corpus), else by blank lines.
+ */
 export async function readTextDocuments(path: string): Promise<string[]> {
   let text: string;
   try {
@@ -40,7 +43,8 @@ export async function readTextDocuments(path: string): Promise<string[]> {
     });
     return docs;
   }
-  return text.split(/\n\s*\n/).map((d) => d.trim()).filter((d) => d.length > 0);
+  const separator = /^<\|endoftext\|>$/m.test(text) ? /^<\|endoftext\|>$/m : /\n\s*\n/;
+  return text.split(separator).map((d) => d.trim()).filter((d) => d.length > 0);
 }
 
 /** Concatenates tokenized documents, each followed by `separatorId`. */
