@@ -11,12 +11,12 @@
  */
 import { type Command, intFlag, parseFlags, UsageError } from "./command.ts";
 import { formatBenchReport, runPreprocessBench } from "../data/bench_preprocess.ts";
-import { formatReport, preprocess, PREPROCESS_DEFAULTS } from "../data/preprocess.ts";
+import { defaultOutDir, formatReport, preprocess, PREPROCESS_DEFAULTS } from "../data/preprocess.ts";
 import { monthStart } from "../data/selection.ts";
 
 const NAME = "preprocess";
 
-const HELP = `Usage: r2ec preprocess --reviews FILE --meta FILE --category NAME --out DIR [flags]
+const HELP = `Usage: r2ec preprocess --reviews FILE --meta FILE --category NAME [--out DIR] [flags]
        r2ec preprocess --bench [--lines N]
 
 Turns raw Amazon Reviews files into a dataset directory (items.jsonl, train/valid/test.jsonl,
@@ -34,8 +34,9 @@ Flags:
   --reviews FILE     review file (required)
   --meta FILE        item metadata file (required)
   --category NAME    category name stored in dataset.json, e.g. Musical_Instruments (required)
-  --out DIR          output directory (required); written to a temporary directory beside it,
-                     then renamed into place
+  --out DIR          output directory (default data/{category}_{k}_{start}-{end} with unpadded
+                     months, the reference's name, e.g. data/Musical_Instruments_0_2022-10-2023-10);
+                     written to a temporary directory beside it, then renamed into place
   --k N              K of the K-core loop (default ${PREPROCESS_DEFAULTS.k}: no K-core filter)
   --start YYYY-MM    window start month, inclusive (default ${PREPROCESS_DEFAULTS.start})
   --end YYYY-MM      window end: midnight of the 1st of this month, inclusive (default ${PREPROCESS_DEFAULTS.end})
@@ -56,7 +57,7 @@ Examples:
     --meta ../shared/data/amazon2018-gift-cards/meta_Gift_Cards.json --category Gift_Cards \\
     --start 2000-01 --min-items 1 --out /tmp/gift_cards
   r2ec preprocess --reviews Video_Games.csv.gz --meta meta_Video_Games.jsonl.gz \\
-    --category Video_Games --out data/Video_Games_0_2022-10-2023-10
+    --category Video_Games        # writes data/Video_Games_0_2022-10-2023-10
   r2ec preprocess --bench`;
 
 function checkMonth(flag: string, value: string): string {
@@ -95,7 +96,7 @@ export const preprocessCommand: Command = {
       console.log(formatBenchReport(await runPreprocessBench({ lines })));
       return;
     }
-    for (const flag of ["reviews", "meta", "category", "out"] as const) {
+    for (const flag of ["reviews", "meta", "category"] as const) {
       if (!values[flag]) throw new UsageError(`${NAME}: --${flag} is required (see r2ec preprocess --help)`);
     }
     const k = intFlag(NAME, "k", values.k, PREPROCESS_DEFAULTS.k);
@@ -108,11 +109,12 @@ export const preprocessCommand: Command = {
     if (monthStart(start) > monthStart(end)) {
       throw new UsageError(`${NAME}: --start ${start} is after --end ${end}`);
     }
+    const out = values.out ?? defaultOutDir(values.category!, k, start, end);
     const result = await preprocess({
       reviews: values.reviews!,
       meta: values.meta!,
       category: values.category!,
-      out: values.out!,
+      out,
       k,
       start,
       end,
@@ -123,6 +125,6 @@ export const preprocessCommand: Command = {
       log: (message) => console.error(message),
     });
     console.log(formatReport(result.info));
-    console.log(`wrote ${values.out} in ${result.seconds.toFixed(1)} s`);
+    console.log(`wrote ${out} in ${result.seconds.toFixed(1)} s`);
   },
 };

@@ -55,6 +55,22 @@ export interface PreprocessOptions {
 /** The reference's defaults (rrec-spec §A.6). */
 export const PREPROCESS_DEFAULTS = { k: 0, start: "2022-10", end: "2023-10", window: 20, minItems: 10000 };
 
+/**
+ * The reference's output directory name (rrec-spec §A.3 item 4), `data/{category}_{K}_{y}-{m}-{y}-{m}`,
+ * built from the requested (not the widened) window with months unpadded, as Python's f-string prints
+ * the integers.
+ *
+ * @example
+ * ```ts
+ * defaultOutDir("Musical_Instruments", 0, "2022-10", "2023-10"); // "data/Musical_Instruments_0_2022-10-2023-10"
+ * defaultOutDir("Video_Games", 0, "2022-01", "2023-01"); // "data/Video_Games_0_2022-1-2023-1"
+ * ```
+ */
+export function defaultOutDir(category: string, k: number, start: string, end: string): string {
+  const unpadded = (yearMonth: string) => yearMonth.replace(/-0*(\d+)$/, "-$1");
+  return `data/${category}_${k}_${unpadded(start)}-${unpadded(end)}`;
+}
+
 /** What {@linkcode preprocess} did. */
 export interface PreprocessResult {
   info: DatasetInfo;

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { main } from "../../cli.ts";
+import { defaultOutDir } from "../../src/data/preprocess.ts";
 import { cleanup, meta, review, tempDir, writeLines } from "./helpers.ts";
 
 async function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -138,4 +139,12 @@ Deno.test("r2ec preprocess --help lists every flag with its default", async () =
   for (const d of ["default 0", "default 2022-10", "default 2023-10", "default 20", "default 10000"]) {
     assert.ok(r.out.includes(d), d);
   }
+});
+
+Deno.test("defaultOutDir() names the output like the reference: requested window, unpadded months", () => {
+  assert.equal(
+    defaultOutDir("Musical_Instruments", 0, "2022-10", "2023-10"),
+    "data/Musical_Instruments_0_2022-10-2023-10",
+  );
+  assert.equal(defaultOutDir("Video_Games", 5, "2022-01", "2023-09"), "data/Video_Games_5_2022-1-2023-9");
 });
