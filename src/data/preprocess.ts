@@ -25,7 +25,7 @@ import { StagedDirectory } from "./dataset_writer.ts";
 import { DropLog } from "./drop_log.ts";
 import { type CleanItem, cleanItem } from "./items.ts";
 import { readRecords } from "./record_reader.ts";
-import { ReviewTable } from "./review_table.ts";
+import { ReviewTable, type UserSequences } from "./review_table.ts";
 import { assignItemIds, planSamples, sampleRecord, splitBounds } from "./samples.ts";
 import { monthStart, selectReviews } from "./selection.ts";
 
@@ -120,44 +120,59 @@ export const DEVIATIONS: readonly Deviation[] = [
   },
 ];
 
-/** Streams the meta file: items that pass §A.2, in meta order, and an asin → index map. */
+/**
+ * Streams the meta file: items that pass §A.2 in meta order, an asin → index map, and the asins that
+ * the item rules dropped (so review drops can say why).
+ */
 async function loadItems(path: string, log: DropLog) {
   const items: CleanItem[] = [];
   const indexByAsin = new Map<string, number>();
+  const droppedAsins = new Set<string>();
   const source = await readRecords(path, "meta", log, (meta, line, format) => {
     const item = cleanItem(meta, format as MetaFormat);
-    if ("drop" in item) return log.drop(`meta.${item.drop}`, `${path}:${line}`);
+    if ("drop" in item) {
+      droppedAsins.add(meta.parent_asin);
+      return log.drop(`meta.${item.drop}`, `${path}:${line}`);
+    }
     if (indexByAsin.has(item.parent_asin)) {
       return log.badLine("meta.duplicate_item", path, line, `parent_asin "${item.parent_asin}" repeated`);
     }
     indexByAsin.set(item.parent_asin, items.length);
     items.push(item);
   });
-  return { items, indexByAsin, source };
+  return { items, indexByAsin, droppedAsins, source };
 }
 
 /** Streams the reviews file, keeping only reviews of kept items. */
-async function loadReviews(path: string, indexByAsin: Map<string, number>, log: DropLog) {
+async function loadReviews(
+  path: string,
+  catalogue: { indexByAsin: Map<string, number>; droppedAsins: Set<string> },
+  log: DropLog,
+) {
   const table = new ReviewTable();
   const source = await readRecords(path, "reviews", log, (review, line) => {
-    const item = indexByAsin.get(review.parent_asin);
-    if (item === undefined) return log.drop("reviews.item_not_kept", `${path}:${line}`);
+    const item = catalogue.indexByAsin.get(review.parent_asin);
+    if (item === undefined) {
+      const reason = catalogue.droppedAsins.has(review.parent_asin) ? "item_dropped" : "item_not_in_meta";
+      return log.drop(`reviews.${reason}`, `${path}:${line}`);
+    }
     table.add(review.user_id, item, review.rating, review.timestamp, line);
   });
   return { table, source };
 }
 
 /** Marks duplicate reviews as absent; in strict mode the first one stops the run. */
-function dropDuplicates(table: ReviewTable, path: string, log: DropLog, repeats: number[]): Uint8Array {
+function dropDuplicates(
+  table: ReviewTable,
+  path: string,
+  log: DropLog,
+  sequences: UserSequences,
+): Uint8Array {
   const present = new Uint8Array(table.size).fill(1);
-  for (const r of repeats) {
-    log.badLine(
-      "reviews.duplicate_review",
-      path,
-      table.line[r],
-      `user_id "${table.users[table.user[r]]}" reviewed the same item at the same timestamp earlier`,
-    );
-    present[r] = 0;
+  for (const { row, original } of table.duplicates(sequences)) {
+    const detail = `same user_id, parent_asin and timestamp as line ${table.line[original]}`;
+    log.badLine("reviews.duplicate_review", path, table.line[row], detail);
+    present[row] = 0;
   }
   return present;
 }
@@ -189,11 +204,12 @@ export async function preprocess(options: PreprocessOptions): Promise<Preprocess
   try {
     const log = new DropLog(o.strict);
     say(`reading ${o.meta}`);
-    const { items, indexByAsin, source: metaSource } = await loadItems(o.meta, log);
+    const catalogue = await loadItems(o.meta, log);
+    const items = catalogue.items;
     say(`reading ${o.reviews}`);
-    const { table, source: reviewSource } = await loadReviews(o.reviews, indexByAsin, log);
+    const { table, source: reviewSource } = await loadReviews(o.reviews, catalogue, log);
     const sequences = table.chronological();
-    const present = dropDuplicates(table, o.reviews, log, table.duplicates(sequences));
+    const present = dropDuplicates(table, o.reviews, log, sequences);
     const picked = selectReviews(table, present, items.length, { start, end, k: o.k, minItems: o.minItems });
     if (picked.warning) say(`warning: ${picked.warning}`);
     log.drop("reviews.outside_window", undefined, picked.outsideWindow);
@@ -224,7 +240,7 @@ export async function preprocess(options: PreprocessOptions): Promise<Preprocess
       format_version: DATASET_FORMAT_VERSION,
       category: o.category,
       pad_item_id: PAD_ITEM_ID,
-      sources: { reviews: reviewSource, meta: metaSource },
+      sources: { reviews: reviewSource, meta: catalogue.source },
       options: {
         k: o.k,
         start: o.start,

@@ -75,27 +75,29 @@ export class ReviewTable {
   }
 
   /**
-   * Rows that repeat an earlier row's (user, item, timestamp), in file order of the repeats.
-   * Only rows with equal timestamps can collide, so each user's equal-time runs are compared.
+   * Rows that repeat an earlier row's (user, item, timestamp), in file order of the repeats, each with
+   * the row it repeats. Only rows with equal timestamps can collide, so each user's equal-time runs
+   * are compared.
    */
-  duplicates(sequences: UserSequences): number[] {
+  duplicates(sequences: UserSequences): { row: number; original: number }[] {
     const { start, order } = sequences;
-    const repeats: number[] = [];
+    const repeats: { row: number; original: number }[] = [];
     for (let u = 0; u < this.users.length; u++) {
       let runStart = start[u];
       for (let i = start[u] + 1; i <= start[u + 1]; i++) {
         if (i < start[u + 1] && this.time[order[i]] === this.time[order[runStart]]) continue;
         if (i - runStart > 1) {
-          const seen = new Set<number>();
+          const firstRowOfItem = new Map<number, number>();
           for (let j = runStart; j < i; j++) {
-            const item = this.item[order[j]];
-            if (seen.has(item)) repeats.push(order[j]);
-            else seen.add(item);
+            const row = order[j];
+            const original = firstRowOfItem.get(this.item[row]);
+            if (original === undefined) firstRowOfItem.set(this.item[row], row);
+            else repeats.push({ row, original });
           }
         }
         runStart = i;
       }
     }
-    return repeats.sort((a, b) => a - b);
+    return repeats.sort((a, b) => a.row - b.row);
   }
 }

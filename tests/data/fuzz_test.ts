@@ -119,9 +119,9 @@ for (const seed of [2, 3, 4]) {
     const count = (kind: Kind) => fuzzed.kinds.filter((k) => k === kind).length;
     assert.equal(info.counts.reviews, fuzzed.valid.length);
     assert.equal(info.sources.reviews.records, count("valid") + count("unknown_item"));
-    assert.equal(info.drops["reviews.item_not_kept"]?.count ?? 0, count("unknown_item"));
+    assert.equal(info.drops["reviews.item_not_in_meta"]?.count ?? 0, count("unknown_item"));
     const badLines = Object.entries(info.drops)
-      .filter(([reason]) => reason.startsWith("reviews.") && reason !== "reviews.item_not_kept")
+      .filter(([reason]) => reason.startsWith("reviews.") && reason !== "reviews.item_not_in_meta")
       .reduce((sum, [, d]) => sum + d.count, 0);
     const nonBlankInvalid = fuzzed.lines.filter((l, i) =>
       l.trim() !== "" && fuzzed.kinds[i] !== "valid" && fuzzed.kinds[i] !== "unknown_item"

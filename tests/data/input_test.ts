@@ -184,7 +184,7 @@ Deno.test("preprocess() --strict stops at the first bad line naming file:line an
   const duplicate = [review("u1", "A", 1e12), review("u1", "A", 1e12)];
   await assert.rejects(
     () => run(duplicate, [meta("A")], { ...WIDE, strict: true }),
-    /reviews\.jsonl:2: .*duplicate_review/,
+    /reviews\.jsonl:2: same user_id, parent_asin and timestamp as line 1 \(reviews\.duplicate_review\)$/,
   );
 });
 

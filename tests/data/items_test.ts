@@ -103,7 +103,7 @@ Deno.test("preprocess() counts each item rule's drops and keeps average_rating a
     [2, 1, 1, 1, 2],
   );
   assert.deepEqual(drops["meta.title_missing"].first.map((p) => p.split(":").at(-1)), ["2", "3"]);
-  assert.equal(drops["reviews.item_not_kept"].count, 7);
+  assert.equal(drops["reviews.item_dropped"].count, 7);
   assert.deepEqual(ds.items.map((i) => [i.item_id, i.parent_asin, i.average_rating, i.rating_number]), [
     [1, "K1", 4.5, 12],
     [2, "K2", 0, 0],

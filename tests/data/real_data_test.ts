@@ -232,7 +232,7 @@ Deno.test({
       assert.equal(result.info.sources.meta.format, "amazon2023-meta");
       assert.equal(
         Object.keys(result.info.drops).filter((r) =>
-          !/item_not_kept|price_not_numeric|title_|item_without|outside_window/.test(r)
+          !/item_dropped|item_not_in_meta|price_not_numeric|title_|item_without|outside_window/.test(r)
         ).length,
         0,
       );
