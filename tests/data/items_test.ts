@@ -91,7 +91,7 @@ Deno.test("preprocess() counts each item rule's drops and keeps average_rating a
     meta("P2", { price: "n/a" }),
     meta("K2"),
   ];
-  const reviews = ["K1", "T0", "T1", "T2", "T3", "T4", "P1", "P2", "K2"].map((a, i) =>
+  const reviews = ["K1", "T0", "T1", "T2", "T3", "T4", "P1", "P2", "K2", "ZZ"].map((a, i) =>
     review("u", a, 1e12 + i)
   );
   const { result, ds, dir } = await run(reviews, metas, WIDE);
@@ -104,6 +104,7 @@ Deno.test("preprocess() counts each item rule's drops and keeps average_rating a
   );
   assert.deepEqual(drops["meta.title_missing"].first.map((p) => p.split(":").at(-1)), ["2", "3"]);
   assert.equal(drops["reviews.item_dropped"].count, 7);
+  assert.deepEqual(drops["reviews.item_not_in_meta"].first.map((p) => p.split(":").at(-1)), ["10"]);
   assert.deepEqual(ds.items.map((i) => [i.item_id, i.parent_asin, i.average_rating, i.rating_number]), [
     [1, "K1", 4.5, 12],
     [2, "K2", 0, 0],
