@@ -15,17 +15,17 @@ struct Params {
   b_k: u32,
   b_col: u32,
   alpha: f32,
+  flags: u32,
 }
+
+const HAS_BIAS = 1u;
+const ACCUMULATE = 2u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-// Specialised per call site so the unused branches vanish at pipeline creation.
-override HAS_BIAS: bool = false;
-override ACCUMULATE: bool = false;
 
 const WX = 16u;
 const TM = 8u;
@@ -58,9 +58,9 @@ fn matmul_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
       let col = col0 + j * WX;
       if (col >= p.n) { break; }
       var v = p.alpha * acc[i][j];
-      if (HAS_BIAS) { v += bias[col]; }
+      if ((p.flags & HAS_BIAS) != 0u) { v += bias[col]; }
       let at = row * p.n + col;
-      if (ACCUMULATE) { v += c[at]; }
+      if ((p.flags & ACCUMULATE) != 0u) { v += c[at]; }
       c[at] = v;
     }
   }

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { benchCommand } from "./bench.ts";
 import type { Command } from "./command.ts";
 import { infoCommand } from "./info.ts";
 import { notBuiltCommands } from "./not_built.ts";
@@ -16,5 +17,6 @@ export const commands: Command[] = [
   preprocessCommand,
   promptsCommand,
   sampleCommand,
+  benchCommand,
   ...notBuiltCommands,
 ];

@@ -19,6 +19,7 @@
  */
 import { params, type Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { matmulTex, TEX_TILE_M, TEX_TILE_N, texFits } from "./matmul_tex.ts";
 
 /** Shape and mode of one matmul. */
 export interface MatmulOptions {
@@ -35,6 +36,16 @@ export interface MatmulOptions {
   accumulate?: boolean;
   alpha?: number;
 }
+
+/** Which kernel computes a matmul: `auto` picks by shape, the others force one (tests, bench). */
+export type MatmulPath = "auto" | "general" | "texture";
+
+/**
+ * The texture path pays a packing pass (~2–4 ms per M elements) and pads m to 32 and n to 256;
+ * below this much work, or when padding wastes more than half the tile, the general kernel wins.
+ */
+const TEX_MIN_FLOPS = 2 ** 24;
+const TEX_MIN_FILL = 0.5;
 
 /** The general kernel's tile: rows per workgroup and columns per workgroup (16 lanes × 4). */
 const GENERAL_ROWS = 8;
@@ -97,21 +108,50 @@ export function matmulBackwardCpu(
  * NN: A[m×k], B[k×n]. NT: A[m×k], B[n×k]. TN: A[k×m], B[k×n]. C must not alias A, B or bias.
  */
 export function matmul(rec: Recorder, a: Tensor, b: Tensor, c: Tensor, opts: MatmulOptions): void {
+  matmulVia("auto", rec, a, b, c, opts);
+}
+
+/** {@linkcode matmul} through a chosen kernel path (tests and benchmarks cover each path). */
+export function matmulVia(
+  path: MatmulPath,
+  rec: Recorder,
+  a: Tensor,
+  b: Tensor,
+  c: Tensor,
+  opts: MatmulOptions,
+): void {
   const { m, n, k, transA = false, transB = false, bias, accumulate = false, alpha = 1 } = opts;
   checkShapes(a, b, c, opts);
   if (m === 0 || n === 0) return;
-  matmulGeneral(rec, a, b, c, { m, n, k, transA, transB, bias, accumulate, alpha });
+  const useTexture = path === "texture" || (path === "auto" && preferTexture(m, n, k));
+  if (!useTexture || !texFits(rec, m, n, k)) {
+    matmulGeneral(rec, a, b, c, opts);
+    return;
+  }
+  // Both operands viewed with rows along k: element (r, p) at buf[r·row + p·col].
+  matmulTex(rec, {
+    m,
+    n,
+    k,
+    a: transA ? { tensor: a, rows: m, row: 1, col: m } : { tensor: a, rows: m, row: k, col: 1 },
+    b: transB ? { tensor: b, rows: n, row: k, col: 1 } : { tensor: b, rows: n, row: 1, col: n },
+    c,
+    bias,
+    alpha,
+    flags: epilogueFlags(bias, accumulate),
+  }, placeholder(rec));
+}
+
+function preferTexture(m: number, n: number, k: number): boolean {
+  const padded = Math.ceil(m / TEX_TILE_M) * TEX_TILE_M * Math.ceil(n / TEX_TILE_N) * TEX_TILE_N;
+  return 2 * m * n * k >= TEX_MIN_FLOPS && (m * n) / padded >= TEX_MIN_FILL;
 }
 
 /** The storage-buffer kernel: any shape, any layout. */
-export function matmulGeneral(rec: Recorder, a: Tensor, b: Tensor, c: Tensor, opts: MatmulOptions): void {
+function matmulGeneral(rec: Recorder, a: Tensor, b: Tensor, c: Tensor, opts: MatmulOptions): void {
   const { m, n, k, transA = false, transB = false, bias, accumulate = false, alpha = 1 } = opts;
-  const kernel = rec.kernel("matmul", "matmul_forward", {
-    HAS_BIAS: bias ? 1 : 0,
-    ACCUMULATE: accumulate ? 1 : 0,
-  });
   rec.dispatch(
-    kernel,
+    rec.kernel("matmul", "matmul_forward"),
     [a, b, bias ?? placeholder(rec), c],
     [Math.ceil(n / GENERAL_COLS), Math.ceil(m / GENERAL_ROWS)],
     params([
@@ -123,6 +163,7 @@ export function matmulGeneral(rec: Recorder, a: Tensor, b: Tensor, c: Tensor, op
       ["u32", transB ? 1 : n],
       ["u32", transB ? k : 1],
       ["f32", alpha],
+      ["u32", epilogueFlags(bias, accumulate)],
     ]),
   );
 }
@@ -147,6 +188,11 @@ export function matmulBiasBackward(
     [Math.ceil(cols / BIAS_WG)],
     params([["u32", rows], ["u32", cols]]),
   );
+}
+
+/** Runtime switches shared by both kernels (uniform branches in the epilogue, one pipeline each). */
+export function epilogueFlags(bias: Tensor | undefined, accumulate: boolean): number {
+  return (bias ? 1 : 0) | (accumulate ? 2 : 0);
 }
 
 function checkShapes(a: Tensor, b: Tensor, c: Tensor, opts: MatmulOptions): void {

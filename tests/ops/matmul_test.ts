@@ -6,6 +6,8 @@ import {
   matmulBiasBackward,
   matmulForwardCpu,
   type MatmulOptions,
+  type MatmulPath,
+  matmulVia,
 } from "../../src/ops/matmul.ts";
 import { assertClose, hasGpu, numericalGradient, randomArray, weightedSum } from "./check.ts";
 
@@ -63,11 +65,20 @@ const SHAPES: Case[] = [
   { m: 33, n: 17, k: 65 },
   { m: 100, n: 257, k: 31 },
   { m: 128, n: 256, k: 64 },
-  { m: 1, n: 300, k: 9 },
-  { m: 70, n: 1, k: 0 },
 ];
 
+/** General path: also a single row, a single column and an empty inner dimension. */
+const GENERAL_SHAPES: Case[] = [...SHAPES, { m: 1, n: 300, k: 9 }, { m: 70, n: 1, k: 0 }];
+
+/**
+ * Texture path: the shapes above cover k not a multiple of 4 (zero-padded texels), k a multiple
+ * of 64 (rows copied with copyBufferToTexture) and m, n off the 32 × 256 tile; this one adds
+ * several tiles in both directions with tails.
+ */
+const TEXTURE_SHAPES: Case[] = [...SHAPES, { m: 70, n: 300, k: 128 }];
+
 async function runGpu(
+  path: MatmulPath,
   a: Float32Array,
   b: Float32Array,
   c0: Float32Array,
@@ -84,16 +95,24 @@ async function runGpu(
   };
   const ta = up(a, "a"), tb = up(b, "b"), tc = up(c0, "c");
   const rec = engine.recorder();
-  matmul(rec, ta, tb, tc, { ...opts, bias: bias ? up(bias, "bias") : undefined });
+  const withBias = { ...opts, bias: bias ? up(bias, "bias") : undefined };
+  if (path === "auto") matmul(rec, ta, tb, tc, withBias);
+  else matmulVia(path, rec, ta, tb, tc, withBias);
   const out = rec.read(tc, 0, c0.length);
   await rec.submit();
   for (const t of tensors) pool.release(t);
   return await out;
 }
 
-for (const { m, n, k } of SHAPES) {
+const PATH_CASES: [MatmulPath, Case][] = [
+  ...GENERAL_SHAPES.map((c): [MatmulPath, Case] => ["general", c]),
+  ...TEXTURE_SHAPES.map((c): [MatmulPath, Case] => ["texture", c]),
+  ["auto", { m: 256, n: 256, k: 128 }],
+];
+
+for (const [path, { m, n, k }] of PATH_CASES) {
   Deno.test({
-    name: `matmul() matches the CPU reference at m=${m} n=${n} k=${k} in NN, NT and TN`,
+    name: `matmul() ${path} path matches the CPU reference at m=${m} n=${n} k=${k} in NN, NT and TN`,
     ignore: !hasGpu,
     async fn() {
       let seed = 10;
@@ -104,7 +123,7 @@ for (const { m, n, k } of SHAPES) {
             b = randomArray(k * n, seed++),
             c0 = randomArray(m * n, seed++);
           const bias = "bias" in mode ? randomArray(n, seed++) : undefined;
-          const got = await runGpu(a, b, c0, bias, opts);
+          const got = await runGpu(path, a, b, c0, bias, opts);
           const want = matmulForwardCpu(a, b, { ...opts, biasData: bias, c0 });
           assertClose(got, want, tolerance(k), `${layout} ${JSON.stringify(mode)} m=${m} n=${n} k=${k}`);
         }
@@ -112,6 +131,30 @@ for (const { m, n, k } of SHAPES) {
     },
   });
 }
+
+Deno.test({
+  name: "matmul() keeps two same-shape products apart within one submit (shared packed textures)",
+  ignore: !hasGpu,
+  async fn() {
+    const engine = await getEngine();
+    const [m, n, k] = [64, 256, 64];
+    const opts: MatmulOptions = { m, n, k, transB: true };
+    const inputs = [0, 1].map((i) => ({ a: randomArray(m * k, 50 + i), b: randomArray(n * k, 60 + i) }));
+    const tensors = inputs.map(({ a, b }) => ({
+      a: engine.pool.upload(a, [m, k]),
+      b: engine.pool.upload(b, [n, k]),
+      c: engine.pool.tensor([m, n]),
+    }));
+    const rec = engine.recorder();
+    for (const t of tensors) matmulVia("texture", rec, t.a, t.b, t.c, opts);
+    const outs = tensors.map((t) => rec.read(t.c));
+    await rec.submit();
+    for (const [i, { a, b }] of inputs.entries()) {
+      assertClose(await outs[i], matmulForwardCpu(a, b, opts), tolerance(k), `product ${i}`);
+    }
+    for (const t of tensors) [t.a, t.b, t.c].forEach((x) => engine.pool.release(x));
+  },
+});
 
 for (const [rows, cols] of [[1, 1], [37, 19], [300, 40]]) {
   Deno.test({

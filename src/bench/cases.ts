@@ -1,0 +1,15 @@
+/**
+ * Every case `r2ec bench` runs, in order. Add an op's cases by appending to this list (build
+ * them with `benchCase` from `./harness.ts`; keep each op's cases in its own module).
+ *
+ * @module
+ */
+import type { BenchCase } from "./harness.ts";
+import { matmulCases } from "./matmul_cases.ts";
+
+/** All registered benchmark cases. */
+export const benchCases: BenchCase[] = [
+  ...matmulCases(),
+  // The plain storage-buffer kernel at one shape, to show what the texture path buys.
+  ...matmulCases("general", [[1024, 1024, 1024]]),
+];
