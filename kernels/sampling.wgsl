@@ -8,9 +8,9 @@
 // sampling_forward: one workgroup per row, no sorting. Each lane owns a contiguous block of the vocab.
 //  1. max + argmax (greedy stops here);
 //  2. top-k: the k-th largest value is found by a 16-way search on the order-preserving u32 key of
-//     the f32 logit: each pass histograms the keys of the current range into 16 bins (one load per
-//     token), so ≤ 8 passes cover the 32-bit key space; the threshold keeps every token tied with the
-//     k-th value (as HF's `scores < topk[-1]` does);
+//     the f32 logit: each pass counts, per lane in registers, the tokens at or above 16 evenly spaced
+//     keys of the current range (one load per token), so ≤ 8 passes cover the 32-bit key space; the
+//     threshold keeps every token tied with the k-th value (as HF's `scores < topk[-1]` does);
 //  3. top-p: the same search on probability mass: the largest value τ with mass(≥ τ) ≥ p·Z, which
 //     keeps exactly the tokens whose strictly-greater mass is < p·Z — HF's "smallest set with
 //     cumulative probability ≥ p" (ties at the boundary are all kept; HF orders them arbitrarily);
@@ -99,20 +99,38 @@ fn search(base: u32, lane: u32, lo: u32, hi: u32, aim: f32, mass: bool, lmax: f3
     let range = workgroupUniformLoad(&bounds);
     if (range.x >= range.y) { break; }
     let width = (range.y - range.x) / BINS + 1u;
-    // Zeroed explicitly: naga hoists loop-local variables and initialises them once per invocation.
-    var hist: array<f32, BINS>;
-    for (var c = 0u; c < BINS; c++) { hist[c] = 0.0; }
+    // Thresholds t_c = lo + c·width, c = 0..15, and W(key ≥ t_c) per lane, in vec4 registers:
+    // compares and selects instead of a dynamically indexed histogram (per-lane scatter on llvmpipe).
+    let step4 = vec4<u32>(0u, 1u, 2u, 3u) * width;
+    let t0 = vec4<u32>(range.x) + step4;
+    let t1 = t0 + vec4<u32>(4u * width);
+    let t2 = t1 + vec4<u32>(4u * width);
+    let t3 = t2 + vec4<u32>(4u * width);
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    let none = vec4<f32>(0.0);
     for (var j = block.x; j < block.y; j++) {
       let v = scores[base + j];
       let k = key_of(v);
       if (k >= range.x) {
         var w = 1.0;
         if (mass) { w = weight(v, lmax); }
-        let bin = min((k - range.x) / width, BINS - 1u);
-        hist[bin] += w;
+        let kv = vec4<u32>(k);
+        let wv = vec4<f32>(w);
+        a0 += select(none, wv, kv >= t0);
+        a1 += select(none, wv, kv >= t1);
+        a2 += select(none, wv, kv >= t2);
+        a3 += select(none, wv, kv >= t3);
       }
     }
-    for (var c = 0u; c < BINS; c++) { bins[c * WG + lane] = hist[c]; }
+    for (var c = 0u; c < 4u; c++) {
+      bins[c * WG + lane] = a0[c];
+      bins[(c + 4u) * WG + lane] = a1[c];
+      bins[(c + 8u) * WG + lane] = a2[c];
+      bins[(c + 12u) * WG + lane] = a3[c];
+    }
     workgroupBarrier();
     if (lane < BINS) {
       var sum = 0.0;
@@ -121,18 +139,12 @@ fn search(base: u32, lane: u32, lo: u32, hi: u32, aim: f32, mass: bool, lmax: f3
     }
     workgroupBarrier();
     if (lane == 0u) {
-      if (mass && first) {
-        var all = 0.0;
-        for (var c = 0u; c < BINS; c++) { all += totals[c]; }
-        goal = aim * all;
-      }
+      if (mass && first) { goal = aim * totals[0]; }
       first = false;
-      // Suffix sums from the top bin give W(key ≥ lo + c·width); keep the largest c that passes.
-      var above = 0.0;
+      // totals[c] = W(key ≥ lo + c·width); keep the largest threshold inside the range that passes.
       var chosen = 0u;
       for (var c = BINS - 1u; c > 0u; c--) {
-        above += totals[c];
-        if (range.x + c * width <= range.y && above >= goal) {
+        if (range.x + c * width <= range.y && totals[c] >= goal) {
           chosen = c;
           break;
         }
