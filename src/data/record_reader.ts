@@ -40,14 +40,9 @@ export class InputFileError extends Error {
   override name = "InputFileError";
 }
 
-function parserFor<K extends keyof RecordOf>(
-  kind: K,
-  format: FileFormat,
-  header: string,
-): (line: string) => Parsed<RecordOf[K]> {
-  return (kind === "reviews" ? reviewParser(format as never, header) : metaParser(format as never)) as (
-    line: string,
-  ) => Parsed<RecordOf[K]>;
+/** The line parser of a detected format (a CSV parser needs its header line for the column order). */
+function lineParser(format: FileFormat, header: string): (line: string) => Parsed<Review | RawMeta> {
+  return isReviewFormat(format) ? reviewParser(format, header) : metaParser(format);
 }
 
 /**
@@ -85,7 +80,8 @@ export async function readRecords<K extends keyof RecordOf>(
           throw new InputFileError(`${path}:${lineNo}: this is a ${detected} file, expected ${kind}`);
         }
         format = detected;
-        parse = parserFor(kind, detected, line);
+        // The kind check above makes the detected format's records those of `kind`.
+        parse = lineParser(detected, line) as (line: string) => Parsed<RecordOf[K]>;
         if (detected === "amazon2023-benchmark-csv") continue;
       }
       const parsed = parse(line);
