@@ -26,7 +26,14 @@ import { DropLog } from "./drop_log.ts";
 import { type CleanItem, cleanItem } from "./items.ts";
 import { readRecords } from "./record_reader.ts";
 import { ReviewTable, type UserSequences } from "./review_table.ts";
-import { assignItemIds, planSamples, sampleRecord, splitBounds } from "./samples.ts";
+import {
+  assignItemIds,
+  planSamples,
+  type SampleContext,
+  type SamplePlan,
+  sampleRecord,
+  splitBounds,
+} from "./samples.ts";
 import { monthStart, selectReviews } from "./selection.ts";
 
 /** Options of {@linkcode preprocess}; defaults are the reference's (rrec-spec §A.6). */
@@ -177,6 +184,29 @@ function dropDuplicates(
   return present;
 }
 
+/** Writes `items.jsonl` (items with an id, in id order) and the three split files. */
+async function writeRecords(
+  staged: StagedDirectory,
+  table: ReviewTable,
+  plan: SamplePlan,
+  context: SampleContext,
+) {
+  const itemsOut = await staged.jsonl("items.jsonl");
+  for (let i = 0; i < context.items.length; i++) {
+    if (context.idOf[i]) await itemsOut.write({ item_id: context.idOf[i], ...context.items[i] });
+  }
+  await itemsOut.close();
+  const samples = plan.order.length;
+  const bounds = [0, ...splitBounds(samples), samples];
+  for (let s = 0; s < SPLITS.length; s++) {
+    const out = await staged.jsonl(`${SPLITS[s]}.jsonl`);
+    for (let id = bounds[s]; id < bounds[s + 1]; id++) {
+      await out.write(sampleRecord(table, plan, plan.order[id], id, context));
+    }
+    await out.close();
+  }
+}
+
 function isoDate(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
@@ -220,20 +250,7 @@ export async function preprocess(options: PreprocessOptions): Promise<Preprocess
     const samples = plan.order.length;
     const [a, b] = splitBounds(samples);
 
-    const itemsOut = await staged.jsonl("items.jsonl");
-    for (let i = 0; i < items.length; i++) {
-      if (idOf[i]) await itemsOut.write({ item_id: idOf[i], ...items[i] });
-    }
-    await itemsOut.close();
-    const context = { items, idOf, window: o.window };
-    const bounds = [0, a, b, samples];
-    for (let s = 0; s < SPLITS.length; s++) {
-      const out = await staged.jsonl(`${SPLITS[s]}.jsonl`);
-      for (let id = bounds[s]; id < bounds[s + 1]; id++) {
-        await out.write(sampleRecord(table, plan, plan.order[id], id, context));
-      }
-      await out.close();
-    }
+    await writeRecords(staged, table, plan, { items, idOf, window: o.window });
     let reviews = 0;
     for (const alive of picked.alive) reviews += alive;
     const info: DatasetInfo = {
