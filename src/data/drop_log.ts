@@ -46,11 +46,6 @@ export class DropLog {
     if (place !== undefined && entry.first.length < FIRST_PLACES) entry.first.push(place);
   }
 
-  /** The count for one reason (0 when never recorded). */
-  count(reason: string): number {
-    return this.#drops.get(reason)?.count ?? 0;
-  }
-
   /** All reasons, sorted by name, as stored in `dataset.json`. */
   toJSON(): Record<string, DropCount> {
     return Object.fromEntries([...this.#drops.entries()].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0));

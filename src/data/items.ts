@@ -63,7 +63,7 @@ export function rewriteTitle(title: string): string {
 }
 
 /** The numeric price of a meta line, or `undefined` where the reference's `float(price)` would raise. */
-export function numericPrice(price: unknown, format: MetaFormat): number | undefined {
+function numericPrice(price: unknown, format: MetaFormat): number | undefined {
   if (format === "amazon2018-meta" && typeof price === "string") {
     return pythonFloat(price.replace(/[$,]/g, ""));
   }

@@ -34,7 +34,7 @@ export function monthStart(yearMonth: string): number {
 }
 
 /** `time` moved by `months` calendar months (UTC). */
-export function addMonths(time: number, months: number): number {
+function addMonths(time: number, months: number): number {
   const d = new Date(time);
   d.setUTCMonth(d.getUTCMonth() + months);
   return d.getTime();
@@ -64,9 +64,8 @@ export interface Selection {
   /** Rows outside the final window, and rows the K-core loop removed from it. */
   outsideWindow: number;
   kCoreRemoved: number;
-  /** Distinct items and users left. */
+  /** Distinct items left. */
   items: number;
-  users: number;
   /** Set when fewer than `minItems` items remain and the window could not widen (the reference's warning). */
   warning?: string;
 }
@@ -92,11 +91,11 @@ function kCore(table: ReviewTable, alive: Uint8Array, itemCount: number, k: numb
   }
 }
 
-function countDistinct(table: ReviewTable, alive: Uint8Array, column: number[], n: number): number {
-  const seen = new Uint8Array(n);
+function countItems(table: ReviewTable, alive: Uint8Array, itemCount: number): number {
+  const seen = new Uint8Array(itemCount);
   let distinct = 0;
   for (let r = 0; r < table.size; r++) {
-    if (alive[r] && !seen[column[r]]) seen[column[r]] = 1, distinct++;
+    if (alive[r] && !seen[table.item[r]]) seen[table.item[r]] = 1, distinct++;
   }
   return distinct;
 }
@@ -128,12 +127,11 @@ export function selectReviews(
       if (t >= start && t <= end) alive[r] = 1, inWindow++;
     }
     const [kCorePasses, kCoreRemoved] = kCore(table, alive, itemCount, options.k);
-    const items = countDistinct(table, alive, table.item, itemCount);
+    const items = countItems(table, alive, itemCount);
     if (items < options.minItems && new Date(start).getUTCFullYear() > minYear) {
       start = addMonths(start, -WIDEN_MONTHS);
       continue;
     }
-    const users = countDistinct(table, alive, table.user, table.users.length);
     const selection: Selection = {
       alive,
       start,
@@ -143,7 +141,6 @@ export function selectReviews(
       outsideWindow: total - inWindow,
       kCoreRemoved,
       items,
-      users,
     };
     if (items < options.minItems) {
       selection.warning =
