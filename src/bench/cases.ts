@@ -5,11 +5,15 @@
  * @module
  */
 import type { BenchCase } from "./harness.ts";
+import { adamwCases } from "./adamw_cases.ts";
 import { matmulCases } from "./matmul_cases.ts";
+import { rmsnormCases } from "./rmsnorm_cases.ts";
 
 /** All registered benchmark cases. */
 export const benchCases: BenchCase[] = [
   ...matmulCases(),
   // The plain storage-buffer kernel at one shape, to show what the texture path buys.
   ...matmulCases("general", [[1024, 1024, 1024]]),
+  ...rmsnormCases(),
+  ...adamwCases(),
 ];

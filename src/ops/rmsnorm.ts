@@ -12,9 +12,9 @@
  */
 import { params, type Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { elementGrid } from "./grid.ts";
 
 const WG = 64;
-const MAX_GROUPS = 65535;
 
 /** Shape and variant of one RMSNorm. */
 export interface RmsnormShape {
@@ -74,11 +74,12 @@ export function rmsnormForward(
   rstd: Tensor,
   { rows, cols, eps, offset }: RmsnormShape & { eps: number },
 ): void {
+  const { groups, rowStride } = elementGrid(rows, WG);
   rec.dispatch(
-    rec.kernel("rmsnorm", "rmsnorm_forward"),
+    rec.kernel("rmsnorm", "rmsnorm_forward", { WG }),
     [x, w, y, rstd],
-    [Math.min(rows, MAX_GROUPS)],
-    params([["u32", rows], ["u32", cols], ["f32", eps], ["f32", offset]]),
+    groups,
+    params([["u32", rows], ["u32", cols], ["f32", eps], ["f32", offset], ["u32", rowStride]]),
   );
 }
 
@@ -93,9 +94,13 @@ export function rmsnormBackward(
   dw: Tensor,
   { rows, cols, offset }: RmsnormShape,
 ): void {
-  const block = params([["u32", rows], ["u32", cols], ["f32", 0], ["f32", offset]]);
-  rec.dispatch(rec.kernel("rmsnorm", "rmsnorm_backward_x"), [dy, x, w, rstd, dx], [
-    Math.min(rows, MAX_GROUPS),
-  ], block);
-  rec.dispatch(rec.kernel("rmsnorm", "rmsnorm_backward_w"), [dy, x, rstd, dw], [Math.ceil(cols / WG)], block);
+  const { groups, rowStride } = elementGrid(rows, WG);
+  const block = params([["u32", rows], ["u32", cols], ["f32", 0], ["f32", offset], ["u32", rowStride]]);
+  rec.dispatch(rec.kernel("rmsnorm", "rmsnorm_backward_x", { WG }), [dy, x, w, rstd, dx], groups, block);
+  rec.dispatch(
+    rec.kernel("rmsnorm", "rmsnorm_backward_w", { WG }),
+    [dy, x, rstd, dw],
+    [Math.ceil(cols / WG)],
+    block,
+  );
 }
