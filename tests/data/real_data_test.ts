@@ -240,3 +240,41 @@ Deno.test({
     await cleanup(dir);
   },
 });
+
+const ORACLE_2023_DEFAULTS: Record<string, Oracle> = {
+  Video_Games: {
+    users: 27,
+    items: 62,
+    reviews: 65,
+    samples: 38,
+    train: 30,
+    valid: 4,
+    test: 4,
+    start: "2012-10-01",
+    digest: "14bfccc09e07c35f",
+  },
+  Musical_Instruments: {
+    users: 27,
+    items: 67,
+    reviews: 68,
+    samples: 41,
+    train: 32,
+    valid: 4,
+    test: 5,
+    start: "2015-10-01",
+    digest: "bf33976ad5420529",
+  },
+};
+
+for (const [category, oracle] of Object.entries(ORACLE_2023_DEFAULTS)) {
+  Deno.test({
+    name:
+      `preprocess() on real Amazon 2023 ${category} with the reference defaults widens like the independent implementation`,
+    ignore: skip2023,
+    fn: () =>
+      runReal({
+        reviews: join(UCSD_2023, `${category}.jsonl`),
+        meta: join(UCSD_2023, `meta_${category}.jsonl`),
+      }, oracle),
+  });
+}
