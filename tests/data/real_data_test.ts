@@ -1,7 +1,7 @@
 /**
  * Preprocessing the real Amazon files in ../shared/data. Expected counts and sample digests come from an
- * independent plain-Python implementation of rrec-spec §A (with r2ec's duplicate-review drop) run on the
- * same files; the invariants are checked on the output itself.
+ * independent plain-Python implementation of rrec-spec §A (tests/data/oracle/preprocess_oracle.py, with
+ * r2ec's duplicate-review drop) run on the same files; the invariants are checked on the output itself.
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
