@@ -102,15 +102,15 @@ export function adamwStep(rec: Recorder, groups: AdamwGroup[], opts: AdamwOption
       opts.maxGradNorm,
     ]]),
   );
-  const update = rec.kernel("adamw", "adamw_update");
   for (const { param, grad, m, v } of groups) {
-    const { groups: grid, rowStride } = elementGrid(param.size, WG);
+    const lanes = param.size % 4 === 0 ? param.size / 4 : param.size;
+    const { groups: grid, rowStride } = elementGrid(lanes, WG);
     rec.dispatch(
-      update,
+      rec.kernel("adamw", param.size % 4 === 0 ? "adamw_update_vec4" : "adamw_update"),
       [param, grad, m, v, partials],
       grid,
       params([
-        ["u32", param.size],
+        ["u32", lanes],
         ["u32", rowStride],
         ["u32", count],
         ["u32", 0],
