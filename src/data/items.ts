@@ -118,13 +118,23 @@ export function cleanItem(meta: RawMeta, format: MetaFormat): CleanItem | ItemDr
   const dropped = DROPPED_FIELDS[format];
   for (const [name, value] of Object.entries(fields)) {
     if (NAMED_FIELDS.has(name) || dropped.has(name)) continue;
-    if (typeof value === "string") item[name] = cleanText(value);
-    else if (typeof value === "number") item[name] = value;
-    else if (Array.isArray(value) && value.every((v) => typeof v === "string")) item[name] = value;
-    else if (value === null && name === "subtitle") item[name] = "";
-    else if (typeof value === "object" && value !== null && !Array.isArray(value)) {
-      item[name] = JSON.stringify(value);
-    }
+    const kept = keptField(name, value);
+    if (kept !== undefined) item[name] = kept;
   }
   return item;
+}
+
+/**
+ * The stored form of one other meta field (§A.2, §A.5): strings cleaned, numbers and string lists as
+ * they are, objects (`details`) as JSON text; `features` that is not a list becomes `[]`, and a
+ * `subtitle` of null, "nan" or "none" becomes "". Anything else is not kept.
+ */
+function keptField(name: string, value: unknown): string | number | string[] | undefined {
+  const isStringList = Array.isArray(value) && value.every((v) => typeof v === "string");
+  if (name === "features") return isStringList ? value : [];
+  if (name === "subtitle" && (value === null || value === "nan" || value === "none")) return "";
+  if (typeof value === "string") return cleanText(value);
+  if (typeof value === "number" || isStringList) return value;
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) return JSON.stringify(value);
+  return undefined;
 }

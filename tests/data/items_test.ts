@@ -64,6 +64,19 @@ Deno.test("cleanItem() cleans string fields, keeps lists, defaults ratings to 0 
   });
 });
 
+Deno.test("cleanItem() turns a non-list features into [] and a nan/none subtitle into an empty string", () => {
+  const item = clean2023({ title: "Good", price: 1, features: "text", subtitle: "none" }) as Record<
+    string,
+    unknown
+  >;
+  assert.deepEqual(item.features, []);
+  assert.equal(item.subtitle, "");
+  assert.equal(
+    (clean2023({ title: "Good", price: 1, subtitle: "Live" }) as Record<string, unknown>).subtitle,
+    "Live",
+  );
+});
+
 Deno.test("cleanItem() reads 2018 prices after removing $ and commas; a range is not numeric", () => {
   const clean2018 = (price: unknown) =>
     cleanItem({ parent_asin: "A", fields: { title: "Card", price } }, "amazon2018-meta");
