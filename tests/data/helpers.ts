@@ -35,21 +35,26 @@ export async function writeLines(dir: string, name: string, lines: string[]): Pr
 /** Options that keep every hand-made review: wide window, no widening. */
 export const WIDE = { start: "1996-01", end: "2030-01", minItems: 0 };
 
-/** Writes the inputs, preprocesses them into `dir/out`, and reads the dataset back. */
+/** Writes the inputs, preprocesses them into `dir/out`, and reads the dataset back (the directory is removed on failure). */
 export async function run(
   reviews: string[],
   metas: string[],
   options: Partial<PreprocessOptions> = {},
 ): Promise<{ result: PreprocessResult; ds: Dataset; dir: string }> {
   const dir = await tempDir();
-  const result = await preprocess({
-    reviews: await writeLines(dir, "reviews.jsonl", reviews),
-    meta: await writeLines(dir, "meta.jsonl", metas),
-    category: "Test",
-    out: join(dir, "out"),
-    ...options,
-  });
-  return { result, ds: await readDataset(join(dir, "out")), dir };
+  try {
+    const result = await preprocess({
+      reviews: await writeLines(dir, "reviews.jsonl", reviews),
+      meta: await writeLines(dir, "meta.jsonl", metas),
+      category: "Test",
+      out: join(dir, "out"),
+      ...options,
+    });
+    return { result, ds: await readDataset(join(dir, "out")), dir };
+  } catch (e) {
+    await cleanup(dir);
+    throw e;
+  }
 }
 
 /** Every sample of a dataset in interaction order. */
