@@ -76,3 +76,50 @@ fn rmsnorm_backward_w(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   dw[c] += sum;
 }
+
+// vec4 variants for cols % 4 == 0 (every real model width): a vec4 load costs ~2.2× an f32 load
+// on llvmpipe for 4× the data (compute-notes §2.1). `p.cols` still counts floats.
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn rmsnorm_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row = gid.x + gid.y * p.row_stride;
+  if (row >= p.rows) { return; }
+  let quads = p.cols / 4u;
+  let base = row * quads;
+  var squares = 0.0;
+  for (var c = 0u; c < quads; c++) {
+    let v = x4[base + c];
+    squares += dot(v, v);
+  }
+  let r = 1.0 / sqrt(squares / f32(p.cols) + p.eps);
+  for (var c = 0u; c < quads; c++) {
+    y4[base + c] = (w4[c] + p.offset) * (x4[base + c] * r);
+  }
+  rstd[row] = r;
+}
+
+@group(0) @binding(1) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> xb4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> wb4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> dx4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn rmsnorm_backward_x_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row = gid.x + gid.y * p.row_stride;
+  if (row >= p.rows) { return; }
+  let quads = p.cols / 4u;
+  let base = row * quads;
+  let r = rstd_in[row];
+  var dot_gx = 0.0;
+  for (var c = 0u; c < quads; c++) {
+    dot_gx += dot(dy4[base + c] * (wb4[c] + p.offset), xb4[base + c]);
+  }
+  let mean_gx = dot_gx * r / f32(p.cols);
+  for (var c = 0u; c < quads; c++) {
+    let g = dy4[base + c] * (wb4[c] + p.offset);
+    dx4[base + c] += r * (g - xb4[base + c] * r * mean_gx);
+  }
+}

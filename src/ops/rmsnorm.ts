@@ -16,6 +16,11 @@ import { elementGrid } from "./grid.ts";
 
 const WG = 64;
 
+/** Rows of a width divisible by 4 (every real model) take the vec4 kernels (~2× faster here). */
+function vec4Suffix(cols: number): string {
+  return cols % 4 === 0 ? "_vec4" : "";
+}
+
 /** Shape and variant of one RMSNorm. */
 export interface RmsnormShape {
   rows: number;
@@ -76,7 +81,7 @@ export function rmsnormForward(
 ): void {
   const { groups, rowStride } = elementGrid(rows, WG);
   rec.dispatch(
-    rec.kernel("rmsnorm", "rmsnorm_forward", { WG }),
+    rec.kernel("rmsnorm", `rmsnorm_forward${vec4Suffix(cols)}`, { WG }),
     [x, w, y, rstd],
     groups,
     params([["u32", rows], ["u32", cols], ["f32", eps], ["f32", offset], ["u32", rowStride]]),
@@ -96,7 +101,12 @@ export function rmsnormBackward(
 ): void {
   const { groups, rowStride } = elementGrid(rows, WG);
   const block = params([["u32", rows], ["u32", cols], ["f32", 0], ["f32", offset], ["u32", rowStride]]);
-  rec.dispatch(rec.kernel("rmsnorm", "rmsnorm_backward_x", { WG }), [dy, x, w, rstd, dx], groups, block);
+  rec.dispatch(
+    rec.kernel("rmsnorm", `rmsnorm_backward_x${vec4Suffix(cols)}`, { WG }),
+    [dy, x, w, rstd, dx],
+    groups,
+    block,
+  );
   rec.dispatch(
     rec.kernel("rmsnorm", "rmsnorm_backward_w", { WG }),
     [dy, x, rstd, dw],

@@ -26,11 +26,14 @@ for (const offset of [0, 1]) {
   });
 }
 
+// Widths divisible by 4 take the vec4 kernels, the others the scalar ones.
 const SHAPES = [
   { rows: 1, cols: 1, offset: 0 },
   { rows: 3, cols: 65, offset: 1 },
   { rows: 70, cols: 896, offset: 0 },
   { rows: 130, cols: 7, offset: 1 },
+  { rows: 65, cols: 8, offset: 1 },
+  { rows: 1, cols: 4, offset: 0 },
 ];
 
 for (const shape of SHAPES) {
