@@ -19,17 +19,19 @@ override GELU: bool = false;
 const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
 const GELU_CUBIC: f32 = 0.044715;
 
-// act(g) and act'(g).
-fn activation(g: f32) -> vec2<f32> {
+struct Activation { value: vec4<f32>, slope: vec4<f32> }
+
+// act(g) and act'(g) for 4 gates at once (the scalar kernels splat one gate).
+fn activation(g: vec4<f32>) -> Activation {
   if (GELU) {
     // tanh saturates to ±1 in f32 beyond |u| = 9.1; the clamp keeps llvmpipe's exp-based tanh finite.
-    let u = clamp(SQRT_2_OVER_PI * (g + GELU_CUBIC * g * g * g), -10.0, 10.0);
+    let u = clamp(SQRT_2_OVER_PI * (g + GELU_CUBIC * g * g * g), vec4<f32>(-10.0), vec4<f32>(10.0));
     let t = tanh(u);
     let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * g * g);
-    return vec2<f32>(0.5 * g * (1.0 + t), 0.5 * (1.0 + t) + 0.5 * g * (1.0 - t * t) * du);
+    return Activation(0.5 * g * (1.0 + t), 0.5 * (1.0 + t) + 0.5 * g * (1.0 - t * t) * du);
   }
   let s = 1.0 / (1.0 + exp(-g));
-  return vec2<f32>(g * s, s * (1.0 + g * (1.0 - s)));
+  return Activation(g * s, s * (1.0 + g * (1.0 - s)));
 }
 
 @group(0) @binding(1) var<storage, read> gate: array<f32>;
@@ -40,7 +42,7 @@ fn activation(g: f32) -> vec2<f32> {
 fn glu_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_stride;
   if (i >= p.n) { return; }
-  out[i] = activation(gate[i]).x * up[i];
+  out[i] = activation(vec4<f32>(gate[i])).value.x * up[i];
 }
 
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
@@ -53,10 +55,39 @@ fn glu_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn glu_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_stride;
   if (i >= p.n) { return; }
-  let a = activation(gate_b[i]);
+  let a = activation(vec4<f32>(gate_b[i]));
   let g = dout[i];
-  dgate[i] += g * up_b[i] * a.y;
-  dup[i] += g * a.x;
+  dgate[i] += g * up_b[i] * a.slope.x;
+  dup[i] += g * a.value.x;
+}
+
+// vec4 variants for sizes divisible by 4 (every MLP): a vec4 load costs ~2.2× an f32 load on
+// llvmpipe for 4× the data (compute-notes §2.1). `p.n` counts vec4s here.
+@group(0) @binding(1) var<storage, read> gate4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> up4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn glu_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * p.row_stride;
+  if (i >= p.n) { return; }
+  out4[i] = activation(gate4[i]).value * up4[i];
+}
+
+@group(0) @binding(1) var<storage, read> dout4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> gate_b4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> up_b4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> dgate4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> dup4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn glu_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * p.row_stride;
+  if (i >= p.n) { return; }
+  let a = activation(gate_b4[i]);
+  let g = dout4[i];
+  dgate4[i] += g * up_b4[i] * a.slope;
+  dup4[i] += g * a.value;
 }
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;

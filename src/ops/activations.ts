@@ -94,6 +94,12 @@ function dispatchElementwise(
   );
 }
 
+/** Sizes divisible by 4 (every MLP) take the vec4 kernels, which count vec4s. */
+function dispatchGlu(rec: Recorder, entry: string, gelu: boolean, bindings: Tensor[], n: number): void {
+  if (n % 4 === 0) dispatchElementwise(rec, `${entry}_vec4`, gelu, bindings, n / 4);
+  else dispatchElementwise(rec, entry, gelu, bindings, n);
+}
+
 /** Records `out = act(gate)·up`. */
 export type GluForward = (rec: Recorder, gate: Tensor, up: Tensor, out: Tensor, shape: { n: number }) => void;
 /** Records `dgate += dout·up·act'(gate)`, `dup += dout·act(gate)`. */
@@ -109,9 +115,9 @@ export type GluBackward = (
 
 function gluLaunchers(gelu: boolean): { forward: GluForward; backward: GluBackward } {
   return {
-    forward: (rec, gate, up, out, { n }) => dispatchElementwise(rec, "glu_forward", gelu, [gate, up, out], n),
+    forward: (rec, gate, up, out, { n }) => dispatchGlu(rec, "glu_forward", gelu, [gate, up, out], n),
     backward: (rec, dout, gate, up, dgate, dup, { n }) =>
-      dispatchElementwise(rec, "glu_backward", gelu, [dout, gate, up, dgate, dup], n),
+      dispatchGlu(rec, "glu_backward", gelu, [dout, gate, up, dgate, dup], n),
   };
 }
 
