@@ -12,9 +12,10 @@
 // over register arrays: a loop here leaves the tile in scratch memory and runs ~3× slower.
 // No shared memory, no barriers (a barrier is a coroutine switch on llvmpipe).
 //
-// Constraints (met by the packing): texture A has ≥ ceil(m/32)·32 rows and B ≥ ceil(n/256)·256
-// rows, both kq = ceil(k/4) texels wide and zero-padded along k. Rows beyond m and n only feed
-// accumulators that are never stored.
+// Constraints: n is a multiple of 4 (C and bias are addressed as vec4 rows; the launcher sends
+// other n to the general kernel). Texture A has ≥ ceil(m/32)·32 rows and B ≥ ceil(n/256)·256
+// rows, both kq = ceil(k/4) texels wide and zero-padded along k (the packing guarantees it).
+// Rows beyond m and n only feed accumulators that are never stored.
 
 struct Params {
   m: u32,
@@ -30,8 +31,8 @@ const ACCUMULATE = 2u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var ta: texture_2d<f32>;
 @group(0) @binding(2) var tb: texture_2d<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
 
 // Four B rows as the columns of a matrix, transposed so that column e holds k-component e of
 // the four rows: a vec4 FMA per k component then updates four output columns at once.
@@ -49,24 +50,22 @@ fn fma4(acc: vec4<f32>, a: vec4<f32>, bt: mat4x4<f32>) -> vec4<f32> {
   return fma(vec4(a.w), bt[3], fma(vec4(a.z), bt[2], fma(vec4(a.y), bt[1], fma(vec4(a.x), bt[0], acc))));
 }
 
-// Writes four adjacent outputs of one row with alpha, bias and accumulation, skipping the tails.
-fn put(row: u32, col0: u32, v: vec4<f32>) {
-  if (row >= p.m) { return; }
-  for (var e = 0u; e < 4u; e++) {
-    let col = col0 + e;
-    if (col >= p.n) { return; }
-    var x = p.alpha * v[e];
-    if ((p.flags & HAS_BIAS) != 0u) { x += bias[col]; }
-    let at = row * p.n + col;
-    if ((p.flags & ACCUMULATE) != 0u) { x += c[at]; }
-    c[at] = x;
-  }
+// Writes four adjacent outputs of one row: alpha·acc + bias (+ the old value when accumulating).
+// One vec4 store each: every storage access is a per-lane loop on llvmpipe, and 128 wide stores
+// instead of 512 scalar ones also keep the cold JIT of this large kernel short.
+fn put(row: u32, quad: u32, v: vec4<f32>, b: vec4<f32>) {
+  if (row >= p.m || quad >= p.n / 4u) { return; }
+  let at = row * (p.n / 4u) + quad;
+  var x = fma(vec4(p.alpha), v, b);
+  if ((p.flags & ACCUMULATE) != 0u) { x += c[at]; }
+  c[at] = x;
 }
 
 @compute @workgroup_size(16, 1, 1)
 fn matmul_nt(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let r = wg.y * 32u;
   let col = wg.x * 256u + lid.x * 16u;
+  let quad = col / 4u;
   // Accumulator cI_Q: row r + I, columns col + 4Q … col + 4Q + 3.
   var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>(); var c0_2 = vec4<f32>(); var c0_3 = vec4<f32>();
   var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>(); var c1_2 = vec4<f32>(); var c1_3 = vec4<f32>();
@@ -139,36 +138,43 @@ fn matmul_nt(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
     a = textureLoad(ta, vec2<u32>(q, r + 30u), 0); c30_0 = fma4(c30_0, a, b0); c30_1 = fma4(c30_1, a, b1); c30_2 = fma4(c30_2, a, b2); c30_3 = fma4(c30_3, a, b3);
     a = textureLoad(ta, vec2<u32>(q, r + 31u), 0); c31_0 = fma4(c31_0, a, b0); c31_1 = fma4(c31_1, a, b1); c31_2 = fma4(c31_2, a, b2); c31_3 = fma4(c31_3, a, b3);
   }
-  put(r + 0u, col, c0_0); put(r + 0u, col + 4u, c0_1); put(r + 0u, col + 8u, c0_2); put(r + 0u, col + 12u, c0_3);
-  put(r + 1u, col, c1_0); put(r + 1u, col + 4u, c1_1); put(r + 1u, col + 8u, c1_2); put(r + 1u, col + 12u, c1_3);
-  put(r + 2u, col, c2_0); put(r + 2u, col + 4u, c2_1); put(r + 2u, col + 8u, c2_2); put(r + 2u, col + 12u, c2_3);
-  put(r + 3u, col, c3_0); put(r + 3u, col + 4u, c3_1); put(r + 3u, col + 8u, c3_2); put(r + 3u, col + 12u, c3_3);
-  put(r + 4u, col, c4_0); put(r + 4u, col + 4u, c4_1); put(r + 4u, col + 8u, c4_2); put(r + 4u, col + 12u, c4_3);
-  put(r + 5u, col, c5_0); put(r + 5u, col + 4u, c5_1); put(r + 5u, col + 8u, c5_2); put(r + 5u, col + 12u, c5_3);
-  put(r + 6u, col, c6_0); put(r + 6u, col + 4u, c6_1); put(r + 6u, col + 8u, c6_2); put(r + 6u, col + 12u, c6_3);
-  put(r + 7u, col, c7_0); put(r + 7u, col + 4u, c7_1); put(r + 7u, col + 8u, c7_2); put(r + 7u, col + 12u, c7_3);
-  put(r + 8u, col, c8_0); put(r + 8u, col + 4u, c8_1); put(r + 8u, col + 8u, c8_2); put(r + 8u, col + 12u, c8_3);
-  put(r + 9u, col, c9_0); put(r + 9u, col + 4u, c9_1); put(r + 9u, col + 8u, c9_2); put(r + 9u, col + 12u, c9_3);
-  put(r + 10u, col, c10_0); put(r + 10u, col + 4u, c10_1); put(r + 10u, col + 8u, c10_2); put(r + 10u, col + 12u, c10_3);
-  put(r + 11u, col, c11_0); put(r + 11u, col + 4u, c11_1); put(r + 11u, col + 8u, c11_2); put(r + 11u, col + 12u, c11_3);
-  put(r + 12u, col, c12_0); put(r + 12u, col + 4u, c12_1); put(r + 12u, col + 8u, c12_2); put(r + 12u, col + 12u, c12_3);
-  put(r + 13u, col, c13_0); put(r + 13u, col + 4u, c13_1); put(r + 13u, col + 8u, c13_2); put(r + 13u, col + 12u, c13_3);
-  put(r + 14u, col, c14_0); put(r + 14u, col + 4u, c14_1); put(r + 14u, col + 8u, c14_2); put(r + 14u, col + 12u, c14_3);
-  put(r + 15u, col, c15_0); put(r + 15u, col + 4u, c15_1); put(r + 15u, col + 8u, c15_2); put(r + 15u, col + 12u, c15_3);
-  put(r + 16u, col, c16_0); put(r + 16u, col + 4u, c16_1); put(r + 16u, col + 8u, c16_2); put(r + 16u, col + 12u, c16_3);
-  put(r + 17u, col, c17_0); put(r + 17u, col + 4u, c17_1); put(r + 17u, col + 8u, c17_2); put(r + 17u, col + 12u, c17_3);
-  put(r + 18u, col, c18_0); put(r + 18u, col + 4u, c18_1); put(r + 18u, col + 8u, c18_2); put(r + 18u, col + 12u, c18_3);
-  put(r + 19u, col, c19_0); put(r + 19u, col + 4u, c19_1); put(r + 19u, col + 8u, c19_2); put(r + 19u, col + 12u, c19_3);
-  put(r + 20u, col, c20_0); put(r + 20u, col + 4u, c20_1); put(r + 20u, col + 8u, c20_2); put(r + 20u, col + 12u, c20_3);
-  put(r + 21u, col, c21_0); put(r + 21u, col + 4u, c21_1); put(r + 21u, col + 8u, c21_2); put(r + 21u, col + 12u, c21_3);
-  put(r + 22u, col, c22_0); put(r + 22u, col + 4u, c22_1); put(r + 22u, col + 8u, c22_2); put(r + 22u, col + 12u, c22_3);
-  put(r + 23u, col, c23_0); put(r + 23u, col + 4u, c23_1); put(r + 23u, col + 8u, c23_2); put(r + 23u, col + 12u, c23_3);
-  put(r + 24u, col, c24_0); put(r + 24u, col + 4u, c24_1); put(r + 24u, col + 8u, c24_2); put(r + 24u, col + 12u, c24_3);
-  put(r + 25u, col, c25_0); put(r + 25u, col + 4u, c25_1); put(r + 25u, col + 8u, c25_2); put(r + 25u, col + 12u, c25_3);
-  put(r + 26u, col, c26_0); put(r + 26u, col + 4u, c26_1); put(r + 26u, col + 8u, c26_2); put(r + 26u, col + 12u, c26_3);
-  put(r + 27u, col, c27_0); put(r + 27u, col + 4u, c27_1); put(r + 27u, col + 8u, c27_2); put(r + 27u, col + 12u, c27_3);
-  put(r + 28u, col, c28_0); put(r + 28u, col + 4u, c28_1); put(r + 28u, col + 8u, c28_2); put(r + 28u, col + 12u, c28_3);
-  put(r + 29u, col, c29_0); put(r + 29u, col + 4u, c29_1); put(r + 29u, col + 8u, c29_2); put(r + 29u, col + 12u, c29_3);
-  put(r + 30u, col, c30_0); put(r + 30u, col + 4u, c30_1); put(r + 30u, col + 8u, c30_2); put(r + 30u, col + 12u, c30_3);
-  put(r + 31u, col, c31_0); put(r + 31u, col + 4u, c31_1); put(r + 31u, col + 8u, c31_2); put(r + 31u, col + 12u, c31_3);
+  // Bias is per column: load this lane's 16 values once (clamped at the tail, never stored there).
+  var bias0 = vec4<f32>(); var bias1 = vec4<f32>(); var bias2 = vec4<f32>(); var bias3 = vec4<f32>();
+  if ((p.flags & HAS_BIAS) != 0u) {
+    let last = p.n / 4u - 1u;
+    bias0 = bias[min(quad, last)]; bias1 = bias[min(quad + 1u, last)];
+    bias2 = bias[min(quad + 2u, last)]; bias3 = bias[min(quad + 3u, last)];
+  }
+  put(r + 0u, quad + 0u, c0_0, bias0); put(r + 0u, quad + 1u, c0_1, bias1); put(r + 0u, quad + 2u, c0_2, bias2); put(r + 0u, quad + 3u, c0_3, bias3);
+  put(r + 1u, quad + 0u, c1_0, bias0); put(r + 1u, quad + 1u, c1_1, bias1); put(r + 1u, quad + 2u, c1_2, bias2); put(r + 1u, quad + 3u, c1_3, bias3);
+  put(r + 2u, quad + 0u, c2_0, bias0); put(r + 2u, quad + 1u, c2_1, bias1); put(r + 2u, quad + 2u, c2_2, bias2); put(r + 2u, quad + 3u, c2_3, bias3);
+  put(r + 3u, quad + 0u, c3_0, bias0); put(r + 3u, quad + 1u, c3_1, bias1); put(r + 3u, quad + 2u, c3_2, bias2); put(r + 3u, quad + 3u, c3_3, bias3);
+  put(r + 4u, quad + 0u, c4_0, bias0); put(r + 4u, quad + 1u, c4_1, bias1); put(r + 4u, quad + 2u, c4_2, bias2); put(r + 4u, quad + 3u, c4_3, bias3);
+  put(r + 5u, quad + 0u, c5_0, bias0); put(r + 5u, quad + 1u, c5_1, bias1); put(r + 5u, quad + 2u, c5_2, bias2); put(r + 5u, quad + 3u, c5_3, bias3);
+  put(r + 6u, quad + 0u, c6_0, bias0); put(r + 6u, quad + 1u, c6_1, bias1); put(r + 6u, quad + 2u, c6_2, bias2); put(r + 6u, quad + 3u, c6_3, bias3);
+  put(r + 7u, quad + 0u, c7_0, bias0); put(r + 7u, quad + 1u, c7_1, bias1); put(r + 7u, quad + 2u, c7_2, bias2); put(r + 7u, quad + 3u, c7_3, bias3);
+  put(r + 8u, quad + 0u, c8_0, bias0); put(r + 8u, quad + 1u, c8_1, bias1); put(r + 8u, quad + 2u, c8_2, bias2); put(r + 8u, quad + 3u, c8_3, bias3);
+  put(r + 9u, quad + 0u, c9_0, bias0); put(r + 9u, quad + 1u, c9_1, bias1); put(r + 9u, quad + 2u, c9_2, bias2); put(r + 9u, quad + 3u, c9_3, bias3);
+  put(r + 10u, quad + 0u, c10_0, bias0); put(r + 10u, quad + 1u, c10_1, bias1); put(r + 10u, quad + 2u, c10_2, bias2); put(r + 10u, quad + 3u, c10_3, bias3);
+  put(r + 11u, quad + 0u, c11_0, bias0); put(r + 11u, quad + 1u, c11_1, bias1); put(r + 11u, quad + 2u, c11_2, bias2); put(r + 11u, quad + 3u, c11_3, bias3);
+  put(r + 12u, quad + 0u, c12_0, bias0); put(r + 12u, quad + 1u, c12_1, bias1); put(r + 12u, quad + 2u, c12_2, bias2); put(r + 12u, quad + 3u, c12_3, bias3);
+  put(r + 13u, quad + 0u, c13_0, bias0); put(r + 13u, quad + 1u, c13_1, bias1); put(r + 13u, quad + 2u, c13_2, bias2); put(r + 13u, quad + 3u, c13_3, bias3);
+  put(r + 14u, quad + 0u, c14_0, bias0); put(r + 14u, quad + 1u, c14_1, bias1); put(r + 14u, quad + 2u, c14_2, bias2); put(r + 14u, quad + 3u, c14_3, bias3);
+  put(r + 15u, quad + 0u, c15_0, bias0); put(r + 15u, quad + 1u, c15_1, bias1); put(r + 15u, quad + 2u, c15_2, bias2); put(r + 15u, quad + 3u, c15_3, bias3);
+  put(r + 16u, quad + 0u, c16_0, bias0); put(r + 16u, quad + 1u, c16_1, bias1); put(r + 16u, quad + 2u, c16_2, bias2); put(r + 16u, quad + 3u, c16_3, bias3);
+  put(r + 17u, quad + 0u, c17_0, bias0); put(r + 17u, quad + 1u, c17_1, bias1); put(r + 17u, quad + 2u, c17_2, bias2); put(r + 17u, quad + 3u, c17_3, bias3);
+  put(r + 18u, quad + 0u, c18_0, bias0); put(r + 18u, quad + 1u, c18_1, bias1); put(r + 18u, quad + 2u, c18_2, bias2); put(r + 18u, quad + 3u, c18_3, bias3);
+  put(r + 19u, quad + 0u, c19_0, bias0); put(r + 19u, quad + 1u, c19_1, bias1); put(r + 19u, quad + 2u, c19_2, bias2); put(r + 19u, quad + 3u, c19_3, bias3);
+  put(r + 20u, quad + 0u, c20_0, bias0); put(r + 20u, quad + 1u, c20_1, bias1); put(r + 20u, quad + 2u, c20_2, bias2); put(r + 20u, quad + 3u, c20_3, bias3);
+  put(r + 21u, quad + 0u, c21_0, bias0); put(r + 21u, quad + 1u, c21_1, bias1); put(r + 21u, quad + 2u, c21_2, bias2); put(r + 21u, quad + 3u, c21_3, bias3);
+  put(r + 22u, quad + 0u, c22_0, bias0); put(r + 22u, quad + 1u, c22_1, bias1); put(r + 22u, quad + 2u, c22_2, bias2); put(r + 22u, quad + 3u, c22_3, bias3);
+  put(r + 23u, quad + 0u, c23_0, bias0); put(r + 23u, quad + 1u, c23_1, bias1); put(r + 23u, quad + 2u, c23_2, bias2); put(r + 23u, quad + 3u, c23_3, bias3);
+  put(r + 24u, quad + 0u, c24_0, bias0); put(r + 24u, quad + 1u, c24_1, bias1); put(r + 24u, quad + 2u, c24_2, bias2); put(r + 24u, quad + 3u, c24_3, bias3);
+  put(r + 25u, quad + 0u, c25_0, bias0); put(r + 25u, quad + 1u, c25_1, bias1); put(r + 25u, quad + 2u, c25_2, bias2); put(r + 25u, quad + 3u, c25_3, bias3);
+  put(r + 26u, quad + 0u, c26_0, bias0); put(r + 26u, quad + 1u, c26_1, bias1); put(r + 26u, quad + 2u, c26_2, bias2); put(r + 26u, quad + 3u, c26_3, bias3);
+  put(r + 27u, quad + 0u, c27_0, bias0); put(r + 27u, quad + 1u, c27_1, bias1); put(r + 27u, quad + 2u, c27_2, bias2); put(r + 27u, quad + 3u, c27_3, bias3);
+  put(r + 28u, quad + 0u, c28_0, bias0); put(r + 28u, quad + 1u, c28_1, bias1); put(r + 28u, quad + 2u, c28_2, bias2); put(r + 28u, quad + 3u, c28_3, bias3);
+  put(r + 29u, quad + 0u, c29_0, bias0); put(r + 29u, quad + 1u, c29_1, bias1); put(r + 29u, quad + 2u, c29_2, bias2); put(r + 29u, quad + 3u, c29_3, bias3);
+  put(r + 30u, quad + 0u, c30_0, bias0); put(r + 30u, quad + 1u, c30_1, bias1); put(r + 30u, quad + 2u, c30_2, bias2); put(r + 30u, quad + 3u, c30_3, bias3);
+  put(r + 31u, quad + 0u, c31_0, bias0); put(r + 31u, quad + 1u, c31_1, bias1); put(r + 31u, quad + 2u, c31_2, bias2); put(r + 31u, quad + 3u, c31_3, bias3);
 }

@@ -42,10 +42,15 @@ export interface TexMatmul {
 
 const caches = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
 
-/** True when the texture path can hold this problem (texture size limit). */
+/**
+ * True when the texture kernel can compute this problem: n a multiple of 4 (it stores vec4s) and
+ * both operands within the texture size limit (16384 rows here).
+ */
 export function texFits(rec: Recorder, m: number, n: number, k: number): boolean {
   const limit = rec.gpu.device.limits.maxTextureDimension2D;
-  return roundUp(m, TEX_TILE_M) <= limit && roundUp(n, TEX_TILE_N) <= limit && Math.ceil(k / 4) <= limit;
+  const fits = (x: number) => avoidPowerOfTwo(x) <= limit;
+  return n % 4 === 0 && fits(roundUp(m, TEX_TILE_M)) && fits(roundUp(n, TEX_TILE_N)) &&
+    fits(Math.ceil(k / 4));
 }
 
 /** Records packing of both operands and the texture kernel. */
@@ -56,7 +61,12 @@ export function matmulTex(rec: Recorder, job: TexMatmul, placeholder: Tensor): v
   const tb = pack(rec, job.b, k, kq, roundUp(n, TEX_TILE_N), "b");
   rec.dispatch(
     rec.kernel("matmul_tex", "matmul_nt"),
-    [ta, tb, job.bias ?? placeholder, job.c],
+    [
+      ta,
+      tb,
+      job.bias ? { buffer: job.bias.buffer, size: n * 4 } : placeholder,
+      { buffer: job.c.buffer, size: m * n * 4 },
+    ],
     [Math.ceil(n / TEX_TILE_N), Math.ceil(m / TEX_TILE_M)],
     params([["u32", m], ["u32", n], ["u32", kq], ["f32", job.alpha], ["u32", job.flags]]),
   );

@@ -71,11 +71,17 @@ const SHAPES: Case[] = [
 const GENERAL_SHAPES: Case[] = [...SHAPES, { m: 1, n: 300, k: 9 }, { m: 70, n: 1, k: 0 }];
 
 /**
- * Texture path: the shapes above cover k not a multiple of 4 (zero-padded texels), k a multiple
- * of 64 (rows copied with copyBufferToTexture) and m, n off the 32 × 256 tile; this one adds
- * several tiles in both directions with tails.
+ * Texture path (n must be a multiple of 4, else it hands over to the general kernel): k not a
+ * multiple of 4 (zero-padded texels), k a multiple of 64 (rows copied with copyBufferToTexture),
+ * m and n off the 32 × 256 tile, one row, and several tiles in both directions with tails.
  */
-const TEXTURE_SHAPES: Case[] = [...SHAPES, { m: 70, n: 300, k: 128 }];
+const TEXTURE_SHAPES: Case[] = [
+  { m: 1, n: 4, k: 1 },
+  { m: 33, n: 20, k: 65 },
+  { m: 100, n: 260, k: 31 },
+  { m: 128, n: 256, k: 64 },
+  { m: 70, n: 300, k: 128 },
+];
 
 async function runGpu(
   path: MatmulPath,
