@@ -81,14 +81,16 @@ export function ropeBackwardCpu(
 function dispatchRope(rec: Recorder, entry: string, bindings: Tensor[], shape: RopeShape): void {
   const freq = ropeFrequencies(shape);
   const half = shape.headDim / 2;
-  const n = shape.tokens * shape.heads * half;
+  // One invocation per (token, i < D/2), or per (token, 4 consecutive i) when D/2 divides by 4.
+  const vec4 = half % 4 === 0;
+  const n = shape.tokens * (vec4 ? half / 4 : half);
   const { groups, rowStride } = elementGrid(n, WG);
   const block: [kind: "u32" | "f32", value: number][] = [["u32", n], ["u32", shape.heads], ["u32", half], [
     "u32",
     rowStride,
   ]];
   for (let i = 0; i < MAX_HALF; i++) block.push(["f32", freq[i] ?? 0]);
-  rec.dispatch(rec.kernel("rope", entry, { WG }), bindings, groups, params(block));
+  rec.dispatch(rec.kernel("rope", vec4 ? `${entry}_vec4` : entry, { WG }), bindings, groups, params(block));
 }
 
 /** Records `y = rope(x)`; pass the same tensor as `x` and `y` to rotate in place. */
