@@ -22,7 +22,13 @@ import { params, type Recorder } from "../gpu/recorder.ts";
 import type { RowChunked, Tensor, TensorPool } from "../gpu/tensor.ts";
 
 const WG = 64;
-const MAX_GROUPS = 65535;
+/** Workgroups striding over tokens (or unique ids): enough for both cores, few enough to amortise start-up. */
+const ROW_GROUPS = 256;
+
+/** Widths divisible by 4 take the vec4 kernels, whose column count is in vec4s. */
+function columns(cols: number): { suffix: string; lanes: number } {
+  return cols % 4 === 0 ? { suffix: "_vec4", lanes: cols / 4 } : { suffix: "", lanes: cols };
+}
 
 /** CPU reference: `out[t,:] = scale·table[ids[t],:]` for a dense `[rows × cols]` table. */
 export function embeddingForwardCpu(
@@ -62,16 +68,14 @@ export function embeddingForward(
   { scale = 1 }: { scale?: number } = {},
 ): void {
   const tokens = ids.size;
-  const kernel = rec.kernel("embedding", "embedding_forward", { WG });
+  const { suffix, lanes } = columns(table.cols);
+  const kernel = rec.kernel("embedding", `embedding_forward${suffix}`, { WG });
   for (const chunk of table.chunks) {
     rec.dispatch(
       kernel,
       [ids, chunk.tensor, out],
-      [Math.ceil(table.cols / WG), Math.min(tokens, MAX_GROUPS)],
-      params([["u32", tokens], ["u32", table.cols], ["i32", chunk.start], ["i32", chunk.rows], [
-        "f32",
-        scale,
-      ]]),
+      [Math.ceil(lanes / WG), Math.min(tokens, ROW_GROUPS)],
+      params([["u32", tokens], ["u32", lanes], ["i32", chunk.start], ["i32", chunk.rows], ["f32", scale]]),
     );
   }
 }
@@ -148,14 +152,15 @@ export function embeddingBackward(
   dTable: RowChunked,
   { scale = 1 }: { scale?: number } = {},
 ): void {
-  const kernel = rec.kernel("embedding", "embedding_backward", { WG });
+  const { suffix, lanes } = columns(dTable.cols);
+  const kernel = rec.kernel("embedding", `embedding_backward${suffix}`, { WG });
   dTable.chunks.forEach((chunk, i) => {
     const { first, count } = index.chunkRanges[i];
     rec.dispatch(
       kernel,
       [index.uniqueRows, index.offsets, index.positions, dOut, chunk.tensor],
-      [Math.ceil(dTable.cols / WG), Math.min(count, MAX_GROUPS)],
-      params([["u32", count], ["u32", dTable.cols], ["u32", first], ["f32", scale]]),
+      [Math.ceil(lanes / WG), Math.min(count, ROW_GROUPS)],
+      params([["u32", count], ["u32", lanes], ["u32", first], ["f32", scale]]),
     );
   });
 }

@@ -49,11 +49,13 @@ Deno.test("embeddingGradIndex() rejects an id outside the table", () => {
   assert.throws(() => embeddingGradIndex({} as TensorPool, [0, 4], table), /id 4 at position 1 /);
 });
 
+// Widths divisible by 4 take the vec4 kernels; 700 tokens exceed the 256 token-striding workgroups.
 const SHAPES = [
   { tokens: 1, vocab: 1, cols: 1, perChunk: 1 },
   { tokens: 37, vocab: 23, cols: 65, perChunk: 7 },
   { tokens: 300, vocab: 1000, cols: 96, perChunk: 128 },
   { tokens: 130, vocab: 40, cols: 7, perChunk: 40 },
+  { tokens: 700, vocab: 300, cols: 4, perChunk: 90 },
 ];
 
 for (const { tokens, vocab, cols, perChunk } of SHAPES) {
