@@ -59,7 +59,10 @@ export function embeddingBackwardCpu(
   return dTable;
 }
 
-/** Records the gather for every chunk of `table` into the preallocated `out [T × cols]`. */
+/**
+ * Records the gather for every chunk of `table` into the preallocated `out [T × cols]`. Rows of ids
+ * outside the table are left untouched (validate ids on the host; `embeddingGradIndex` does).
+ */
 export function embeddingForward(
   rec: Recorder,
   ids: Tensor,
