@@ -1,0 +1,442 @@
+/**
+ * One decoder block of Qwen2 / Llama / Gemma-2, forward and explicit backward.
+ *
+ * Qwen2 and Llama: `x += attn(norm₁(x))`, `x += mlp(norm₂(x))`.
+ * Gemma-2 (sandwich norms, HF `Gemma2DecoderLayer`): `x += norm_post_attn(attn(norm_in(x)))`,
+ * `x += norm_post_ff(mlp(norm_pre_ff(x)))`.
+ *
+ * The forward keeps, in a {@linkcode BlockActivations}, exactly what the backward reads (llm.c
+ * style); the backward walks the block in reverse and adds into the residual-stream gradient
+ * `dRes`, so the residual connections need no extra kernel in backward.
+ *
+ * @module
+ */
+import type { Recorder } from "../gpu/recorder.ts";
+import type { Tensor, TensorPool } from "../gpu/tensor.ts";
+import { gegluBackward, gegluForward, swigluBackward, swigluForward } from "../ops/activations.ts";
+import { attentionBackward, attentionForward, kvCacheWrite } from "../ops/attention.ts";
+import { residualForward } from "../ops/residual.ts";
+import { rmsnormBackward, rmsnormForward } from "../ops/rmsnorm.ts";
+import { ropeBackward, ropeForward } from "../ops/rope.ts";
+import { type Linear, linearBackward, linearForward } from "./linear.ts";
+import { ensureGrad, type Param, whole } from "./params.ts";
+
+/** Shapes that every block of a model shares. */
+export interface BlockDims {
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  ff: number;
+  eps: number;
+  /** 1 for Gemma's `(1+w)` RMSNorm, else 0. */
+  normOffset: 0 | 1;
+  ropeTheta: number;
+  /** RoPE inverse frequencies, rope scaling included (`headDim / 2` values). */
+  invFreq: Float32Array;
+  attentionScale: number;
+  /** Attention-logit softcap, 0 for none. */
+  softcap: number;
+  gelu: boolean;
+}
+
+/** The parameters of one decoder block. */
+export interface DecoderBlock {
+  readonly index: number;
+  /** Sliding window (HF semantics), 0 for full causal attention. */
+  readonly window: number;
+  readonly inputNorm: Param;
+  /** Gemma-2 only: norm applied to the attention output before the residual add. */
+  readonly postAttnNorm: Param | null;
+  /** Norm before the MLP (`post_attention_layernorm` in Qwen2/Llama, `pre_feedforward_layernorm` in Gemma-2). */
+  readonly preMlpNorm: Param;
+  /** Gemma-2 only: norm applied to the MLP output before the residual add. */
+  readonly postMlpNorm: Param | null;
+  readonly q: Linear;
+  readonly k: Linear;
+  readonly v: Linear;
+  readonly o: Linear;
+  readonly gate: Linear;
+  readonly up: Linear;
+  readonly down: Linear;
+}
+
+/**
+ * Where the rows of one forward sit: `batch` sequences of `tq` rows each, at per-row positions,
+ * attending keys in a `[batch × tmax × kvHeads × headDim]` layout (the K/V projections themselves
+ * when there is no cache, tmax = tq).
+ */
+export interface RowLayout {
+  batch: number;
+  tq: number;
+  tmax: number;
+  /** i32 [batch·tq]: absolute position of each row (RoPE). */
+  positions: Tensor;
+  /** i32 [batch]: absolute position of row 0 of each sequence. */
+  qOffset: Tensor;
+  /** i32 [batch]: number of valid keys per sequence. */
+  kvLen: Tensor;
+}
+
+/** The K and V cache of one block. */
+export interface BlockCache {
+  k: Tensor;
+  v: Tensor;
+}
+
+/** What the forward saved for the backward of one block. */
+export interface BlockActivations {
+  xIn: Tensor;
+  rstdIn: Tensor;
+  xnIn: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  attn: Tensor;
+  lse: Tensor;
+  /** Gemma-2: o_proj output (input of the post-attention norm) and that norm's rstd. */
+  oOut: Tensor | null;
+  rstdPostAttn: Tensor | null;
+  xMid: Tensor;
+  rstdMlp: Tensor;
+  xnMlp: Tensor;
+  gate: Tensor;
+  up: Tensor;
+  act: Tensor;
+  /** Gemma-2: down_proj output and the post-feed-forward norm's rstd. */
+  downOut: Tensor | null;
+  rstdPostMlp: Tensor | null;
+  /** LoRA intermediates `x·Aᵀ` per adapted linear layer. */
+  lora: Map<Linear, Tensor>;
+}
+
+/** Every tensor a {@linkcode BlockActivations} owns, except `xIn` (the previous block's output). */
+function ownedTensors(a: BlockActivations): Tensor[] {
+  const list = [
+    a.rstdIn,
+    a.xnIn,
+    a.q,
+    a.k,
+    a.v,
+    a.attn,
+    a.lse,
+    a.oOut,
+    a.rstdPostAttn,
+    a.xMid,
+    a.rstdMlp,
+    a.xnMlp,
+    a.gate,
+    a.up,
+    a.act,
+    a.downOut,
+    a.rstdPostMlp,
+    ...a.lora.values(),
+  ];
+  return list.filter((t): t is Tensor => t !== null);
+}
+
+/** Returns the saved activations of a block to the pool. */
+export function releaseActivations(pool: TensorPool, a: BlockActivations): void {
+  for (const t of ownedTensors(a)) pool.release(t);
+}
+
+function norm(rec: Recorder, d: BlockDims, w: Param, x: Tensor, y: Tensor, rstd: Tensor, rows: number): void {
+  rmsnormForward(rec, x, whole(w.value), y, rstd, { rows, cols: d.hidden, eps: d.eps, offset: d.normOffset });
+}
+
+function normBackward(
+  rec: Recorder,
+  pool: TensorPool,
+  d: BlockDims,
+  w: Param,
+  dy: Tensor,
+  x: Tensor,
+  rstd: Tensor,
+  dx: Tensor,
+  rows: number,
+  scratch: Tensor,
+): void {
+  const dw = w.trainable ? whole(ensureGrad(pool, w)) : scratch;
+  rmsnormBackward(rec, dy, x, whole(w.value), rstd, dx, dw, { rows, cols: d.hidden, offset: d.normOffset });
+}
+
+function keep(lora: Map<Linear, Tensor>, lin: Linear, u: Tensor | null): void {
+  if (u) lora.set(lin, u);
+}
+
+/**
+ * Records the forward of `block` on `x` (`[rows × hidden]`) and returns the block output plus
+ * the saved activations. With `cache`, the new keys and values are written into it first and the
+ * attention reads the cache.
+ */
+export function blockForward(
+  rec: Recorder,
+  pool: TensorPool,
+  d: BlockDims,
+  block: DecoderBlock,
+  x: Tensor,
+  layout: RowLayout,
+  cache: BlockCache | null,
+): { out: Tensor; acts: BlockActivations } {
+  const rows = layout.batch * layout.tq;
+  const { hidden, heads, kvHeads, headDim, ff } = d;
+  const t = (cols: number, name: string) => pool.tensor([rows, cols], "f32", `L${block.index}.${name}`);
+  const lora = new Map<Linear, Tensor>();
+
+  const rstdIn = t(1, "rstd_in");
+  const xnIn = t(hidden, "xn_in");
+  norm(rec, d, block.inputNorm, x, xnIn, rstdIn, rows);
+  const q = t(heads * headDim, "q");
+  const k = t(kvHeads * headDim, "k");
+  const v = t(kvHeads * headDim, "v");
+  const raw = t(heads * headDim, "qk_raw");
+  keep(lora, block.q, linearForward(rec, pool, block.q, xnIn, raw, rows));
+  ropeForward(rec, raw, q, layout.positions, {
+    tokens: rows,
+    heads,
+    headDim,
+    theta: d.ropeTheta,
+    invFreq: d.invFreq,
+  });
+  keep(lora, block.k, linearForward(rec, pool, block.k, xnIn, raw, rows));
+  ropeForward(rec, raw, k, layout.positions, {
+    tokens: rows,
+    heads: kvHeads,
+    headDim,
+    theta: d.ropeTheta,
+    invFreq: d.invFreq,
+  });
+  pool.release(raw);
+  keep(lora, block.v, linearForward(rec, pool, block.v, xnIn, v, rows));
+
+  let keys = k;
+  let values = v;
+  if (cache) {
+    const write = {
+      batch: layout.batch,
+      tq: layout.tq,
+      tmax: layout.tmax,
+      kvHeads,
+      headDim,
+      qOffset: layout.qOffset,
+    };
+    kvCacheWrite(rec, k, cache.k, write);
+    kvCacheWrite(rec, v, cache.v, write);
+    keys = cache.k;
+    values = cache.v;
+  }
+  const attn = t(heads * headDim, "attn");
+  const lse = pool.tensor([layout.batch, heads, layout.tq], "f32", `L${block.index}.lse`);
+  attentionForward(rec, q, keys, values, attn, lse, attentionOptions(d, block, layout));
+
+  const branch = t(hidden, "branch");
+  const attnOut = projectBranch(rec, pool, d, block.o, block.postAttnNorm, attn, branch, rows, lora);
+  const xMid = t(hidden, "x_mid");
+  residualForward(rec, x, branch, xMid);
+
+  const rstdMlp = t(1, "rstd_mlp");
+  const xnMlp = t(hidden, "xn_mlp");
+  norm(rec, d, block.preMlpNorm, xMid, xnMlp, rstdMlp, rows);
+  const gate = t(ff, "gate");
+  const up = t(ff, "up");
+  const act = t(ff, "act");
+  keep(lora, block.gate, linearForward(rec, pool, block.gate, xnMlp, gate, rows));
+  keep(lora, block.up, linearForward(rec, pool, block.up, xnMlp, up, rows));
+  (d.gelu ? gegluForward : swigluForward)(rec, gate, up, act, { n: rows * ff });
+  const mlpOut = projectBranch(rec, pool, d, block.down, block.postMlpNorm, act, branch, rows, lora);
+  const out = t(hidden, "x_out");
+  residualForward(rec, xMid, branch, out);
+  pool.release(branch);
+  return {
+    out,
+    acts: {
+      xIn: x,
+      rstdIn,
+      xnIn,
+      q,
+      k,
+      v,
+      attn,
+      lse,
+      oOut: attnOut.raw,
+      rstdPostAttn: attnOut.rstd,
+      xMid,
+      rstdMlp,
+      xnMlp,
+      gate,
+      up,
+      act,
+      downOut: mlpOut.raw,
+      rstdPostMlp: mlpOut.rstd,
+      lora,
+    },
+  };
+}
+
+/**
+ * Records `branch = postNorm(lin(x))`, or `branch = lin(x)` without a post norm; returns the
+ * linear output and norm rstd the backward needs (null without a post norm).
+ */
+function projectBranch(
+  rec: Recorder,
+  pool: TensorPool,
+  d: BlockDims,
+  lin: Linear,
+  postNorm: Param | null,
+  x: Tensor,
+  branch: Tensor,
+  rows: number,
+  lora: Map<Linear, Tensor>,
+): { raw: Tensor | null; rstd: Tensor | null } {
+  if (!postNorm) {
+    keep(lora, lin, linearForward(rec, pool, lin, x, branch, rows));
+    return { raw: null, rstd: null };
+  }
+  const raw = pool.tensor([rows, d.hidden], "f32", `${lin.weight.name}.out`);
+  const rstd = pool.tensor([rows], "f32", `${postNorm.name}.rstd`);
+  keep(lora, lin, linearForward(rec, pool, lin, x, raw, rows));
+  norm(rec, d, postNorm, raw, branch, rstd, rows);
+  return { raw, rstd };
+}
+
+/**
+ * Records the backward of a post norm (when there is one): returns ∂L/∂(linear output), a new
+ * tensor to release, or `dBranch` itself without a post norm.
+ */
+function postNormBackward(
+  rec: Recorder,
+  pool: TensorPool,
+  d: BlockDims,
+  postNorm: Param | null,
+  dBranch: Tensor,
+  raw: Tensor | null,
+  rstd: Tensor | null,
+  rows: number,
+  scratch: Tensor,
+): Tensor {
+  if (!postNorm) return dBranch;
+  const dRaw = pool.tensor([rows, d.hidden], "f32", `${postNorm.name}.d_in`);
+  rec.clear(dRaw);
+  normBackward(rec, pool, d, postNorm, dBranch, raw!, rstd!, dRaw, rows, scratch);
+  return dRaw;
+}
+
+function attentionOptions(d: BlockDims, block: DecoderBlock, layout: RowLayout) {
+  return {
+    batch: layout.batch,
+    tq: layout.tq,
+    tmax: layout.tmax,
+    heads: d.heads,
+    kvHeads: d.kvHeads,
+    headDim: d.headDim,
+    scale: d.attentionScale,
+    softcap: d.softcap,
+    window: block.window,
+    qOffset: layout.qOffset,
+    kvLen: layout.kvLen,
+  };
+}
+
+/**
+ * Records the backward of one block (training layout: no cache). On entry `dRes` holds ∂L/∂(block
+ * output); on exit it holds ∂L/∂(block input). Parameter gradients are accumulated.
+ */
+export function blockBackward(
+  rec: Recorder,
+  pool: TensorPool,
+  d: BlockDims,
+  block: DecoderBlock,
+  a: BlockActivations,
+  layout: RowLayout,
+  dRes: Tensor,
+): void {
+  const rows = layout.batch * layout.tq;
+  const { hidden, heads, kvHeads, headDim, ff } = d;
+  const t = (cols: number, name: string) => pool.tensor([rows, cols], "f32", `L${block.index}.${name}`);
+  const scratchDw = pool.tensor([hidden], "f32", "frozen_norm_dw");
+  const u = (lin: Linear) => a.lora.get(lin) ?? null;
+
+  // MLP half: dRes is ∂L/∂(branch) as well as ∂L/∂xMid (residual identity).
+  const dDown = postNormBackward(
+    rec,
+    pool,
+    d,
+    block.postMlpNorm,
+    dRes,
+    a.downOut,
+    a.rstdPostMlp,
+    rows,
+    scratchDw,
+  );
+  const dAct = t(ff, "d_act");
+  rec.clear(dAct);
+  linearBackward(rec, pool, block.down, dDown, a.act, u(block.down), dAct, rows);
+  if (dDown !== dRes) pool.release(dDown);
+  const dGate = t(ff, "d_gate");
+  const dUp = t(ff, "d_up");
+  rec.clear(dGate);
+  rec.clear(dUp);
+  (d.gelu ? gegluBackward : swigluBackward)(rec, dAct, a.gate, a.up, dGate, dUp, { n: rows * ff });
+  pool.release(dAct);
+  const dxn = t(hidden, "d_xn");
+  rec.clear(dxn);
+  linearBackward(rec, pool, block.gate, dGate, a.xnMlp, u(block.gate), dxn, rows);
+  linearBackward(rec, pool, block.up, dUp, a.xnMlp, u(block.up), dxn, rows);
+  pool.release(dGate);
+  pool.release(dUp);
+  normBackward(rec, pool, d, block.preMlpNorm, dxn, a.xMid, a.rstdMlp, dRes, rows, scratchDw);
+
+  // Attention half: dRes is now ∂L/∂xMid.
+  const dO = postNormBackward(
+    rec,
+    pool,
+    d,
+    block.postAttnNorm,
+    dRes,
+    a.oOut,
+    a.rstdPostAttn,
+    rows,
+    scratchDw,
+  );
+  const dAttn = t(heads * headDim, "d_attn");
+  rec.clear(dAttn);
+  linearBackward(rec, pool, block.o, dO, a.attn, u(block.o), dAttn, rows);
+  if (dO !== dRes) pool.release(dO);
+  const dq = t(heads * headDim, "d_q");
+  const dk = t(kvHeads * headDim, "d_k");
+  const dv = t(kvHeads * headDim, "d_v");
+  rec.clear(dq);
+  rec.clear(dk);
+  rec.clear(dv);
+  const delta = pool.tensor([layout.batch, heads, layout.tq], "f32", `L${block.index}.attn_delta`);
+  attentionBackward(rec, dAttn, a.q, a.k, a.v, a.attn, a.lse, dq, dk, dv, {
+    ...attentionOptions(d, block, layout),
+    delta,
+  });
+  pool.release(delta);
+  pool.release(dAttn);
+  rec.clear(dxn);
+  const dRaw = t(heads * headDim, "d_qk_raw");
+  rec.clear(dRaw);
+  ropeBackward(rec, dq, dRaw, layout.positions, {
+    tokens: rows,
+    heads,
+    headDim,
+    theta: d.ropeTheta,
+    invFreq: d.invFreq,
+  });
+  linearBackward(rec, pool, block.q, dRaw, a.xnIn, u(block.q), dxn, rows);
+  rec.clear(dRaw);
+  ropeBackward(rec, dk, dRaw, layout.positions, {
+    tokens: rows,
+    heads: kvHeads,
+    headDim,
+    theta: d.ropeTheta,
+  });
+  linearBackward(rec, pool, block.k, dRaw, a.xnIn, u(block.k), dxn, rows);
+  linearBackward(rec, pool, block.v, dv, a.xnIn, u(block.v), dxn, rows);
+  for (const x of [dRaw, dq, dk, dv]) pool.release(x);
+  normBackward(rec, pool, d, block.inputNorm, dxn, a.xIn, a.rstdIn, dRes, rows, scratchDw);
+  pool.release(dxn);
+  pool.release(scratchDw);
+}

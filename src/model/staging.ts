@@ -1,0 +1,43 @@
+/**
+ * Host → GPU writes ordered inside a recorded step.
+ *
+ * `queue.writeBuffer` runs before the whole command buffer of the next submit, so writing into a
+ * pool tensor that an earlier command of the same step also used (the pool hands released buffers
+ * out again within a step) would be overwritten by that command. A copy from a fresh mapped
+ * staging buffer is recorded in the command stream instead, so it lands exactly where it is
+ * recorded.
+ *
+ * @module
+ */
+import type { Recorder } from "../gpu/recorder.ts";
+import type { Tensor, TensorPool } from "../gpu/tensor.ts";
+
+/** Records a copy of `data` into `t` at this point of the step. */
+export function writeInStep(rec: Recorder, t: Tensor, data: Float32Array | Int32Array | Uint32Array): void {
+  if (data.length > t.size) {
+    throw new RangeError(`Tensor ${t.name} holds ${t.size} values, cannot write ${data.length}`);
+  }
+  if (data.length === 0) return;
+  const bytes = Math.ceil(data.byteLength / 4) * 4;
+  const staging = rec.gpu.device.createBuffer({
+    size: bytes,
+    usage: GPUBufferUsage.COPY_SRC,
+    mappedAtCreation: true,
+  });
+  new Uint8Array(staging.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  staging.unmap();
+  rec.encoder().copyBufferToBuffer(staging, 0, t.buffer, 0, bytes);
+}
+
+/** A pool tensor holding `data`, written in step order (see {@linkcode writeInStep}). */
+export function uploadInStep(
+  rec: Recorder,
+  pool: TensorPool,
+  data: Float32Array | Int32Array,
+  shape: readonly number[],
+  name: string,
+): Tensor {
+  const t = pool.tensor(shape, data instanceof Int32Array ? "i32" : "f32", name);
+  writeInStep(rec, t, data);
+  return t;
+}
