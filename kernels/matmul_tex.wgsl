@@ -1,16 +1,19 @@
-// Fast matmul C (= or +=) alpha·A·Bᵀ (+ bias) with both operands in rgba32float textures whose
-// rows run along k (a texel holds 4 consecutive k values). The launcher (src/ops/matmul_tex.ts)
-// packs every layout into this form, so one pipeline serves NN, NT and TN. Design: compute-notes
-// §2.5 (fp32 variant).
+// Fast matmul C (= or +=) A·Bᵀ (+ bias) with both operands in rgba32float textures whose rows
+// run along k (a texel holds 4 consecutive k values). The launcher (src/ops/matmul_tex.ts) packs
+// every layout into this form and folds alpha into A, so one pipeline serves NN, NT and TN.
+// Design: compute-notes §2.5, fp32 variant.
 //
 // Napkin math: each lane owns a 32-row × 16-column register tile (128 vec4 accumulators). Per
 // texel step (4 k values) it issues 16 + 32 = 48 texture fetches (~17 ns per 8 lanes each, the
 // cheap path on llvmpipe; storage loads cost ~41 ns) for 32·16·4 = 2048 FMAs: ~0.8 µs of fetches
-// plus ~0.7 µs of FMAs per 8 lanes and step, i.e. ~21 GFLOP/s per core, 35–50 on 2 cores.
+// plus ~0.7 µs of FMAs per 8 lanes and step, i.e. ~21 GFLOP/s per core, ~40 on 2 cores.
 // Workgroup (16, 1): lanes walk along N (llvmpipe vectorises along x only); a workgroup covers
-// 32 rows × 256 columns. The body is written out row by row because Mesa does not unroll loops
-// over register arrays: a loop here leaves the tile in scratch memory and runs ~3× slower.
-// No shared memory, no barriers (a barrier is a coroutine switch on llvmpipe).
+// 32 rows × 256 columns. No shared memory, no barriers (a barrier is a coroutine switch here).
+//
+// Why it is written out row by row: Mesa does not unroll loops over register arrays, and a loop
+// leaves the tile in scratch memory (~3× slower). Why accumulation reads the old C from a texture
+// before the k loop instead of from the buffer in the epilogue: every storage load is a per-lane
+// loop in llvmpipe's IR, and 128 of them doubled the cold JIT of this kernel (~4.8 → ~2 s CPU).
 //
 // Constraints: n is a multiple of 4 (C and bias are addressed as vec4 rows; the launcher sends
 // other n to the general kernel). Texture A has ≥ ceil(m/32)·32 rows and B ≥ ceil(n/256)·256
@@ -21,7 +24,6 @@ struct Params {
   m: u32,
   n: u32,
   kq: u32,
-  alpha: f32,
   flags: u32,
 }
 
@@ -31,8 +33,10 @@ const ACCUMULATE = 2u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var ta: texture_2d<f32>;
 @group(0) @binding(2) var tb: texture_2d<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
+// The old C as texels of 4 columns (row = row of C); read only when accumulating.
+@group(0) @binding(3) var tc: texture_2d<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> c: array<vec4<f32>>;
 
 // Four B rows as the columns of a matrix, transposed so that column e holds k-component e of
 // the four rows: a vec4 FMA per k component then updates four output columns at once.
@@ -50,15 +54,14 @@ fn fma4(acc: vec4<f32>, a: vec4<f32>, bt: mat4x4<f32>) -> vec4<f32> {
   return fma(vec4(a.w), bt[3], fma(vec4(a.z), bt[2], fma(vec4(a.y), bt[1], fma(vec4(a.x), bt[0], acc))));
 }
 
-// Writes four adjacent outputs of one row: alpha·acc + bias (+ the old value when accumulating).
-// One vec4 store each: every storage access is a per-lane loop on llvmpipe, and 128 wide stores
-// instead of 512 scalar ones also keep the cold JIT of this large kernel short.
-fn put(row: u32, quad: u32, v: vec4<f32>, b: vec4<f32>) {
+fn old(row: u32, quad: u32) -> vec4<f32> {
+  return textureLoad(tc, vec2<u32>(quad, row), 0);
+}
+
+// Stores four adjacent outputs of one row (one vec4 store), skipping rows and columns past the end.
+fn put(row: u32, quad: u32, v: vec4<f32>) {
   if (row >= p.m || quad >= p.n / 4u) { return; }
-  let at = row * (p.n / 4u) + quad;
-  var x = fma(vec4(p.alpha), v, b);
-  if ((p.flags & ACCUMULATE) != 0u) { x += c[at]; }
-  c[at] = x;
+  c[row * (p.n / 4u) + quad] = v;
 }
 
 @compute @workgroup_size(16, 1, 1)
@@ -99,6 +102,40 @@ fn matmul_nt(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
   var c29_0 = vec4<f32>(); var c29_1 = vec4<f32>(); var c29_2 = vec4<f32>(); var c29_3 = vec4<f32>();
   var c30_0 = vec4<f32>(); var c30_1 = vec4<f32>(); var c30_2 = vec4<f32>(); var c30_3 = vec4<f32>();
   var c31_0 = vec4<f32>(); var c31_1 = vec4<f32>(); var c31_2 = vec4<f32>(); var c31_3 = vec4<f32>();
+  if ((p.flags & ACCUMULATE) != 0u) {
+    c0_0 = old(r + 0u, quad + 0u); c0_1 = old(r + 0u, quad + 1u); c0_2 = old(r + 0u, quad + 2u); c0_3 = old(r + 0u, quad + 3u);
+    c1_0 = old(r + 1u, quad + 0u); c1_1 = old(r + 1u, quad + 1u); c1_2 = old(r + 1u, quad + 2u); c1_3 = old(r + 1u, quad + 3u);
+    c2_0 = old(r + 2u, quad + 0u); c2_1 = old(r + 2u, quad + 1u); c2_2 = old(r + 2u, quad + 2u); c2_3 = old(r + 2u, quad + 3u);
+    c3_0 = old(r + 3u, quad + 0u); c3_1 = old(r + 3u, quad + 1u); c3_2 = old(r + 3u, quad + 2u); c3_3 = old(r + 3u, quad + 3u);
+    c4_0 = old(r + 4u, quad + 0u); c4_1 = old(r + 4u, quad + 1u); c4_2 = old(r + 4u, quad + 2u); c4_3 = old(r + 4u, quad + 3u);
+    c5_0 = old(r + 5u, quad + 0u); c5_1 = old(r + 5u, quad + 1u); c5_2 = old(r + 5u, quad + 2u); c5_3 = old(r + 5u, quad + 3u);
+    c6_0 = old(r + 6u, quad + 0u); c6_1 = old(r + 6u, quad + 1u); c6_2 = old(r + 6u, quad + 2u); c6_3 = old(r + 6u, quad + 3u);
+    c7_0 = old(r + 7u, quad + 0u); c7_1 = old(r + 7u, quad + 1u); c7_2 = old(r + 7u, quad + 2u); c7_3 = old(r + 7u, quad + 3u);
+    c8_0 = old(r + 8u, quad + 0u); c8_1 = old(r + 8u, quad + 1u); c8_2 = old(r + 8u, quad + 2u); c8_3 = old(r + 8u, quad + 3u);
+    c9_0 = old(r + 9u, quad + 0u); c9_1 = old(r + 9u, quad + 1u); c9_2 = old(r + 9u, quad + 2u); c9_3 = old(r + 9u, quad + 3u);
+    c10_0 = old(r + 10u, quad + 0u); c10_1 = old(r + 10u, quad + 1u); c10_2 = old(r + 10u, quad + 2u); c10_3 = old(r + 10u, quad + 3u);
+    c11_0 = old(r + 11u, quad + 0u); c11_1 = old(r + 11u, quad + 1u); c11_2 = old(r + 11u, quad + 2u); c11_3 = old(r + 11u, quad + 3u);
+    c12_0 = old(r + 12u, quad + 0u); c12_1 = old(r + 12u, quad + 1u); c12_2 = old(r + 12u, quad + 2u); c12_3 = old(r + 12u, quad + 3u);
+    c13_0 = old(r + 13u, quad + 0u); c13_1 = old(r + 13u, quad + 1u); c13_2 = old(r + 13u, quad + 2u); c13_3 = old(r + 13u, quad + 3u);
+    c14_0 = old(r + 14u, quad + 0u); c14_1 = old(r + 14u, quad + 1u); c14_2 = old(r + 14u, quad + 2u); c14_3 = old(r + 14u, quad + 3u);
+    c15_0 = old(r + 15u, quad + 0u); c15_1 = old(r + 15u, quad + 1u); c15_2 = old(r + 15u, quad + 2u); c15_3 = old(r + 15u, quad + 3u);
+    c16_0 = old(r + 16u, quad + 0u); c16_1 = old(r + 16u, quad + 1u); c16_2 = old(r + 16u, quad + 2u); c16_3 = old(r + 16u, quad + 3u);
+    c17_0 = old(r + 17u, quad + 0u); c17_1 = old(r + 17u, quad + 1u); c17_2 = old(r + 17u, quad + 2u); c17_3 = old(r + 17u, quad + 3u);
+    c18_0 = old(r + 18u, quad + 0u); c18_1 = old(r + 18u, quad + 1u); c18_2 = old(r + 18u, quad + 2u); c18_3 = old(r + 18u, quad + 3u);
+    c19_0 = old(r + 19u, quad + 0u); c19_1 = old(r + 19u, quad + 1u); c19_2 = old(r + 19u, quad + 2u); c19_3 = old(r + 19u, quad + 3u);
+    c20_0 = old(r + 20u, quad + 0u); c20_1 = old(r + 20u, quad + 1u); c20_2 = old(r + 20u, quad + 2u); c20_3 = old(r + 20u, quad + 3u);
+    c21_0 = old(r + 21u, quad + 0u); c21_1 = old(r + 21u, quad + 1u); c21_2 = old(r + 21u, quad + 2u); c21_3 = old(r + 21u, quad + 3u);
+    c22_0 = old(r + 22u, quad + 0u); c22_1 = old(r + 22u, quad + 1u); c22_2 = old(r + 22u, quad + 2u); c22_3 = old(r + 22u, quad + 3u);
+    c23_0 = old(r + 23u, quad + 0u); c23_1 = old(r + 23u, quad + 1u); c23_2 = old(r + 23u, quad + 2u); c23_3 = old(r + 23u, quad + 3u);
+    c24_0 = old(r + 24u, quad + 0u); c24_1 = old(r + 24u, quad + 1u); c24_2 = old(r + 24u, quad + 2u); c24_3 = old(r + 24u, quad + 3u);
+    c25_0 = old(r + 25u, quad + 0u); c25_1 = old(r + 25u, quad + 1u); c25_2 = old(r + 25u, quad + 2u); c25_3 = old(r + 25u, quad + 3u);
+    c26_0 = old(r + 26u, quad + 0u); c26_1 = old(r + 26u, quad + 1u); c26_2 = old(r + 26u, quad + 2u); c26_3 = old(r + 26u, quad + 3u);
+    c27_0 = old(r + 27u, quad + 0u); c27_1 = old(r + 27u, quad + 1u); c27_2 = old(r + 27u, quad + 2u); c27_3 = old(r + 27u, quad + 3u);
+    c28_0 = old(r + 28u, quad + 0u); c28_1 = old(r + 28u, quad + 1u); c28_2 = old(r + 28u, quad + 2u); c28_3 = old(r + 28u, quad + 3u);
+    c29_0 = old(r + 29u, quad + 0u); c29_1 = old(r + 29u, quad + 1u); c29_2 = old(r + 29u, quad + 2u); c29_3 = old(r + 29u, quad + 3u);
+    c30_0 = old(r + 30u, quad + 0u); c30_1 = old(r + 30u, quad + 1u); c30_2 = old(r + 30u, quad + 2u); c30_3 = old(r + 30u, quad + 3u);
+    c31_0 = old(r + 31u, quad + 0u); c31_1 = old(r + 31u, quad + 1u); c31_2 = old(r + 31u, quad + 2u); c31_3 = old(r + 31u, quad + 3u);
+  }
   for (var q = 0u; q < p.kq; q++) {
     let b0 = panel(q, col + 0u);
     let b1 = panel(q, col + 4u);
@@ -138,43 +175,43 @@ fn matmul_nt(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
     a = textureLoad(ta, vec2<u32>(q, r + 30u), 0); c30_0 = fma4(c30_0, a, b0); c30_1 = fma4(c30_1, a, b1); c30_2 = fma4(c30_2, a, b2); c30_3 = fma4(c30_3, a, b3);
     a = textureLoad(ta, vec2<u32>(q, r + 31u), 0); c31_0 = fma4(c31_0, a, b0); c31_1 = fma4(c31_1, a, b1); c31_2 = fma4(c31_2, a, b2); c31_3 = fma4(c31_3, a, b3);
   }
-  // Bias is per column: load this lane's 16 values once (clamped at the tail, never stored there).
+  // Bias is per column: this lane's 16 values, loaded once (clamped at the tail, not stored there).
   var bias0 = vec4<f32>(); var bias1 = vec4<f32>(); var bias2 = vec4<f32>(); var bias3 = vec4<f32>();
   if ((p.flags & HAS_BIAS) != 0u) {
     let last = p.n / 4u - 1u;
     bias0 = bias[min(quad, last)]; bias1 = bias[min(quad + 1u, last)];
     bias2 = bias[min(quad + 2u, last)]; bias3 = bias[min(quad + 3u, last)];
   }
-  put(r + 0u, quad + 0u, c0_0, bias0); put(r + 0u, quad + 1u, c0_1, bias1); put(r + 0u, quad + 2u, c0_2, bias2); put(r + 0u, quad + 3u, c0_3, bias3);
-  put(r + 1u, quad + 0u, c1_0, bias0); put(r + 1u, quad + 1u, c1_1, bias1); put(r + 1u, quad + 2u, c1_2, bias2); put(r + 1u, quad + 3u, c1_3, bias3);
-  put(r + 2u, quad + 0u, c2_0, bias0); put(r + 2u, quad + 1u, c2_1, bias1); put(r + 2u, quad + 2u, c2_2, bias2); put(r + 2u, quad + 3u, c2_3, bias3);
-  put(r + 3u, quad + 0u, c3_0, bias0); put(r + 3u, quad + 1u, c3_1, bias1); put(r + 3u, quad + 2u, c3_2, bias2); put(r + 3u, quad + 3u, c3_3, bias3);
-  put(r + 4u, quad + 0u, c4_0, bias0); put(r + 4u, quad + 1u, c4_1, bias1); put(r + 4u, quad + 2u, c4_2, bias2); put(r + 4u, quad + 3u, c4_3, bias3);
-  put(r + 5u, quad + 0u, c5_0, bias0); put(r + 5u, quad + 1u, c5_1, bias1); put(r + 5u, quad + 2u, c5_2, bias2); put(r + 5u, quad + 3u, c5_3, bias3);
-  put(r + 6u, quad + 0u, c6_0, bias0); put(r + 6u, quad + 1u, c6_1, bias1); put(r + 6u, quad + 2u, c6_2, bias2); put(r + 6u, quad + 3u, c6_3, bias3);
-  put(r + 7u, quad + 0u, c7_0, bias0); put(r + 7u, quad + 1u, c7_1, bias1); put(r + 7u, quad + 2u, c7_2, bias2); put(r + 7u, quad + 3u, c7_3, bias3);
-  put(r + 8u, quad + 0u, c8_0, bias0); put(r + 8u, quad + 1u, c8_1, bias1); put(r + 8u, quad + 2u, c8_2, bias2); put(r + 8u, quad + 3u, c8_3, bias3);
-  put(r + 9u, quad + 0u, c9_0, bias0); put(r + 9u, quad + 1u, c9_1, bias1); put(r + 9u, quad + 2u, c9_2, bias2); put(r + 9u, quad + 3u, c9_3, bias3);
-  put(r + 10u, quad + 0u, c10_0, bias0); put(r + 10u, quad + 1u, c10_1, bias1); put(r + 10u, quad + 2u, c10_2, bias2); put(r + 10u, quad + 3u, c10_3, bias3);
-  put(r + 11u, quad + 0u, c11_0, bias0); put(r + 11u, quad + 1u, c11_1, bias1); put(r + 11u, quad + 2u, c11_2, bias2); put(r + 11u, quad + 3u, c11_3, bias3);
-  put(r + 12u, quad + 0u, c12_0, bias0); put(r + 12u, quad + 1u, c12_1, bias1); put(r + 12u, quad + 2u, c12_2, bias2); put(r + 12u, quad + 3u, c12_3, bias3);
-  put(r + 13u, quad + 0u, c13_0, bias0); put(r + 13u, quad + 1u, c13_1, bias1); put(r + 13u, quad + 2u, c13_2, bias2); put(r + 13u, quad + 3u, c13_3, bias3);
-  put(r + 14u, quad + 0u, c14_0, bias0); put(r + 14u, quad + 1u, c14_1, bias1); put(r + 14u, quad + 2u, c14_2, bias2); put(r + 14u, quad + 3u, c14_3, bias3);
-  put(r + 15u, quad + 0u, c15_0, bias0); put(r + 15u, quad + 1u, c15_1, bias1); put(r + 15u, quad + 2u, c15_2, bias2); put(r + 15u, quad + 3u, c15_3, bias3);
-  put(r + 16u, quad + 0u, c16_0, bias0); put(r + 16u, quad + 1u, c16_1, bias1); put(r + 16u, quad + 2u, c16_2, bias2); put(r + 16u, quad + 3u, c16_3, bias3);
-  put(r + 17u, quad + 0u, c17_0, bias0); put(r + 17u, quad + 1u, c17_1, bias1); put(r + 17u, quad + 2u, c17_2, bias2); put(r + 17u, quad + 3u, c17_3, bias3);
-  put(r + 18u, quad + 0u, c18_0, bias0); put(r + 18u, quad + 1u, c18_1, bias1); put(r + 18u, quad + 2u, c18_2, bias2); put(r + 18u, quad + 3u, c18_3, bias3);
-  put(r + 19u, quad + 0u, c19_0, bias0); put(r + 19u, quad + 1u, c19_1, bias1); put(r + 19u, quad + 2u, c19_2, bias2); put(r + 19u, quad + 3u, c19_3, bias3);
-  put(r + 20u, quad + 0u, c20_0, bias0); put(r + 20u, quad + 1u, c20_1, bias1); put(r + 20u, quad + 2u, c20_2, bias2); put(r + 20u, quad + 3u, c20_3, bias3);
-  put(r + 21u, quad + 0u, c21_0, bias0); put(r + 21u, quad + 1u, c21_1, bias1); put(r + 21u, quad + 2u, c21_2, bias2); put(r + 21u, quad + 3u, c21_3, bias3);
-  put(r + 22u, quad + 0u, c22_0, bias0); put(r + 22u, quad + 1u, c22_1, bias1); put(r + 22u, quad + 2u, c22_2, bias2); put(r + 22u, quad + 3u, c22_3, bias3);
-  put(r + 23u, quad + 0u, c23_0, bias0); put(r + 23u, quad + 1u, c23_1, bias1); put(r + 23u, quad + 2u, c23_2, bias2); put(r + 23u, quad + 3u, c23_3, bias3);
-  put(r + 24u, quad + 0u, c24_0, bias0); put(r + 24u, quad + 1u, c24_1, bias1); put(r + 24u, quad + 2u, c24_2, bias2); put(r + 24u, quad + 3u, c24_3, bias3);
-  put(r + 25u, quad + 0u, c25_0, bias0); put(r + 25u, quad + 1u, c25_1, bias1); put(r + 25u, quad + 2u, c25_2, bias2); put(r + 25u, quad + 3u, c25_3, bias3);
-  put(r + 26u, quad + 0u, c26_0, bias0); put(r + 26u, quad + 1u, c26_1, bias1); put(r + 26u, quad + 2u, c26_2, bias2); put(r + 26u, quad + 3u, c26_3, bias3);
-  put(r + 27u, quad + 0u, c27_0, bias0); put(r + 27u, quad + 1u, c27_1, bias1); put(r + 27u, quad + 2u, c27_2, bias2); put(r + 27u, quad + 3u, c27_3, bias3);
-  put(r + 28u, quad + 0u, c28_0, bias0); put(r + 28u, quad + 1u, c28_1, bias1); put(r + 28u, quad + 2u, c28_2, bias2); put(r + 28u, quad + 3u, c28_3, bias3);
-  put(r + 29u, quad + 0u, c29_0, bias0); put(r + 29u, quad + 1u, c29_1, bias1); put(r + 29u, quad + 2u, c29_2, bias2); put(r + 29u, quad + 3u, c29_3, bias3);
-  put(r + 30u, quad + 0u, c30_0, bias0); put(r + 30u, quad + 1u, c30_1, bias1); put(r + 30u, quad + 2u, c30_2, bias2); put(r + 30u, quad + 3u, c30_3, bias3);
-  put(r + 31u, quad + 0u, c31_0, bias0); put(r + 31u, quad + 1u, c31_1, bias1); put(r + 31u, quad + 2u, c31_2, bias2); put(r + 31u, quad + 3u, c31_3, bias3);
+  put(r + 0u, quad + 0u, c0_0 + bias0); put(r + 0u, quad + 1u, c0_1 + bias1); put(r + 0u, quad + 2u, c0_2 + bias2); put(r + 0u, quad + 3u, c0_3 + bias3);
+  put(r + 1u, quad + 0u, c1_0 + bias0); put(r + 1u, quad + 1u, c1_1 + bias1); put(r + 1u, quad + 2u, c1_2 + bias2); put(r + 1u, quad + 3u, c1_3 + bias3);
+  put(r + 2u, quad + 0u, c2_0 + bias0); put(r + 2u, quad + 1u, c2_1 + bias1); put(r + 2u, quad + 2u, c2_2 + bias2); put(r + 2u, quad + 3u, c2_3 + bias3);
+  put(r + 3u, quad + 0u, c3_0 + bias0); put(r + 3u, quad + 1u, c3_1 + bias1); put(r + 3u, quad + 2u, c3_2 + bias2); put(r + 3u, quad + 3u, c3_3 + bias3);
+  put(r + 4u, quad + 0u, c4_0 + bias0); put(r + 4u, quad + 1u, c4_1 + bias1); put(r + 4u, quad + 2u, c4_2 + bias2); put(r + 4u, quad + 3u, c4_3 + bias3);
+  put(r + 5u, quad + 0u, c5_0 + bias0); put(r + 5u, quad + 1u, c5_1 + bias1); put(r + 5u, quad + 2u, c5_2 + bias2); put(r + 5u, quad + 3u, c5_3 + bias3);
+  put(r + 6u, quad + 0u, c6_0 + bias0); put(r + 6u, quad + 1u, c6_1 + bias1); put(r + 6u, quad + 2u, c6_2 + bias2); put(r + 6u, quad + 3u, c6_3 + bias3);
+  put(r + 7u, quad + 0u, c7_0 + bias0); put(r + 7u, quad + 1u, c7_1 + bias1); put(r + 7u, quad + 2u, c7_2 + bias2); put(r + 7u, quad + 3u, c7_3 + bias3);
+  put(r + 8u, quad + 0u, c8_0 + bias0); put(r + 8u, quad + 1u, c8_1 + bias1); put(r + 8u, quad + 2u, c8_2 + bias2); put(r + 8u, quad + 3u, c8_3 + bias3);
+  put(r + 9u, quad + 0u, c9_0 + bias0); put(r + 9u, quad + 1u, c9_1 + bias1); put(r + 9u, quad + 2u, c9_2 + bias2); put(r + 9u, quad + 3u, c9_3 + bias3);
+  put(r + 10u, quad + 0u, c10_0 + bias0); put(r + 10u, quad + 1u, c10_1 + bias1); put(r + 10u, quad + 2u, c10_2 + bias2); put(r + 10u, quad + 3u, c10_3 + bias3);
+  put(r + 11u, quad + 0u, c11_0 + bias0); put(r + 11u, quad + 1u, c11_1 + bias1); put(r + 11u, quad + 2u, c11_2 + bias2); put(r + 11u, quad + 3u, c11_3 + bias3);
+  put(r + 12u, quad + 0u, c12_0 + bias0); put(r + 12u, quad + 1u, c12_1 + bias1); put(r + 12u, quad + 2u, c12_2 + bias2); put(r + 12u, quad + 3u, c12_3 + bias3);
+  put(r + 13u, quad + 0u, c13_0 + bias0); put(r + 13u, quad + 1u, c13_1 + bias1); put(r + 13u, quad + 2u, c13_2 + bias2); put(r + 13u, quad + 3u, c13_3 + bias3);
+  put(r + 14u, quad + 0u, c14_0 + bias0); put(r + 14u, quad + 1u, c14_1 + bias1); put(r + 14u, quad + 2u, c14_2 + bias2); put(r + 14u, quad + 3u, c14_3 + bias3);
+  put(r + 15u, quad + 0u, c15_0 + bias0); put(r + 15u, quad + 1u, c15_1 + bias1); put(r + 15u, quad + 2u, c15_2 + bias2); put(r + 15u, quad + 3u, c15_3 + bias3);
+  put(r + 16u, quad + 0u, c16_0 + bias0); put(r + 16u, quad + 1u, c16_1 + bias1); put(r + 16u, quad + 2u, c16_2 + bias2); put(r + 16u, quad + 3u, c16_3 + bias3);
+  put(r + 17u, quad + 0u, c17_0 + bias0); put(r + 17u, quad + 1u, c17_1 + bias1); put(r + 17u, quad + 2u, c17_2 + bias2); put(r + 17u, quad + 3u, c17_3 + bias3);
+  put(r + 18u, quad + 0u, c18_0 + bias0); put(r + 18u, quad + 1u, c18_1 + bias1); put(r + 18u, quad + 2u, c18_2 + bias2); put(r + 18u, quad + 3u, c18_3 + bias3);
+  put(r + 19u, quad + 0u, c19_0 + bias0); put(r + 19u, quad + 1u, c19_1 + bias1); put(r + 19u, quad + 2u, c19_2 + bias2); put(r + 19u, quad + 3u, c19_3 + bias3);
+  put(r + 20u, quad + 0u, c20_0 + bias0); put(r + 20u, quad + 1u, c20_1 + bias1); put(r + 20u, quad + 2u, c20_2 + bias2); put(r + 20u, quad + 3u, c20_3 + bias3);
+  put(r + 21u, quad + 0u, c21_0 + bias0); put(r + 21u, quad + 1u, c21_1 + bias1); put(r + 21u, quad + 2u, c21_2 + bias2); put(r + 21u, quad + 3u, c21_3 + bias3);
+  put(r + 22u, quad + 0u, c22_0 + bias0); put(r + 22u, quad + 1u, c22_1 + bias1); put(r + 22u, quad + 2u, c22_2 + bias2); put(r + 22u, quad + 3u, c22_3 + bias3);
+  put(r + 23u, quad + 0u, c23_0 + bias0); put(r + 23u, quad + 1u, c23_1 + bias1); put(r + 23u, quad + 2u, c23_2 + bias2); put(r + 23u, quad + 3u, c23_3 + bias3);
+  put(r + 24u, quad + 0u, c24_0 + bias0); put(r + 24u, quad + 1u, c24_1 + bias1); put(r + 24u, quad + 2u, c24_2 + bias2); put(r + 24u, quad + 3u, c24_3 + bias3);
+  put(r + 25u, quad + 0u, c25_0 + bias0); put(r + 25u, quad + 1u, c25_1 + bias1); put(r + 25u, quad + 2u, c25_2 + bias2); put(r + 25u, quad + 3u, c25_3 + bias3);
+  put(r + 26u, quad + 0u, c26_0 + bias0); put(r + 26u, quad + 1u, c26_1 + bias1); put(r + 26u, quad + 2u, c26_2 + bias2); put(r + 26u, quad + 3u, c26_3 + bias3);
+  put(r + 27u, quad + 0u, c27_0 + bias0); put(r + 27u, quad + 1u, c27_1 + bias1); put(r + 27u, quad + 2u, c27_2 + bias2); put(r + 27u, quad + 3u, c27_3 + bias3);
+  put(r + 28u, quad + 0u, c28_0 + bias0); put(r + 28u, quad + 1u, c28_1 + bias1); put(r + 28u, quad + 2u, c28_2 + bias2); put(r + 28u, quad + 3u, c28_3 + bias3);
+  put(r + 29u, quad + 0u, c29_0 + bias0); put(r + 29u, quad + 1u, c29_1 + bias1); put(r + 29u, quad + 2u, c29_2 + bias2); put(r + 29u, quad + 3u, c29_3 + bias3);
+  put(r + 30u, quad + 0u, c30_0 + bias0); put(r + 30u, quad + 1u, c30_1 + bias1); put(r + 30u, quad + 2u, c30_2 + bias2); put(r + 30u, quad + 3u, c30_3 + bias3);
+  put(r + 31u, quad + 0u, c31_0 + bias0); put(r + 31u, quad + 1u, c31_1 + bias1); put(r + 31u, quad + 2u, c31_2 + bias2); put(r + 31u, quad + 3u, c31_3 + bias3);
 }

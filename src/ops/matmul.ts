@@ -128,17 +128,20 @@ export function matmulVia(
     matmulGeneral(rec, a, b, c, opts);
     return;
   }
-  // Both operands viewed with rows along k: element (r, p) at buf[r·row + p·col].
+  // Both operands viewed with rows along k: element (r, p) at buf[r·row + p·col]; alpha goes into A.
   matmulTex(rec, {
     m,
     n,
     k,
-    a: transA ? { tensor: a, rows: m, row: 1, col: m } : { tensor: a, rows: m, row: k, col: 1 },
-    b: transB ? { tensor: b, rows: n, row: k, col: 1 } : { tensor: b, rows: n, row: 1, col: n },
+    a: transA
+      ? { tensor: a, rows: m, cols: k, row: 1, col: m, scale: alpha }
+      : { tensor: a, rows: m, cols: k, row: k, col: 1, scale: alpha },
+    b: transB
+      ? { tensor: b, rows: n, cols: k, row: k, col: 1, scale: 1 }
+      : { tensor: b, rows: n, cols: k, row: 1, col: n, scale: 1 },
     c,
     bias,
-    alpha,
-    flags: epilogueFlags(bias, accumulate),
+    accumulate,
   }, placeholder(rec));
 }
 

@@ -1,10 +1,12 @@
 /**
  * The fast matmul path: both operands are packed into rgba32float textures with rows along k,
- * then one register-tiled kernel computes `alpha·A·Bᵀ` (compute-notes §2.5, fp32 variant).
+ * then one register-tiled kernel computes `A·Bᵀ` (compute-notes §2.5, fp32 variant).
  * Every layout reduces to that form: an operand already stored with rows along k is copied with
  * `copyBufferToTexture` (~10 GB/s) when its row pitch allows, otherwise a packing kernel gathers
- * (and transposes) it. Textures are cached per device by size and role, so repeated calls of one
- * shape reuse them; commands run in submission order, so reuse inside one recorded step is safe.
+ * (and transposes) it; alpha is folded into A's packing. When accumulating, the old C is packed
+ * too and the kernel starts its accumulators from it. Textures are cached per device by role and
+ * size, so repeated calls of one shape reuse them; commands run in submission order, so reuse
+ * inside one recorded step is safe.
  *
  * @module
  */
@@ -15,15 +17,18 @@ import type { Tensor } from "../gpu/tensor.ts";
 export const TEX_TILE_M = 32;
 export const TEX_TILE_N = 256;
 const PACK_WG = 16;
-/** copyBufferToTexture needs bytesPerRow to be a multiple of 256: k a multiple of 64 floats. */
+/** copyBufferToTexture needs bytesPerRow to be a multiple of 256: rows of a multiple of 64 floats. */
 const COPY_ROW_ALIGN = 64;
 
-/** Where operand element (r, p) of the row-along-k view lives: `buf[r·row + p·col]`. */
+/** A matrix view with `rows` rows of `cols` values: element (r, x) lives at `buf[r·row + x·col]`. */
 interface Operand {
   tensor: Tensor;
   rows: number;
+  cols: number;
   row: number;
   col: number;
+  /** Multiplies every element while packing (alpha for A, 1 otherwise). */
+  scale: number;
 }
 
 /** Everything the texture kernel needs; `a` and `b` are both viewed with rows along k. */
@@ -35,16 +40,20 @@ export interface TexMatmul {
   b: Operand;
   c: Tensor;
   bias?: Tensor;
-  alpha: number;
-  /** Epilogue switches: 1 = add bias, 2 = accumulate into c. */
-  flags: number;
+  accumulate: boolean;
 }
 
-const caches = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
+interface DeviceCache {
+  textures: Map<string, GPUTexture>;
+  /** Bound as the old C when not accumulating (never read then). */
+  emptyView: GPUTextureView;
+}
+
+const caches = new WeakMap<GPUDevice, DeviceCache>();
 
 /**
  * True when the texture kernel can compute this problem: n a multiple of 4 (it stores vec4s) and
- * both operands within the texture size limit (16384 rows here).
+ * every packed operand within the texture size limit (16384 here).
  */
 export function texFits(rec: Recorder, m: number, n: number, k: number): boolean {
   const limit = rec.gpu.device.limits.maxTextureDimension2D;
@@ -53,82 +62,93 @@ export function texFits(rec: Recorder, m: number, n: number, k: number): boolean
     fits(Math.ceil(k / 4));
 }
 
-/** Records packing of both operands and the texture kernel. */
+/** Records the packing of the operands (and of the old C when accumulating) and the kernel. */
 export function matmulTex(rec: Recorder, job: TexMatmul, placeholder: Tensor): void {
   const { m, n, k } = job;
   const kq = Math.max(1, Math.ceil(k / 4));
-  const ta = pack(rec, job.a, k, kq, roundUp(m, TEX_TILE_M), "a");
-  const tb = pack(rec, job.b, k, kq, roundUp(n, TEX_TILE_N), "b");
+  const ta = pack(rec, job.a, kq, roundUp(m, TEX_TILE_M), "a");
+  const tb = pack(rec, job.b, kq, roundUp(n, TEX_TILE_N), "b");
+  const tc = job.accumulate
+    ? pack(rec, { tensor: job.c, rows: m, cols: n, row: n, col: 1, scale: 1 }, n / 4, m, "c")
+    : deviceCache(rec).emptyView;
   rec.dispatch(
     rec.kernel("matmul_tex", "matmul_nt"),
     [
       ta,
       tb,
+      tc,
       job.bias ? { buffer: job.bias.buffer, size: n * 4 } : placeholder,
       { buffer: job.c.buffer, size: m * n * 4 },
     ],
     [Math.ceil(n / TEX_TILE_N), Math.ceil(m / TEX_TILE_M)],
-    params([["u32", m], ["u32", n], ["u32", kq], ["f32", job.alpha], ["u32", job.flags]]),
+    params([["u32", m], ["u32", n], ["u32", kq], ["u32", (job.bias ? 1 : 0) | (job.accumulate ? 2 : 0)]]),
   );
 }
 
-function pack(
-  rec: Recorder,
-  op: Operand,
-  k: number,
-  kq: number,
-  height: number,
-  role: string,
-): GPUTextureView {
-  const texture = cachedTexture(rec, kq, height, role);
-  if (op.col === 1 && op.row === k && k % COPY_ROW_ALIGN === 0 && op.rows > 0) {
+/** Packs `op` into a cached texture `width` texels wide with at least `height` rows. */
+function pack(rec: Recorder, op: Operand, width: number, height: number, role: string): GPUTextureView {
+  const texture = cachedTexture(rec, width, height, role);
+  const contiguous = op.col === 1 && op.row === op.cols && op.cols % COPY_ROW_ALIGN === 0;
+  if (contiguous && op.scale === 1 && op.rows > 0) {
     rec.encoder().copyBufferToTexture(
-      { buffer: op.tensor.buffer, bytesPerRow: k * 4, rowsPerImage: op.rows },
+      { buffer: op.tensor.buffer, bytesPerRow: op.cols * 4, rowsPerImage: op.rows },
       { texture },
-      { width: kq, height: op.rows },
+      { width, height: op.rows },
     );
   } else {
     const lanesOnRows = op.col !== 1;
-    const [gx, gy] = lanesOnRows ? [height, kq] : [kq, height];
+    const [gx, gy] = lanesOnRows ? [height, width] : [width, height];
     rec.dispatch(
       rec.kernel("matmul_pack", "matmul_pack", { LANES_ON_ROWS: lanesOnRows ? 1 : 0 }),
       [op.tensor, texture.createView()],
       [Math.ceil(gx / PACK_WG), gy],
       params([
         ["u32", op.rows],
-        ["u32", k],
+        ["u32", op.cols],
         ["u32", op.row],
         ["u32", op.col],
-        ["u32", kq],
+        ["u32", width],
         ["u32", height],
+        ["f32", op.scale],
       ]),
     );
   }
   return texture.createView();
 }
 
-function cachedTexture(rec: Recorder, width: number, height: number, role: string): GPUTexture {
+function deviceCache(rec: Recorder): DeviceCache {
   const device = rec.gpu.device;
   let cache = caches.get(device);
   if (!cache) {
-    cache = new Map();
+    const empty = device.createTexture({
+      label: "matmul:no-accumulate",
+      size: { width: 3, height: 3 },
+      format: "rgba32float",
+      usage: GPUTextureUsage.TEXTURE_BINDING,
+    });
+    cache = { textures: new Map(), emptyView: empty.createView() };
     caches.set(device, cache);
   }
+  return cache;
+}
+
+function cachedTexture(rec: Recorder, width: number, height: number, role: string): GPUTexture {
+  const { textures } = deviceCache(rec);
   // llvmpipe keys its compiled shader variants on whether texture sizes are powers of two, so
   // mixing both kinds would JIT the big kernel (seconds) once per kind: never allocate a power of
   // two. The extra texels are never read.
   width = avoidPowerOfTwo(width);
   height = avoidPowerOfTwo(height);
   const key = `${role}:${width}x${height}`;
-  let texture = cache.get(key);
+  let texture = textures.get(key);
   if (!texture) {
-    texture = device.createTexture({
+    texture = rec.gpu.device.createTexture({
       label: `matmul:${key}`,
       size: { width, height },
       format: "rgba32float",
       usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
     });
-    cache.set(key, texture);
+    textures.set(key, texture);
   }
   return texture;
 }

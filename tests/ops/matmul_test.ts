@@ -139,24 +139,28 @@ for (const [path, { m, n, k }] of PATH_CASES) {
 }
 
 Deno.test({
-  name: "matmul() keeps two same-shape products apart within one submit (shared packed textures)",
+  name: "matmul() keeps two same-shape accumulating products apart within one submit (shared textures)",
   ignore: !hasGpu,
   async fn() {
     const engine = await getEngine();
     const [m, n, k] = [64, 256, 64];
-    const opts: MatmulOptions = { m, n, k, transB: true };
-    const inputs = [0, 1].map((i) => ({ a: randomArray(m * k, 50 + i), b: randomArray(n * k, 60 + i) }));
-    const tensors = inputs.map(({ a, b }) => ({
+    const opts: MatmulOptions = { m, n, k, transB: true, accumulate: true };
+    const inputs = [0, 1].map((i) => ({
+      a: randomArray(m * k, 50 + i),
+      b: randomArray(n * k, 60 + i),
+      c0: randomArray(m * n, 70 + i),
+    }));
+    const tensors = inputs.map(({ a, b, c0 }) => ({
       a: engine.pool.upload(a, [m, k]),
       b: engine.pool.upload(b, [n, k]),
-      c: engine.pool.tensor([m, n]),
+      c: engine.pool.upload(c0, [m, n]),
     }));
     const rec = engine.recorder();
     for (const t of tensors) matmulVia("texture", rec, t.a, t.b, t.c, opts);
     const outs = tensors.map((t) => rec.read(t.c));
     await rec.submit();
-    for (const [i, { a, b }] of inputs.entries()) {
-      assertClose(await outs[i], matmulForwardCpu(a, b, opts), tolerance(k), `product ${i}`);
+    for (const [i, { a, b, c0 }] of inputs.entries()) {
+      assertClose(await outs[i], matmulForwardCpu(a, b, { ...opts, c0 }), tolerance(k), `product ${i}`);
     }
     for (const t of tensors) [t.a, t.b, t.c].forEach((x) => engine.pool.release(x));
   },
