@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { calibrationCases } from "./calibration_cases.ts";
 import type { BenchCase } from "./harness.ts";
 import { adamwCases } from "./adamw_cases.ts";
 import { matmulCases } from "./matmul_cases.ts";
@@ -11,6 +12,7 @@ import { rmsnormCases } from "./rmsnorm_cases.ts";
 
 /** All registered benchmark cases. */
 export const benchCases: BenchCase[] = [
+  ...calibrationCases(),
   ...matmulCases(),
   // The plain storage-buffer kernel at one shape, to show what the texture path buys.
   ...matmulCases("general", [[1024, 1024, 1024]]),
