@@ -1,10 +1,12 @@
-// Packs a strided fp32 matrix from a storage buffer into an rgba32float texture for the texture
-// matmul: texel (x, y) holds scale × elements (y, 4x … 4x+3) of the logical [rows × cols] matrix
-// whose element (r, c) is src[r·src_row + c·src_col]. Texels outside the matrix are written as
-// zeros, so the matmul kernel needs no bounds checks on k. Transposes are a choice of strides;
-// the scale carries matmul's alpha.
-// Napkin math: 4 scalar loads + 1 texel store per texel; ~2–4 ms per 1 M elements on lavapipe
-// (compute-notes §4), small beside the matmul that reads the texture ≥ 256 times.
+// Packs a strided fp32 matrix from a storage buffer into a texture for the texture matmul. The
+// logical [rows × cols] matrix has element (r, c) at src[r·src_row + c·src_col] (transposes are a
+// choice of strides) and is multiplied by `scale` (matmul's alpha). Texture row y is matrix row y:
+// - matmul_pack: rgba32float, texel x holds columns 4x … 4x+3;
+// - matmul_pack_bf16: rgba32uint, texel x holds columns 8x … 8x+7 rounded to bf16 (round to
+//   nearest even), two per u32, the lower column in the low half (the opt-in bf16 mode).
+// Texels outside the matrix are written as zeros, so the matmul kernels need no bounds checks on k.
+// Napkin math: 4 (8) scalar loads + 1 texel store per texel; ~2–4 ms per 1 M elements on lavapipe
+// (compute-notes §4), small beside the matmul that reads each texel ≥ 32 times.
 
 struct Params {
   rows: u32,
@@ -19,26 +21,49 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var dst: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(2) var dst_bf16: texture_storage_2d<rgba32uint, write>;
 
 // Lanes walk along the contiguous direction of the source: along texture x when the source rows
 // are contiguous (src_col = 1), along texture y (source columns) for a transposing pack.
 override LANES_ON_ROWS: bool = false;
 
+// The texel this lane writes, or x = width when it has none.
+fn texel(gid: vec3<u32>) -> vec2<u32> {
+  var at = gid.xy;
+  if (LANES_ON_ROWS) { at = gid.yx; }
+  if (at.x >= p.width || at.y >= p.height) { return vec2<u32>(p.width, 0u); }
+  return at;
+}
+
+fn element(row: u32, col: u32) -> f32 {
+  if (row >= p.rows || col >= p.cols) { return 0.0; }
+  return p.scale * src[row * p.src_row + col * p.src_col];
+}
+
+// Round to nearest even on the upper 16 bits (NaN and overflow are not special-cased: operands
+// of a matmul are finite).
+fn bf16(x: f32) -> u32 {
+  let bits = bitcast<u32>(x);
+  return (bits + 0x7fffu + ((bits >> 16u) & 1u)) >> 16u;
+}
+
 @compute @workgroup_size(16, 1, 1)
 fn matmul_pack(@builtin(global_invocation_id) gid: vec3<u32>) {
-  var x = gid.x;
-  var y = gid.y;
-  if (LANES_ON_ROWS) {
-    x = gid.y;
-    y = gid.x;
+  let at = texel(gid);
+  if (at.x == p.width) { return; }
+  let c = 4u * at.x;
+  let v = vec4<f32>(element(at.y, c), element(at.y, c + 1u), element(at.y, c + 2u), element(at.y, c + 3u));
+  textureStore(dst, at, v);
+}
+
+@compute @workgroup_size(16, 1, 1)
+fn matmul_pack_bf16(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let at = texel(gid);
+  if (at.x == p.width) { return; }
+  var v: vec4<u32>;
+  for (var j = 0u; j < 4u; j++) {
+    let c = 8u * at.x + 2u * j;
+    v[j] = bf16(element(at.y, c)) | (bf16(element(at.y, c + 1u)) << 16u);
   }
-  if (x >= p.width || y >= p.height) { return; }
-  var v = vec4<f32>(0.0);
-  if (y < p.rows) {
-    for (var e = 0u; e < 4u; e++) {
-      let col = 4u * x + e;
-      if (col < p.cols) { v[e] = p.scale * src[y * p.src_row + col * p.src_col]; }
-    }
-  }
-  textureStore(dst, vec2<u32>(x, y), v);
+  textureStore(dst_bf16, at, v);
 }

@@ -1,9 +1,12 @@
-// Fast matmul C (= or +=) A·Bᵀ (+ bias) with both operands in rgba32float textures whose rows
-// run along k (a texel holds 4 consecutive k values). The launcher (src/ops/matmul_tex.ts) packs
-// every layout into this form and folds alpha into A, so one pipeline serves NN, NT and TN.
-// Design: compute-notes §2.5, fp32 variant.
+// Fast matmul C (= or +=) A·Bᵀ (+ bias) with both operands in textures whose rows run along k.
+// The launcher (src/ops/matmul_tex.ts) packs every layout into this form and folds alpha into A,
+// so one pipeline serves NN, NT and TN. Design: compute-notes §2.5.
+// - matmul_nt (default, exact f32): rgba32float texels of 4 consecutive k values.
+// - matmul_nt_bf16 (opt-in): rgba32uint texels of 8 bf16 k values (two per u32, lower k in the
+//   low half), unpacked with one shift or mask each; f32 accumulation. Half the fetches per FMA:
+//   compute-notes measured 53–82 GFLOP/s against 35–53 for f32.
 //
-// Napkin math: each lane owns a 32-row × 16-column register tile (128 vec4 accumulators). Per
+// Napkin math (f32): each lane owns a 32-row × 16-column register tile (128 vec4 accumulators). Per
 // texel step (4 k values) it issues 16 + 32 = 48 texture fetches (~17 ns per 8 lanes each, the
 // cheap path on llvmpipe; storage loads cost ~41 ns) for 32·16·4 = 2048 FMAs: ~0.8 µs of fetches
 // plus ~0.7 µs of FMAs per 8 lanes and step, i.e. ~21 GFLOP/s per core, ~40 on 2 cores.
@@ -33,6 +36,8 @@ const ACCUMULATE = 2u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var ta: texture_2d<f32>;
 @group(0) @binding(2) var tb: texture_2d<f32>;
+@group(0) @binding(1) var ta_bf16: texture_2d<u32>;
+@group(0) @binding(2) var tb_bf16: texture_2d<u32>;
 // The old C as texels of 4 columns (row = row of C); read only when accumulating.
 @group(0) @binding(3) var tc: texture_2d<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<vec4<f32>>;
@@ -52,6 +57,44 @@ fn panel(q: u32, row: u32) -> mat4x4<f32> {
 // acc + Σ_e a[e]·bt[e]: four chained FMAs in k order (x, y, z, w).
 fn fma4(acc: vec4<f32>, a: vec4<f32>, bt: mat4x4<f32>) -> vec4<f32> {
   return fma(vec4(a.w), bt[3], fma(vec4(a.z), bt[2], fma(vec4(a.y), bt[1], fma(vec4(a.x), bt[0], acc))));
+}
+
+// The 8 k values of four bf16 texels (four B rows), as two transposed panels: `lo` holds k
+// components 0, 2, 4, 6 and `hi` 1, 3, 5, 7, matching `lo(a)` / `hi(a)` of an A texel.
+struct PanelBf16 {
+  lo: mat4x4<f32>,
+  hi: mat4x4<f32>,
+}
+
+fn lo(w: vec4<u32>) -> vec4<f32> {
+  return bitcast<vec4<f32>>(w << vec4(16u));
+}
+
+fn hi(w: vec4<u32>) -> vec4<f32> {
+  return bitcast<vec4<f32>>(w & vec4(0xffff0000u));
+}
+
+fn panel_bf16(q: u32, row: u32) -> PanelBf16 {
+  let t0 = textureLoad(tb_bf16, vec2<u32>(q, row), 0);
+  let t1 = textureLoad(tb_bf16, vec2<u32>(q, row + 1u), 0);
+  let t2 = textureLoad(tb_bf16, vec2<u32>(q, row + 2u), 0);
+  let t3 = textureLoad(tb_bf16, vec2<u32>(q, row + 3u), 0);
+  let x = vec4(t0.x, t1.x, t2.x, t3.x);
+  let y = vec4(t0.y, t1.y, t2.y, t3.y);
+  let z = vec4(t0.z, t1.z, t2.z, t3.z);
+  let w = vec4(t0.w, t1.w, t2.w, t3.w);
+  return PanelBf16(mat4x4(lo(x), lo(y), lo(z), lo(w)), mat4x4(hi(x), hi(y), hi(z), hi(w)));
+}
+
+// acc + the 8 products of one A texel with one panel.
+fn fma8(acc: vec4<f32>, a: vec4<u32>, b: PanelBf16) -> vec4<f32> {
+  return fma4(fma4(acc, lo(a), b.lo), hi(a), b.hi);
+}
+
+// Bias is per column: four of this lane's values (clamped at the tail, never stored there).
+fn bias_quad(quad: u32) -> vec4<f32> {
+  if ((p.flags & HAS_BIAS) == 0u) { return vec4<f32>(); }
+  return bias[min(quad, p.n / 4u - 1u)];
 }
 
 fn old(row: u32, quad: u32) -> vec4<f32> {
@@ -175,13 +218,160 @@ fn matmul_nt(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
     a = textureLoad(ta, vec2<u32>(q, r + 30u), 0); c30_0 = fma4(c30_0, a, b0); c30_1 = fma4(c30_1, a, b1); c30_2 = fma4(c30_2, a, b2); c30_3 = fma4(c30_3, a, b3);
     a = textureLoad(ta, vec2<u32>(q, r + 31u), 0); c31_0 = fma4(c31_0, a, b0); c31_1 = fma4(c31_1, a, b1); c31_2 = fma4(c31_2, a, b2); c31_3 = fma4(c31_3, a, b3);
   }
-  // Bias is per column: this lane's 16 values, loaded once (clamped at the tail, not stored there).
-  var bias0 = vec4<f32>(); var bias1 = vec4<f32>(); var bias2 = vec4<f32>(); var bias3 = vec4<f32>();
-  if ((p.flags & HAS_BIAS) != 0u) {
-    let last = p.n / 4u - 1u;
-    bias0 = bias[min(quad, last)]; bias1 = bias[min(quad + 1u, last)];
-    bias2 = bias[min(quad + 2u, last)]; bias3 = bias[min(quad + 3u, last)];
+  let bias0 = bias_quad(quad);
+  let bias1 = bias_quad(quad + 1u);
+  let bias2 = bias_quad(quad + 2u);
+  let bias3 = bias_quad(quad + 3u);
+  put(r + 0u, quad + 0u, c0_0 + bias0); put(r + 0u, quad + 1u, c0_1 + bias1); put(r + 0u, quad + 2u, c0_2 + bias2); put(r + 0u, quad + 3u, c0_3 + bias3);
+  put(r + 1u, quad + 0u, c1_0 + bias0); put(r + 1u, quad + 1u, c1_1 + bias1); put(r + 1u, quad + 2u, c1_2 + bias2); put(r + 1u, quad + 3u, c1_3 + bias3);
+  put(r + 2u, quad + 0u, c2_0 + bias0); put(r + 2u, quad + 1u, c2_1 + bias1); put(r + 2u, quad + 2u, c2_2 + bias2); put(r + 2u, quad + 3u, c2_3 + bias3);
+  put(r + 3u, quad + 0u, c3_0 + bias0); put(r + 3u, quad + 1u, c3_1 + bias1); put(r + 3u, quad + 2u, c3_2 + bias2); put(r + 3u, quad + 3u, c3_3 + bias3);
+  put(r + 4u, quad + 0u, c4_0 + bias0); put(r + 4u, quad + 1u, c4_1 + bias1); put(r + 4u, quad + 2u, c4_2 + bias2); put(r + 4u, quad + 3u, c4_3 + bias3);
+  put(r + 5u, quad + 0u, c5_0 + bias0); put(r + 5u, quad + 1u, c5_1 + bias1); put(r + 5u, quad + 2u, c5_2 + bias2); put(r + 5u, quad + 3u, c5_3 + bias3);
+  put(r + 6u, quad + 0u, c6_0 + bias0); put(r + 6u, quad + 1u, c6_1 + bias1); put(r + 6u, quad + 2u, c6_2 + bias2); put(r + 6u, quad + 3u, c6_3 + bias3);
+  put(r + 7u, quad + 0u, c7_0 + bias0); put(r + 7u, quad + 1u, c7_1 + bias1); put(r + 7u, quad + 2u, c7_2 + bias2); put(r + 7u, quad + 3u, c7_3 + bias3);
+  put(r + 8u, quad + 0u, c8_0 + bias0); put(r + 8u, quad + 1u, c8_1 + bias1); put(r + 8u, quad + 2u, c8_2 + bias2); put(r + 8u, quad + 3u, c8_3 + bias3);
+  put(r + 9u, quad + 0u, c9_0 + bias0); put(r + 9u, quad + 1u, c9_1 + bias1); put(r + 9u, quad + 2u, c9_2 + bias2); put(r + 9u, quad + 3u, c9_3 + bias3);
+  put(r + 10u, quad + 0u, c10_0 + bias0); put(r + 10u, quad + 1u, c10_1 + bias1); put(r + 10u, quad + 2u, c10_2 + bias2); put(r + 10u, quad + 3u, c10_3 + bias3);
+  put(r + 11u, quad + 0u, c11_0 + bias0); put(r + 11u, quad + 1u, c11_1 + bias1); put(r + 11u, quad + 2u, c11_2 + bias2); put(r + 11u, quad + 3u, c11_3 + bias3);
+  put(r + 12u, quad + 0u, c12_0 + bias0); put(r + 12u, quad + 1u, c12_1 + bias1); put(r + 12u, quad + 2u, c12_2 + bias2); put(r + 12u, quad + 3u, c12_3 + bias3);
+  put(r + 13u, quad + 0u, c13_0 + bias0); put(r + 13u, quad + 1u, c13_1 + bias1); put(r + 13u, quad + 2u, c13_2 + bias2); put(r + 13u, quad + 3u, c13_3 + bias3);
+  put(r + 14u, quad + 0u, c14_0 + bias0); put(r + 14u, quad + 1u, c14_1 + bias1); put(r + 14u, quad + 2u, c14_2 + bias2); put(r + 14u, quad + 3u, c14_3 + bias3);
+  put(r + 15u, quad + 0u, c15_0 + bias0); put(r + 15u, quad + 1u, c15_1 + bias1); put(r + 15u, quad + 2u, c15_2 + bias2); put(r + 15u, quad + 3u, c15_3 + bias3);
+  put(r + 16u, quad + 0u, c16_0 + bias0); put(r + 16u, quad + 1u, c16_1 + bias1); put(r + 16u, quad + 2u, c16_2 + bias2); put(r + 16u, quad + 3u, c16_3 + bias3);
+  put(r + 17u, quad + 0u, c17_0 + bias0); put(r + 17u, quad + 1u, c17_1 + bias1); put(r + 17u, quad + 2u, c17_2 + bias2); put(r + 17u, quad + 3u, c17_3 + bias3);
+  put(r + 18u, quad + 0u, c18_0 + bias0); put(r + 18u, quad + 1u, c18_1 + bias1); put(r + 18u, quad + 2u, c18_2 + bias2); put(r + 18u, quad + 3u, c18_3 + bias3);
+  put(r + 19u, quad + 0u, c19_0 + bias0); put(r + 19u, quad + 1u, c19_1 + bias1); put(r + 19u, quad + 2u, c19_2 + bias2); put(r + 19u, quad + 3u, c19_3 + bias3);
+  put(r + 20u, quad + 0u, c20_0 + bias0); put(r + 20u, quad + 1u, c20_1 + bias1); put(r + 20u, quad + 2u, c20_2 + bias2); put(r + 20u, quad + 3u, c20_3 + bias3);
+  put(r + 21u, quad + 0u, c21_0 + bias0); put(r + 21u, quad + 1u, c21_1 + bias1); put(r + 21u, quad + 2u, c21_2 + bias2); put(r + 21u, quad + 3u, c21_3 + bias3);
+  put(r + 22u, quad + 0u, c22_0 + bias0); put(r + 22u, quad + 1u, c22_1 + bias1); put(r + 22u, quad + 2u, c22_2 + bias2); put(r + 22u, quad + 3u, c22_3 + bias3);
+  put(r + 23u, quad + 0u, c23_0 + bias0); put(r + 23u, quad + 1u, c23_1 + bias1); put(r + 23u, quad + 2u, c23_2 + bias2); put(r + 23u, quad + 3u, c23_3 + bias3);
+  put(r + 24u, quad + 0u, c24_0 + bias0); put(r + 24u, quad + 1u, c24_1 + bias1); put(r + 24u, quad + 2u, c24_2 + bias2); put(r + 24u, quad + 3u, c24_3 + bias3);
+  put(r + 25u, quad + 0u, c25_0 + bias0); put(r + 25u, quad + 1u, c25_1 + bias1); put(r + 25u, quad + 2u, c25_2 + bias2); put(r + 25u, quad + 3u, c25_3 + bias3);
+  put(r + 26u, quad + 0u, c26_0 + bias0); put(r + 26u, quad + 1u, c26_1 + bias1); put(r + 26u, quad + 2u, c26_2 + bias2); put(r + 26u, quad + 3u, c26_3 + bias3);
+  put(r + 27u, quad + 0u, c27_0 + bias0); put(r + 27u, quad + 1u, c27_1 + bias1); put(r + 27u, quad + 2u, c27_2 + bias2); put(r + 27u, quad + 3u, c27_3 + bias3);
+  put(r + 28u, quad + 0u, c28_0 + bias0); put(r + 28u, quad + 1u, c28_1 + bias1); put(r + 28u, quad + 2u, c28_2 + bias2); put(r + 28u, quad + 3u, c28_3 + bias3);
+  put(r + 29u, quad + 0u, c29_0 + bias0); put(r + 29u, quad + 1u, c29_1 + bias1); put(r + 29u, quad + 2u, c29_2 + bias2); put(r + 29u, quad + 3u, c29_3 + bias3);
+  put(r + 30u, quad + 0u, c30_0 + bias0); put(r + 30u, quad + 1u, c30_1 + bias1); put(r + 30u, quad + 2u, c30_2 + bias2); put(r + 30u, quad + 3u, c30_3 + bias3);
+  put(r + 31u, quad + 0u, c31_0 + bias0); put(r + 31u, quad + 1u, c31_1 + bias1); put(r + 31u, quad + 2u, c31_2 + bias2); put(r + 31u, quad + 3u, c31_3 + bias3);
+}
+
+// Same tile with bf16 operands: each texel step covers 8 k values (q counts 8-value texels).
+@compute @workgroup_size(16, 1, 1)
+fn matmul_nt_bf16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let r = wg.y * 32u;
+  let col = wg.x * 256u + lid.x * 16u;
+  let quad = col / 4u;
+  // Accumulator cI_Q: row r + I, columns col + 4Q … col + 4Q + 3.
+  var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>(); var c0_2 = vec4<f32>(); var c0_3 = vec4<f32>();
+  var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>(); var c1_2 = vec4<f32>(); var c1_3 = vec4<f32>();
+  var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>(); var c2_2 = vec4<f32>(); var c2_3 = vec4<f32>();
+  var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>(); var c3_2 = vec4<f32>(); var c3_3 = vec4<f32>();
+  var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>(); var c4_2 = vec4<f32>(); var c4_3 = vec4<f32>();
+  var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>(); var c5_2 = vec4<f32>(); var c5_3 = vec4<f32>();
+  var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>(); var c6_2 = vec4<f32>(); var c6_3 = vec4<f32>();
+  var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>(); var c7_2 = vec4<f32>(); var c7_3 = vec4<f32>();
+  var c8_0 = vec4<f32>(); var c8_1 = vec4<f32>(); var c8_2 = vec4<f32>(); var c8_3 = vec4<f32>();
+  var c9_0 = vec4<f32>(); var c9_1 = vec4<f32>(); var c9_2 = vec4<f32>(); var c9_3 = vec4<f32>();
+  var c10_0 = vec4<f32>(); var c10_1 = vec4<f32>(); var c10_2 = vec4<f32>(); var c10_3 = vec4<f32>();
+  var c11_0 = vec4<f32>(); var c11_1 = vec4<f32>(); var c11_2 = vec4<f32>(); var c11_3 = vec4<f32>();
+  var c12_0 = vec4<f32>(); var c12_1 = vec4<f32>(); var c12_2 = vec4<f32>(); var c12_3 = vec4<f32>();
+  var c13_0 = vec4<f32>(); var c13_1 = vec4<f32>(); var c13_2 = vec4<f32>(); var c13_3 = vec4<f32>();
+  var c14_0 = vec4<f32>(); var c14_1 = vec4<f32>(); var c14_2 = vec4<f32>(); var c14_3 = vec4<f32>();
+  var c15_0 = vec4<f32>(); var c15_1 = vec4<f32>(); var c15_2 = vec4<f32>(); var c15_3 = vec4<f32>();
+  var c16_0 = vec4<f32>(); var c16_1 = vec4<f32>(); var c16_2 = vec4<f32>(); var c16_3 = vec4<f32>();
+  var c17_0 = vec4<f32>(); var c17_1 = vec4<f32>(); var c17_2 = vec4<f32>(); var c17_3 = vec4<f32>();
+  var c18_0 = vec4<f32>(); var c18_1 = vec4<f32>(); var c18_2 = vec4<f32>(); var c18_3 = vec4<f32>();
+  var c19_0 = vec4<f32>(); var c19_1 = vec4<f32>(); var c19_2 = vec4<f32>(); var c19_3 = vec4<f32>();
+  var c20_0 = vec4<f32>(); var c20_1 = vec4<f32>(); var c20_2 = vec4<f32>(); var c20_3 = vec4<f32>();
+  var c21_0 = vec4<f32>(); var c21_1 = vec4<f32>(); var c21_2 = vec4<f32>(); var c21_3 = vec4<f32>();
+  var c22_0 = vec4<f32>(); var c22_1 = vec4<f32>(); var c22_2 = vec4<f32>(); var c22_3 = vec4<f32>();
+  var c23_0 = vec4<f32>(); var c23_1 = vec4<f32>(); var c23_2 = vec4<f32>(); var c23_3 = vec4<f32>();
+  var c24_0 = vec4<f32>(); var c24_1 = vec4<f32>(); var c24_2 = vec4<f32>(); var c24_3 = vec4<f32>();
+  var c25_0 = vec4<f32>(); var c25_1 = vec4<f32>(); var c25_2 = vec4<f32>(); var c25_3 = vec4<f32>();
+  var c26_0 = vec4<f32>(); var c26_1 = vec4<f32>(); var c26_2 = vec4<f32>(); var c26_3 = vec4<f32>();
+  var c27_0 = vec4<f32>(); var c27_1 = vec4<f32>(); var c27_2 = vec4<f32>(); var c27_3 = vec4<f32>();
+  var c28_0 = vec4<f32>(); var c28_1 = vec4<f32>(); var c28_2 = vec4<f32>(); var c28_3 = vec4<f32>();
+  var c29_0 = vec4<f32>(); var c29_1 = vec4<f32>(); var c29_2 = vec4<f32>(); var c29_3 = vec4<f32>();
+  var c30_0 = vec4<f32>(); var c30_1 = vec4<f32>(); var c30_2 = vec4<f32>(); var c30_3 = vec4<f32>();
+  var c31_0 = vec4<f32>(); var c31_1 = vec4<f32>(); var c31_2 = vec4<f32>(); var c31_3 = vec4<f32>();
+  if ((p.flags & ACCUMULATE) != 0u) {
+    c0_0 = old(r + 0u, quad + 0u); c0_1 = old(r + 0u, quad + 1u); c0_2 = old(r + 0u, quad + 2u); c0_3 = old(r + 0u, quad + 3u);
+    c1_0 = old(r + 1u, quad + 0u); c1_1 = old(r + 1u, quad + 1u); c1_2 = old(r + 1u, quad + 2u); c1_3 = old(r + 1u, quad + 3u);
+    c2_0 = old(r + 2u, quad + 0u); c2_1 = old(r + 2u, quad + 1u); c2_2 = old(r + 2u, quad + 2u); c2_3 = old(r + 2u, quad + 3u);
+    c3_0 = old(r + 3u, quad + 0u); c3_1 = old(r + 3u, quad + 1u); c3_2 = old(r + 3u, quad + 2u); c3_3 = old(r + 3u, quad + 3u);
+    c4_0 = old(r + 4u, quad + 0u); c4_1 = old(r + 4u, quad + 1u); c4_2 = old(r + 4u, quad + 2u); c4_3 = old(r + 4u, quad + 3u);
+    c5_0 = old(r + 5u, quad + 0u); c5_1 = old(r + 5u, quad + 1u); c5_2 = old(r + 5u, quad + 2u); c5_3 = old(r + 5u, quad + 3u);
+    c6_0 = old(r + 6u, quad + 0u); c6_1 = old(r + 6u, quad + 1u); c6_2 = old(r + 6u, quad + 2u); c6_3 = old(r + 6u, quad + 3u);
+    c7_0 = old(r + 7u, quad + 0u); c7_1 = old(r + 7u, quad + 1u); c7_2 = old(r + 7u, quad + 2u); c7_3 = old(r + 7u, quad + 3u);
+    c8_0 = old(r + 8u, quad + 0u); c8_1 = old(r + 8u, quad + 1u); c8_2 = old(r + 8u, quad + 2u); c8_3 = old(r + 8u, quad + 3u);
+    c9_0 = old(r + 9u, quad + 0u); c9_1 = old(r + 9u, quad + 1u); c9_2 = old(r + 9u, quad + 2u); c9_3 = old(r + 9u, quad + 3u);
+    c10_0 = old(r + 10u, quad + 0u); c10_1 = old(r + 10u, quad + 1u); c10_2 = old(r + 10u, quad + 2u); c10_3 = old(r + 10u, quad + 3u);
+    c11_0 = old(r + 11u, quad + 0u); c11_1 = old(r + 11u, quad + 1u); c11_2 = old(r + 11u, quad + 2u); c11_3 = old(r + 11u, quad + 3u);
+    c12_0 = old(r + 12u, quad + 0u); c12_1 = old(r + 12u, quad + 1u); c12_2 = old(r + 12u, quad + 2u); c12_3 = old(r + 12u, quad + 3u);
+    c13_0 = old(r + 13u, quad + 0u); c13_1 = old(r + 13u, quad + 1u); c13_2 = old(r + 13u, quad + 2u); c13_3 = old(r + 13u, quad + 3u);
+    c14_0 = old(r + 14u, quad + 0u); c14_1 = old(r + 14u, quad + 1u); c14_2 = old(r + 14u, quad + 2u); c14_3 = old(r + 14u, quad + 3u);
+    c15_0 = old(r + 15u, quad + 0u); c15_1 = old(r + 15u, quad + 1u); c15_2 = old(r + 15u, quad + 2u); c15_3 = old(r + 15u, quad + 3u);
+    c16_0 = old(r + 16u, quad + 0u); c16_1 = old(r + 16u, quad + 1u); c16_2 = old(r + 16u, quad + 2u); c16_3 = old(r + 16u, quad + 3u);
+    c17_0 = old(r + 17u, quad + 0u); c17_1 = old(r + 17u, quad + 1u); c17_2 = old(r + 17u, quad + 2u); c17_3 = old(r + 17u, quad + 3u);
+    c18_0 = old(r + 18u, quad + 0u); c18_1 = old(r + 18u, quad + 1u); c18_2 = old(r + 18u, quad + 2u); c18_3 = old(r + 18u, quad + 3u);
+    c19_0 = old(r + 19u, quad + 0u); c19_1 = old(r + 19u, quad + 1u); c19_2 = old(r + 19u, quad + 2u); c19_3 = old(r + 19u, quad + 3u);
+    c20_0 = old(r + 20u, quad + 0u); c20_1 = old(r + 20u, quad + 1u); c20_2 = old(r + 20u, quad + 2u); c20_3 = old(r + 20u, quad + 3u);
+    c21_0 = old(r + 21u, quad + 0u); c21_1 = old(r + 21u, quad + 1u); c21_2 = old(r + 21u, quad + 2u); c21_3 = old(r + 21u, quad + 3u);
+    c22_0 = old(r + 22u, quad + 0u); c22_1 = old(r + 22u, quad + 1u); c22_2 = old(r + 22u, quad + 2u); c22_3 = old(r + 22u, quad + 3u);
+    c23_0 = old(r + 23u, quad + 0u); c23_1 = old(r + 23u, quad + 1u); c23_2 = old(r + 23u, quad + 2u); c23_3 = old(r + 23u, quad + 3u);
+    c24_0 = old(r + 24u, quad + 0u); c24_1 = old(r + 24u, quad + 1u); c24_2 = old(r + 24u, quad + 2u); c24_3 = old(r + 24u, quad + 3u);
+    c25_0 = old(r + 25u, quad + 0u); c25_1 = old(r + 25u, quad + 1u); c25_2 = old(r + 25u, quad + 2u); c25_3 = old(r + 25u, quad + 3u);
+    c26_0 = old(r + 26u, quad + 0u); c26_1 = old(r + 26u, quad + 1u); c26_2 = old(r + 26u, quad + 2u); c26_3 = old(r + 26u, quad + 3u);
+    c27_0 = old(r + 27u, quad + 0u); c27_1 = old(r + 27u, quad + 1u); c27_2 = old(r + 27u, quad + 2u); c27_3 = old(r + 27u, quad + 3u);
+    c28_0 = old(r + 28u, quad + 0u); c28_1 = old(r + 28u, quad + 1u); c28_2 = old(r + 28u, quad + 2u); c28_3 = old(r + 28u, quad + 3u);
+    c29_0 = old(r + 29u, quad + 0u); c29_1 = old(r + 29u, quad + 1u); c29_2 = old(r + 29u, quad + 2u); c29_3 = old(r + 29u, quad + 3u);
+    c30_0 = old(r + 30u, quad + 0u); c30_1 = old(r + 30u, quad + 1u); c30_2 = old(r + 30u, quad + 2u); c30_3 = old(r + 30u, quad + 3u);
+    c31_0 = old(r + 31u, quad + 0u); c31_1 = old(r + 31u, quad + 1u); c31_2 = old(r + 31u, quad + 2u); c31_3 = old(r + 31u, quad + 3u);
   }
+  for (var q = 0u; q < p.kq; q++) {
+    let b0 = panel_bf16(q, col + 0u);
+    let b1 = panel_bf16(q, col + 4u);
+    let b2 = panel_bf16(q, col + 8u);
+    let b3 = panel_bf16(q, col + 12u);
+    var a: vec4<u32>;
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 0u), 0); c0_0 = fma8(c0_0, a, b0); c0_1 = fma8(c0_1, a, b1); c0_2 = fma8(c0_2, a, b2); c0_3 = fma8(c0_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 1u), 0); c1_0 = fma8(c1_0, a, b0); c1_1 = fma8(c1_1, a, b1); c1_2 = fma8(c1_2, a, b2); c1_3 = fma8(c1_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 2u), 0); c2_0 = fma8(c2_0, a, b0); c2_1 = fma8(c2_1, a, b1); c2_2 = fma8(c2_2, a, b2); c2_3 = fma8(c2_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 3u), 0); c3_0 = fma8(c3_0, a, b0); c3_1 = fma8(c3_1, a, b1); c3_2 = fma8(c3_2, a, b2); c3_3 = fma8(c3_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 4u), 0); c4_0 = fma8(c4_0, a, b0); c4_1 = fma8(c4_1, a, b1); c4_2 = fma8(c4_2, a, b2); c4_3 = fma8(c4_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 5u), 0); c5_0 = fma8(c5_0, a, b0); c5_1 = fma8(c5_1, a, b1); c5_2 = fma8(c5_2, a, b2); c5_3 = fma8(c5_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 6u), 0); c6_0 = fma8(c6_0, a, b0); c6_1 = fma8(c6_1, a, b1); c6_2 = fma8(c6_2, a, b2); c6_3 = fma8(c6_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 7u), 0); c7_0 = fma8(c7_0, a, b0); c7_1 = fma8(c7_1, a, b1); c7_2 = fma8(c7_2, a, b2); c7_3 = fma8(c7_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 8u), 0); c8_0 = fma8(c8_0, a, b0); c8_1 = fma8(c8_1, a, b1); c8_2 = fma8(c8_2, a, b2); c8_3 = fma8(c8_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 9u), 0); c9_0 = fma8(c9_0, a, b0); c9_1 = fma8(c9_1, a, b1); c9_2 = fma8(c9_2, a, b2); c9_3 = fma8(c9_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 10u), 0); c10_0 = fma8(c10_0, a, b0); c10_1 = fma8(c10_1, a, b1); c10_2 = fma8(c10_2, a, b2); c10_3 = fma8(c10_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 11u), 0); c11_0 = fma8(c11_0, a, b0); c11_1 = fma8(c11_1, a, b1); c11_2 = fma8(c11_2, a, b2); c11_3 = fma8(c11_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 12u), 0); c12_0 = fma8(c12_0, a, b0); c12_1 = fma8(c12_1, a, b1); c12_2 = fma8(c12_2, a, b2); c12_3 = fma8(c12_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 13u), 0); c13_0 = fma8(c13_0, a, b0); c13_1 = fma8(c13_1, a, b1); c13_2 = fma8(c13_2, a, b2); c13_3 = fma8(c13_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 14u), 0); c14_0 = fma8(c14_0, a, b0); c14_1 = fma8(c14_1, a, b1); c14_2 = fma8(c14_2, a, b2); c14_3 = fma8(c14_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 15u), 0); c15_0 = fma8(c15_0, a, b0); c15_1 = fma8(c15_1, a, b1); c15_2 = fma8(c15_2, a, b2); c15_3 = fma8(c15_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 16u), 0); c16_0 = fma8(c16_0, a, b0); c16_1 = fma8(c16_1, a, b1); c16_2 = fma8(c16_2, a, b2); c16_3 = fma8(c16_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 17u), 0); c17_0 = fma8(c17_0, a, b0); c17_1 = fma8(c17_1, a, b1); c17_2 = fma8(c17_2, a, b2); c17_3 = fma8(c17_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 18u), 0); c18_0 = fma8(c18_0, a, b0); c18_1 = fma8(c18_1, a, b1); c18_2 = fma8(c18_2, a, b2); c18_3 = fma8(c18_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 19u), 0); c19_0 = fma8(c19_0, a, b0); c19_1 = fma8(c19_1, a, b1); c19_2 = fma8(c19_2, a, b2); c19_3 = fma8(c19_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 20u), 0); c20_0 = fma8(c20_0, a, b0); c20_1 = fma8(c20_1, a, b1); c20_2 = fma8(c20_2, a, b2); c20_3 = fma8(c20_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 21u), 0); c21_0 = fma8(c21_0, a, b0); c21_1 = fma8(c21_1, a, b1); c21_2 = fma8(c21_2, a, b2); c21_3 = fma8(c21_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 22u), 0); c22_0 = fma8(c22_0, a, b0); c22_1 = fma8(c22_1, a, b1); c22_2 = fma8(c22_2, a, b2); c22_3 = fma8(c22_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 23u), 0); c23_0 = fma8(c23_0, a, b0); c23_1 = fma8(c23_1, a, b1); c23_2 = fma8(c23_2, a, b2); c23_3 = fma8(c23_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 24u), 0); c24_0 = fma8(c24_0, a, b0); c24_1 = fma8(c24_1, a, b1); c24_2 = fma8(c24_2, a, b2); c24_3 = fma8(c24_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 25u), 0); c25_0 = fma8(c25_0, a, b0); c25_1 = fma8(c25_1, a, b1); c25_2 = fma8(c25_2, a, b2); c25_3 = fma8(c25_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 26u), 0); c26_0 = fma8(c26_0, a, b0); c26_1 = fma8(c26_1, a, b1); c26_2 = fma8(c26_2, a, b2); c26_3 = fma8(c26_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 27u), 0); c27_0 = fma8(c27_0, a, b0); c27_1 = fma8(c27_1, a, b1); c27_2 = fma8(c27_2, a, b2); c27_3 = fma8(c27_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 28u), 0); c28_0 = fma8(c28_0, a, b0); c28_1 = fma8(c28_1, a, b1); c28_2 = fma8(c28_2, a, b2); c28_3 = fma8(c28_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 29u), 0); c29_0 = fma8(c29_0, a, b0); c29_1 = fma8(c29_1, a, b1); c29_2 = fma8(c29_2, a, b2); c29_3 = fma8(c29_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 30u), 0); c30_0 = fma8(c30_0, a, b0); c30_1 = fma8(c30_1, a, b1); c30_2 = fma8(c30_2, a, b2); c30_3 = fma8(c30_3, a, b3);
+    a = textureLoad(ta_bf16, vec2<u32>(q, r + 31u), 0); c31_0 = fma8(c31_0, a, b0); c31_1 = fma8(c31_1, a, b1); c31_2 = fma8(c31_2, a, b2); c31_3 = fma8(c31_3, a, b3);
+  }
+  let bias0 = bias_quad(quad);
+  let bias1 = bias_quad(quad + 1u);
+  let bias2 = bias_quad(quad + 2u);
+  let bias3 = bias_quad(quad + 3u);
   put(r + 0u, quad + 0u, c0_0 + bias0); put(r + 0u, quad + 1u, c0_1 + bias1); put(r + 0u, quad + 2u, c0_2 + bias2); put(r + 0u, quad + 3u, c0_3 + bias3);
   put(r + 1u, quad + 0u, c1_0 + bias0); put(r + 1u, quad + 1u, c1_1 + bias1); put(r + 1u, quad + 2u, c1_2 + bias2); put(r + 1u, quad + 3u, c1_3 + bias3);
   put(r + 2u, quad + 0u, c2_0 + bias0); put(r + 2u, quad + 1u, c2_1 + bias1); put(r + 2u, quad + 2u, c2_2 + bias2); put(r + 2u, quad + 3u, c2_3 + bias3);

@@ -14,6 +14,7 @@ import { rmsnormCases } from "./rmsnorm_cases.ts";
 export const benchCases: BenchCase[] = [
   ...calibrationCases(),
   ...matmulCases(),
+  ...matmulCases("auto", undefined, "bf16"),
   // The plain storage-buffer kernel at one shape, to show what the texture path buys.
   ...matmulCases("general", [[1024, 1024, 1024]]),
   ...rmsnormCases(),

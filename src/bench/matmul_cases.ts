@@ -21,12 +21,16 @@ export const MATMUL_SHAPES: readonly [number, number, number][] = [
 
 const LAYOUTS = { nn: {}, nt: { transB: true }, tn: { transA: true } } as const;
 
-/** One case per layout and shape; `path` forces a kernel path (default: what `matmul` picks). */
+/**
+ * One case per layout and shape; `path` forces a kernel path (default: what `matmul` picks) and
+ * `precision` selects the opt-in bf16 operands.
+ */
 export function matmulCases(
   path: MatmulPath = "auto",
   shapes: readonly [number, number, number][] = MATMUL_SHAPES,
+  precision: "f32" | "bf16" = "f32",
 ): BenchCase[] {
-  const suffix = path === "auto" ? "" : `.${path}`;
+  const suffix = (path === "auto" ? "" : `.${path}`) + (precision === "f32" ? "" : `.${precision}`);
   return shapes.flatMap(([m, k, n]) =>
     Object.entries(LAYOUTS).map(([layout, flags]) =>
       benchCase({
@@ -38,7 +42,7 @@ export function matmulCases(
           b: engine.pool.upload(randomValues(k * n), [k * n], "bench.b"),
           c: engine.pool.tensor([m, n], "f32", "bench.c"),
         }),
-        record: (rec, s) => matmulVia(path, rec, s.a, s.b, s.c, { m, n, k, ...flags }),
+        record: (rec, s) => matmulVia(path, rec, s.a, s.b, s.c, { m, n, k, precision, ...flags }),
         teardown: (engine, s) => [s.a, s.b, s.c].forEach((t) => engine.pool.release(t)),
       })
     )

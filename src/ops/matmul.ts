@@ -35,7 +35,20 @@ export interface MatmulOptions {
   /** Add into C instead of overwriting it. */
   accumulate?: boolean;
   alpha?: number;
+  /**
+   * Operand precision of the texture kernel. `"f32"` (default): exact f32 products. `"bf16"`
+   * (opt-in, faster): A and B rounded to bf16 with f32 accumulation, so each product carries a
+   * relative error up to ≈2⁻⁷ (see `MATMUL_BF16_RTOL`). The general kernel always computes in f32.
+   */
+  precision?: "f32" | "bf16";
 }
+
+/**
+ * Relative error bound of one product in the bf16 mode: both operands are rounded to 8
+ * significant bits (unit roundoff 2⁻⁸ each), so |a'b' − ab| ≤ (2⁻⁷ + 2⁻¹⁶)·|ab|. An output
+ * element is then within MATMUL_BF16_RTOL·|alpha|·Σ|a||b| (plus f32 summation error) of exact.
+ */
+export const MATMUL_BF16_RTOL = 2 ** -7 + 2 ** -16;
 
 /** Which kernel computes a matmul: `auto` picks by shape, the others force one (tests, bench). */
 export type MatmulPath = "auto" | "general" | "texture";
@@ -51,6 +64,14 @@ const TEX_MIN_FILL = 0.5;
 const GENERAL_ROWS = 8;
 const GENERAL_COLS = 64;
 const BIAS_WG = 16;
+
+/** Rounds to the nearest bf16 value (ties to even), as the bf16 mode does to operands. */
+export function bf16Round(x: number): number {
+  const word = new Float32Array([x]);
+  const bits = new Uint32Array(word.buffer);
+  bits[0] = ((bits[0] + 0x7fff + ((bits[0] >>> 16) & 1)) >>> 16) << 16;
+  return word[0];
+}
 
 /** CPU reference: returns `alpha·op(A)·op(B) + bias (+ c0 when accumulating)` as f64. */
 export function matmulForwardCpu(
@@ -142,6 +163,7 @@ export function matmulVia(
     c,
     bias,
     accumulate,
+    bf16: opts.precision === "bf16",
   }, placeholder(rec));
 }
 

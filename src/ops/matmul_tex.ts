@@ -3,7 +3,8 @@
  * then one register-tiled kernel computes `A·Bᵀ` (compute-notes §2.5, fp32 variant).
  * Every layout reduces to that form: an operand already stored with rows along k is copied with
  * `copyBufferToTexture` (~10 GB/s) when its row pitch allows, otherwise a packing kernel gathers
- * (and transposes) it; alpha is folded into A's packing. When accumulating, the old C is packed
+ * (and transposes) it; alpha is folded into A's packing. The opt-in bf16 mode packs 8 rounded
+ * values per rgba32uint texel instead (half the fetches per FMA). When accumulating, the old C is packed
  * too and the kernel starts its accumulators from it. Textures are cached per device by role and
  * size, so repeated calls of one shape reuse them; commands run in submission order, so reuse
  * inside one recorded step is safe.
@@ -41,6 +42,8 @@ export interface TexMatmul {
   c: Tensor;
   bias?: Tensor;
   accumulate: boolean;
+  /** Opt-in: round A and B to bf16 (8 values per rgba32uint texel), accumulate in f32. */
+  bf16: boolean;
 }
 
 interface DeviceCache {
@@ -65,14 +68,14 @@ export function texFits(rec: Recorder, m: number, n: number, k: number): boolean
 /** Records the packing of the operands (and of the old C when accumulating) and the kernel. */
 export function matmulTex(rec: Recorder, job: TexMatmul, placeholder: Tensor): void {
   const { m, n, k } = job;
-  const kq = Math.max(1, Math.ceil(k / 4));
-  const ta = pack(rec, job.a, kq, roundUp(m, TEX_TILE_M), "a");
-  const tb = pack(rec, job.b, kq, roundUp(n, TEX_TILE_N), "b");
-  const tc = job.accumulate
-    ? pack(rec, { tensor: job.c, rows: m, cols: n, row: n, col: 1, scale: 1 }, n / 4, m, "c")
-    : deviceCache(rec).emptyView;
+  const format = job.bf16 ? "rgba32uint" : "rgba32float";
+  const kq = Math.max(1, Math.ceil(k / (job.bf16 ? 8 : 4)));
+  const ta = pack(rec, job.a, format, kq, roundUp(m, TEX_TILE_M), "a");
+  const tb = pack(rec, job.b, format, kq, roundUp(n, TEX_TILE_N), "b");
+  const oldC = { tensor: job.c, rows: m, cols: n, row: n, col: 1, scale: 1 };
+  const tc = job.accumulate ? pack(rec, oldC, "rgba32float", n / 4, m, "c") : deviceCache(rec).emptyView;
   rec.dispatch(
-    rec.kernel("matmul_tex", "matmul_nt"),
+    rec.kernel("matmul_tex", job.bf16 ? "matmul_nt_bf16" : "matmul_nt"),
     [
       ta,
       tb,
@@ -86,10 +89,17 @@ export function matmulTex(rec: Recorder, job: TexMatmul, placeholder: Tensor): v
 }
 
 /** Packs `op` into a cached texture `width` texels wide with at least `height` rows. */
-function pack(rec: Recorder, op: Operand, width: number, height: number, role: string): GPUTextureView {
-  const texture = cachedTexture(rec, width, height, role);
+function pack(
+  rec: Recorder,
+  op: Operand,
+  format: "rgba32float" | "rgba32uint",
+  width: number,
+  height: number,
+  role: string,
+): GPUTextureView {
+  const texture = cachedTexture(rec, format, width, height, role);
   const contiguous = op.col === 1 && op.row === op.cols && op.cols % COPY_ROW_ALIGN === 0;
-  if (contiguous && op.scale === 1 && op.rows > 0) {
+  if (format === "rgba32float" && contiguous && op.scale === 1 && op.rows > 0) {
     rec.encoder().copyBufferToTexture(
       { buffer: op.tensor.buffer, bytesPerRow: op.cols * 4, rowsPerImage: op.rows },
       { texture },
@@ -99,7 +109,9 @@ function pack(rec: Recorder, op: Operand, width: number, height: number, role: s
     const lanesOnRows = op.col !== 1;
     const [gx, gy] = lanesOnRows ? [height, width] : [width, height];
     rec.dispatch(
-      rec.kernel("matmul_pack", "matmul_pack", { LANES_ON_ROWS: lanesOnRows ? 1 : 0 }),
+      rec.kernel("matmul_pack", format === "rgba32uint" ? "matmul_pack_bf16" : "matmul_pack", {
+        LANES_ON_ROWS: lanesOnRows ? 1 : 0,
+      }),
       [op.tensor, texture.createView()],
       [Math.ceil(gx / PACK_WG), gy],
       params([
@@ -132,20 +144,26 @@ function deviceCache(rec: Recorder): DeviceCache {
   return cache;
 }
 
-function cachedTexture(rec: Recorder, width: number, height: number, role: string): GPUTexture {
+function cachedTexture(
+  rec: Recorder,
+  format: GPUTextureFormat,
+  width: number,
+  height: number,
+  role: string,
+): GPUTexture {
   const { textures } = deviceCache(rec);
   // llvmpipe keys its compiled shader variants on whether texture sizes are powers of two, so
   // mixing both kinds would JIT the big kernel (seconds) once per kind: never allocate a power of
   // two. The extra texels are never read.
   width = avoidPowerOfTwo(width);
   height = avoidPowerOfTwo(height);
-  const key = `${role}:${width}x${height}`;
+  const key = `${role}:${format}:${width}x${height}`;
   let texture = textures.get(key);
   if (!texture) {
     texture = rec.gpu.device.createTexture({
       label: `matmul:${key}`,
       size: { width, height },
-      format: "rgba32float",
+      format,
       usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
     });
     textures.set(key, texture);

@@ -1,7 +1,9 @@
 import { getEngine } from "../../src/gpu/engine.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
 import {
+  bf16Round,
   matmul,
+  MATMUL_BF16_RTOL,
   matmulBackwardCpu,
   matmulBiasBackward,
   matmulForwardCpu,
@@ -164,6 +166,54 @@ Deno.test({
     }
     for (const t of tensors) [t.a, t.b, t.c].forEach((x) => engine.pool.release(x));
   },
+});
+
+/** Rounds like the bf16 mode: alpha is folded into A before rounding. */
+function bf16Operands(a: Float32Array, b: Float32Array, alpha: number): [Float32Array, Float32Array] {
+  return [a.map((x) => bf16Round(Math.fround(alpha * x))), b.map(bf16Round)];
+}
+
+for (const { m, n, k } of TEXTURE_SHAPES) {
+  Deno.test({
+    name: `matmul() bf16 mode at m=${m} n=${n} k=${k} equals f32 math on bf16-rounded operands`,
+    ignore: !hasGpu,
+    async fn() {
+      let seed = 90;
+      for (const layout of LAYOUTS) {
+        for (const mode of [{}, { bias: true, accumulate: true, alpha: -0.5 }]) {
+          const opts: MatmulOptions = { m, n, k, ...layoutFlags(layout), ...mode, bias: undefined };
+          const a = randomArray(m * k, seed++),
+            b = randomArray(k * n, seed++),
+            c0 = randomArray(m * n, seed++);
+          const bias = "bias" in mode ? randomArray(n, seed++) : undefined;
+          const got = await runGpu("texture", a, b, c0, bias, { ...opts, precision: "bf16" });
+          const what = `${layout} ${JSON.stringify(mode)} m=${m} n=${n} k=${k}`;
+          // bf16 × bf16 products are exact in f32: only the summation order differs.
+          const [ar, br] = bf16Operands(a, b, opts.alpha ?? 1);
+          const rounded = matmulForwardCpu(ar, br, { ...opts, alpha: 1, biasData: bias, c0 });
+          assertClose(got, rounded, tolerance(k), `${what} vs rounded operands`);
+          // Against exact f32 math: each product is off by at most MATMUL_BF16_RTOL relative.
+          const exact = matmulForwardCpu(a, b, { ...opts, biasData: bias, c0 });
+          const magnitude = matmulForwardCpu(a.map(Math.abs), b.map(Math.abs), { ...opts, alpha: 1 });
+          const alpha = Math.abs(opts.alpha ?? 1);
+          exact.forEach((want, i) => {
+            const bound = MATMUL_BF16_RTOL * alpha * magnitude[i] + tolerance(k).atol;
+            if (!(Math.abs(got[i] - want) <= bound)) {
+              throw new Error(`${what}: index ${i} got ${got[i]}, exact ${want}, bf16 bound ${bound}`);
+            }
+          });
+        }
+      }
+    },
+  });
+}
+
+Deno.test("bf16Round() rounds to nearest even on the upper 16 bits", () => {
+  // 1 + 2⁻⁸ is halfway between bf16 neighbours 1 and 1 + 2⁻⁷: ties go to the even mantissa (1).
+  assertClose([bf16Round(1 + 2 ** -8), bf16Round(1 + 3 * 2 ** -8), bf16Round(-2.5)], [1, 1 + 2 ** -6, -2.5], {
+    atol: 0,
+  }, "bf16Round");
+  assertClose([bf16Round(1 + 2 ** -8 + 2 ** -20)], [1 + 2 ** -7], { atol: 0 }, "above the tie");
 });
 
 for (const [rows, cols] of [[1, 1], [37, 19], [300, 40]]) {
