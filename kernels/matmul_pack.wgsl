@@ -1,6 +1,7 @@
 // Packs a strided fp32 matrix from a storage buffer into a texture for the texture matmul. The
-// logical [rows × cols] matrix has element (r, c) at src[r·src_row + c·src_col] (transposes are a
-// choice of strides) and is multiplied by `scale` (matmul's alpha). Texture row y is matrix row y:
+// logical [rows × cols] matrix has element (r, c) at src[offset + r·src_row + c·src_col]
+// (transposes and blocks of larger matrices are a choice of strides and offset) and is
+// multiplied by `scale` (matmul's alpha). Texture row y is matrix row y:
 // - matmul_pack: rgba32float, texel x holds columns 4x … 4x+3;
 // - matmul_pack_bf16: rgba32uint, texel x holds columns 8x … 8x+7 rounded to bf16 (round to
 //   nearest even), two per u32, the lower column in the low half (the opt-in bf16 mode).
@@ -16,6 +17,7 @@ struct Params {
   width: u32,
   height: u32,
   scale: f32,
+  offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -37,7 +39,7 @@ fn texel(gid: vec3<u32>) -> vec2<u32> {
 
 fn element(row: u32, col: u32) -> f32 {
   if (row >= p.rows || col >= p.cols) { return 0.0; }
-  return p.scale * src[row * p.src_row + col * p.src_col];
+  return p.scale * src[p.offset + row * p.src_row + col * p.src_col];
 }
 
 // Round to nearest even on the upper 16 bits (NaN and overflow are not special-cased: operands

@@ -18,16 +18,21 @@
 // before the k loop instead of from the buffer in the epilogue: every storage load is a per-lane
 // loop in llvmpipe's IR, and 128 of them doubled the cold JIT of this kernel (~4.8 → ~2 s CPU).
 //
-// Constraints: n is a multiple of 4 (C and bias are addressed as vec4 rows; the launcher sends
-// other n to the general kernel). Texture A has ≥ ceil(m/32)·32 rows and B ≥ ceil(n/256)·256
+// Constraints: n, ldc and the block offsets are multiples of 4 (C and bias are addressed as vec4;
+// the launcher sends other shapes to the general kernel). Texture A has ≥ ceil(m/32)·32 rows and B ≥ ceil(n/256)·256
 // rows, both kq = ceil(k/4) texels wide and zero-padded along k (the packing guarantees it).
 // Rows beyond m and n only feed accumulators that are never stored.
 
+// C may be a block of a larger matrix (the launcher splits problems above the texture size
+// limit): element (i, j) of this block is c[c_base + i·ldc + j], all in vec4 units here.
 struct Params {
   m: u32,
   n: u32,
   kq: u32,
   flags: u32,
+  ldc4: u32,
+  c_base4: u32,
+  bias_base4: u32,
 }
 
 const HAS_BIAS = 1u;
@@ -94,7 +99,7 @@ fn fma8(acc: vec4<f32>, a: vec4<u32>, b: PanelBf16) -> vec4<f32> {
 // Bias is per column: four of this lane's values (clamped at the tail, never stored there).
 fn bias_quad(quad: u32) -> vec4<f32> {
   if ((p.flags & HAS_BIAS) == 0u) { return vec4<f32>(); }
-  return bias[min(quad, p.n / 4u - 1u)];
+  return bias[p.bias_base4 + min(quad, p.n / 4u - 1u)];
 }
 
 fn old(row: u32, quad: u32) -> vec4<f32> {
@@ -104,7 +109,7 @@ fn old(row: u32, quad: u32) -> vec4<f32> {
 // Stores four adjacent outputs of one row (one vec4 store), skipping rows and columns past the end.
 fn put(row: u32, quad: u32, v: vec4<f32>) {
   if (row >= p.m || quad >= p.n / 4u) { return; }
-  c[row * (p.n / 4u) + quad] = v;
+  c[p.c_base4 + row * p.ldc4 + quad] = v;
 }
 
 @compute @workgroup_size(16, 1, 1)

@@ -145,7 +145,7 @@ export function matmulVia(
   checkShapes(a, b, c, opts);
   if (m === 0 || n === 0) return;
   const useTexture = path === "texture" || (path === "auto" && preferTexture(m, n, k));
-  if (!useTexture || !texFits(rec, m, n, k)) {
+  if (!useTexture || !texFits(rec, n, k, opts.precision === "bf16")) {
     matmulGeneral(rec, a, b, c, opts);
     return;
   }
@@ -155,11 +155,11 @@ export function matmulVia(
     n,
     k,
     a: transA
-      ? { tensor: a, rows: m, cols: k, row: 1, col: m, scale: alpha }
-      : { tensor: a, rows: m, cols: k, row: k, col: 1, scale: alpha },
+      ? { tensor: a, offset: 0, rows: m, cols: k, row: 1, col: m, scale: alpha }
+      : { tensor: a, offset: 0, rows: m, cols: k, row: k, col: 1, scale: alpha },
     b: transB
-      ? { tensor: b, rows: n, cols: k, row: k, col: 1, scale: 1 }
-      : { tensor: b, rows: n, cols: k, row: 1, col: n, scale: 1 },
+      ? { tensor: b, offset: 0, rows: n, cols: k, row: k, col: 1, scale: 1 }
+      : { tensor: b, offset: 0, rows: n, cols: k, row: 1, col: n, scale: 1 },
     c,
     bias,
     accumulate,

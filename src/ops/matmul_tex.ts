@@ -5,7 +5,8 @@
  * `copyBufferToTexture` (~10 GB/s) when its row pitch allows, otherwise a packing kernel gathers
  * (and transposes) it; alpha is folded into A's packing. The opt-in bf16 mode packs 8 rounded
  * values per rgba32uint texel instead (half the fetches per FMA). When accumulating, the old C is packed
- * too and the kernel starts its accumulators from it. Textures are cached per device by role and
+ * too and the kernel starts its accumulators from it. Problems larger than the texture limit
+ * (16384 rows) run as several blocks, e.g. an LM head over a 150k vocabulary. Textures are cached per device by role and
  * size, so repeated calls of one shape reuse them; commands run in submission order, so reuse
  * inside one recorded step is safe.
  *
@@ -21,9 +22,13 @@ const PACK_WG = 16;
 /** copyBufferToTexture needs bytesPerRow to be a multiple of 256: rows of a multiple of 64 floats. */
 const COPY_ROW_ALIGN = 64;
 
-/** A matrix view with `rows` rows of `cols` values: element (r, x) lives at `buf[r·row + x·col]`. */
-interface Operand {
+/**
+ * A matrix view with `rows` rows of `cols` values: element (r, x) lives at
+ * `buf[offset + r·row + x·col]`.
+ */
+export interface Operand {
   tensor: Tensor;
+  offset: number;
   rows: number;
   cols: number;
   row: number;
@@ -54,25 +59,60 @@ interface DeviceCache {
 
 const caches = new WeakMap<GPUDevice, DeviceCache>();
 
-/**
- * True when the texture kernel can compute this problem: n a multiple of 4 (it stores vec4s) and
- * every packed operand within the texture size limit (16384 here).
- */
-export function texFits(rec: Recorder, m: number, n: number, k: number): boolean {
+/** Output rows and columns of one launch: multiples of the tile that stay under the texture limit. */
+function blockLimits(rec: Recorder): { rows: number; cols: number } {
   const limit = rec.gpu.device.limits.maxTextureDimension2D;
-  const fits = (x: number) => avoidPowerOfTwo(x) <= limit;
-  return n % 4 === 0 && fits(roundUp(m, TEX_TILE_M)) && fits(roundUp(n, TEX_TILE_N)) &&
-    fits(Math.ceil(k / 4));
+  const largest = (tile: number) => {
+    let x = Math.floor(limit / tile) * tile;
+    while (avoidPowerOfTwo(x) > limit) x -= tile;
+    return x;
+  };
+  return { rows: largest(TEX_TILE_M), cols: largest(TEX_TILE_N) };
 }
 
-/** Records the packing of the operands (and of the old C when accumulating) and the kernel. */
+/**
+ * True when the texture kernel can compute this problem: n a multiple of 4 (it stores vec4s) and
+ * k within one texture row (65532 f32 values here); m and n of any size are split into blocks.
+ */
+export function texFits(rec: Recorder, n: number, k: number, bf16: boolean): boolean {
+  const limit = rec.gpu.device.limits.maxTextureDimension2D;
+  return n % 4 === 0 && avoidPowerOfTwo(Math.ceil(k / (bf16 ? 8 : 4))) <= limit;
+}
+
+/**
+ * Records the packing of the operands (and of the old C when accumulating) and the kernel, in
+ * blocks of at most `blockLimits` output rows × columns.
+ */
 export function matmulTex(rec: Recorder, job: TexMatmul, placeholder: Tensor): void {
-  const { m, n, k } = job;
+  const limits = blockLimits(rec);
+  for (let i0 = 0; i0 < job.m; i0 += limits.rows) {
+    for (let j0 = 0; j0 < job.n; j0 += limits.cols) {
+      const m = Math.min(limits.rows, job.m - i0), n = Math.min(limits.cols, job.n - j0);
+      launchBlock(rec, job, i0, j0, m, n, placeholder);
+    }
+  }
+}
+
+/** Rows r0 … r0+rows−1 of an operand view. */
+function rowsOf(op: Operand, r0: number, rows: number): Operand {
+  return { ...op, offset: op.offset + r0 * op.row, rows };
+}
+
+function launchBlock(
+  rec: Recorder,
+  job: TexMatmul,
+  i0: number,
+  j0: number,
+  m: number,
+  n: number,
+  placeholder: Tensor,
+): void {
   const format = job.bf16 ? "rgba32uint" : "rgba32float";
-  const kq = Math.max(1, Math.ceil(k / (job.bf16 ? 8 : 4)));
-  const ta = pack(rec, job.a, format, kq, roundUp(m, TEX_TILE_M), "a");
-  const tb = pack(rec, job.b, format, kq, roundUp(n, TEX_TILE_N), "b");
-  const oldC = { tensor: job.c, rows: m, cols: n, row: n, col: 1, scale: 1 };
+  const kq = Math.max(1, Math.ceil(job.k / (job.bf16 ? 8 : 4)));
+  const ta = pack(rec, rowsOf(job.a, i0, m), format, kq, roundUp(m, TEX_TILE_M), "a");
+  const tb = pack(rec, rowsOf(job.b, j0, n), format, kq, roundUp(n, TEX_TILE_N), "b");
+  const cBase = i0 * job.n + j0;
+  const oldC = { tensor: job.c, offset: cBase, rows: m, cols: n, row: job.n, col: 1, scale: 1 };
   const tc = job.accumulate ? pack(rec, oldC, "rgba32float", n / 4, m, "c") : deviceCache(rec).emptyView;
   rec.dispatch(
     rec.kernel("matmul_tex", job.bf16 ? "matmul_nt_bf16" : "matmul_nt"),
@@ -80,11 +120,19 @@ export function matmulTex(rec: Recorder, job: TexMatmul, placeholder: Tensor): v
       ta,
       tb,
       tc,
-      job.bias ? { buffer: job.bias.buffer, size: n * 4 } : placeholder,
-      { buffer: job.c.buffer, size: m * n * 4 },
+      job.bias ? { buffer: job.bias.buffer, size: job.n * 4 } : placeholder,
+      { buffer: job.c.buffer, size: job.m * job.n * 4 },
     ],
     [Math.ceil(n / TEX_TILE_N), Math.ceil(m / TEX_TILE_M)],
-    params([["u32", m], ["u32", n], ["u32", kq], ["u32", (job.bias ? 1 : 0) | (job.accumulate ? 2 : 0)]]),
+    params([
+      ["u32", m],
+      ["u32", n],
+      ["u32", kq],
+      ["u32", (job.bias ? 1 : 0) | (job.accumulate ? 2 : 0)],
+      ["u32", job.n / 4],
+      ["u32", cBase / 4],
+      ["u32", j0 / 4],
+    ]),
   );
 }
 
@@ -99,9 +147,9 @@ function pack(
 ): GPUTextureView {
   const texture = cachedTexture(rec, format, width, height, role);
   const contiguous = op.col === 1 && op.row === op.cols && op.cols % COPY_ROW_ALIGN === 0;
-  if (format === "rgba32float" && contiguous && op.scale === 1 && op.rows > 0) {
+  if (format === "rgba32float" && contiguous && op.scale === 1 && op.offset % 4 === 0 && op.rows > 0) {
     rec.encoder().copyBufferToTexture(
-      { buffer: op.tensor.buffer, bytesPerRow: op.cols * 4, rowsPerImage: op.rows },
+      { buffer: op.tensor.buffer, offset: op.offset * 4, bytesPerRow: op.cols * 4, rowsPerImage: op.rows },
       { texture },
       { width, height: op.rows },
     );
@@ -122,6 +170,7 @@ function pack(
         ["u32", width],
         ["u32", height],
         ["f32", op.scale],
+        ["u32", op.offset],
       ]),
     );
   }

@@ -75,7 +75,8 @@ const GENERAL_SHAPES: Case[] = [...SHAPES, { m: 1, n: 300, k: 9 }, { m: 70, n: 1
 /**
  * Texture path (n must be a multiple of 4, else it hands over to the general kernel): k not a
  * multiple of 4 (zero-padded texels), k a multiple of 64 (rows copied with copyBufferToTexture),
- * m and n off the 32 × 256 tile, one row, and several tiles in both directions with tails.
+ * m and n off the 32 × 256 tile, one row, several tiles in both directions with tails, and m or
+ * n above the 16384-row texture limit (split into blocks).
  */
 const TEXTURE_SHAPES: Case[] = [
   { m: 1, n: 4, k: 1 },
@@ -83,6 +84,8 @@ const TEXTURE_SHAPES: Case[] = [
   { m: 100, n: 260, k: 31 },
   { m: 128, n: 256, k: 64 },
   { m: 70, n: 300, k: 128 },
+  { m: 16400, n: 8, k: 64 },
+  { m: 3, n: 16200, k: 9 },
 ];
 
 async function runGpu(
