@@ -2,8 +2,9 @@
 // Layouts are strides: element (i, p) of op(A) is a[i·a_row + p·a_k], element (p, j) of op(B) is
 // b[p·b_k + j·b_col], so NN, NT and TN share one entry point.
 // Napkin math: each lane owns an 8-row × 4-column register tile and loads 8 + 4 scalars per k
-// for 32 FMAs. On lavapipe a lane-varying storage load costs ~18 ns per 8 lanes, so this path
-// runs at ~5–15 GFLOP/s; large problems take the texture path (matmul_tex.wgsl) instead.
+// for 32 FMAs (A addresses are the same for all lanes). On lavapipe a storage load costs
+// ~12–18 ns per 8 lanes, so this path runs at a few GFLOP/s; it serves small problems, n not a
+// multiple of 4 and k beyond a texture row — everything else takes matmul_tex.wgsl.
 // Tails: indices are clamped for loads (no branches in the k loop) and stores are guarded.
 
 struct Params {
@@ -28,42 +29,66 @@ const ACCUMULATE = 2u;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 const WX = 16u;
-const TM = 8u;
-const TN = 4u;
 
-// A workgroup covers TM rows × WX·TN columns; lane x owns columns x, x + WX, … (neighbouring
-// lanes read neighbouring B elements in the NN layout).
+// The columns a lane owns, as element offsets into B (clamped: the tail lanes compute duplicates
+// that are never stored) and as column indices.
+struct Cols {
+  offset: vec4<u32>,
+  index: vec4<u32>,
+}
+
+fn lane_cols(col0: u32) -> Cols {
+  let index = vec4(col0, col0 + WX, col0 + 2u * WX, col0 + 3u * WX);
+  return Cols(min(index, vec4(p.n - 1u)) * p.b_col, index);
+}
+
+fn a_at(row: u32, kk: u32) -> f32 {
+  return a[min(row, p.m - 1u) * p.a_row + kk * p.a_k];
+}
+
+// alpha·v + bias (+ old C) into row `row` at the lane's four columns, skipping the tails.
+fn put(row: u32, cols: Cols, v: vec4<f32>) {
+  if (row >= p.m) { return; }
+  for (var j = 0u; j < 4u; j++) {
+    let col = cols.index[j];
+    if (col >= p.n) { return; }
+    var x = p.alpha * v[j];
+    if ((p.flags & HAS_BIAS) != 0u) { x += bias[col]; }
+    let at = row * p.n + col;
+    if ((p.flags & ACCUMULATE) != 0u) { x += c[at]; }
+    c[at] = x;
+  }
+}
+
+// A workgroup covers 8 rows × 64 columns; lane x owns columns x, x + 16, x + 32, x + 48
+// (neighbouring lanes read neighbouring B elements in the NN layout). The 8 × 4 tile is written
+// out (acc0 … acc7, one vec4 per row): Mesa leaves loops over register arrays in scratch memory.
 @compute @workgroup_size(WX, 1, 1)
 fn matmul_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row0 = wg.y * TM;
-  let col0 = wg.x * (WX * TN) + lid.x;
-  var rows: array<u32, TM>;
-  var cols: array<u32, TN>;
-  for (var i = 0u; i < TM; i++) { rows[i] = min(row0 + i, p.m - 1u) * p.a_row; }
-  for (var j = 0u; j < TN; j++) { cols[j] = min(col0 + j * WX, p.n - 1u) * p.b_col; }
-  var acc: array<array<f32, TN>, TM>;
+  let r = wg.y * 8u;
+  let cols = lane_cols(wg.x * (4u * WX) + lid.x);
+  var acc0 = vec4<f32>(); var acc1 = vec4<f32>(); var acc2 = vec4<f32>(); var acc3 = vec4<f32>();
+  var acc4 = vec4<f32>(); var acc5 = vec4<f32>(); var acc6 = vec4<f32>(); var acc7 = vec4<f32>();
   for (var kk = 0u; kk < p.k; kk++) {
-    var av: array<f32, TM>;
-    var bv: array<f32, TN>;
-    for (var i = 0u; i < TM; i++) { av[i] = a[rows[i] + kk * p.a_k]; }
-    for (var j = 0u; j < TN; j++) { bv[j] = b[kk * p.b_k + cols[j]]; }
-    for (var i = 0u; i < TM; i++) {
-      for (var j = 0u; j < TN; j++) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
-    }
+    let row_b = kk * p.b_k;
+    let bv = vec4(b[row_b + cols.offset.x], b[row_b + cols.offset.y], b[row_b + cols.offset.z], b[row_b + cols.offset.w]);
+    acc0 = fma(vec4(a_at(r, kk)), bv, acc0);
+    acc1 = fma(vec4(a_at(r + 1u, kk)), bv, acc1);
+    acc2 = fma(vec4(a_at(r + 2u, kk)), bv, acc2);
+    acc3 = fma(vec4(a_at(r + 3u, kk)), bv, acc3);
+    acc4 = fma(vec4(a_at(r + 4u, kk)), bv, acc4);
+    acc5 = fma(vec4(a_at(r + 5u, kk)), bv, acc5);
+    acc6 = fma(vec4(a_at(r + 6u, kk)), bv, acc6);
+    acc7 = fma(vec4(a_at(r + 7u, kk)), bv, acc7);
   }
-  for (var i = 0u; i < TM; i++) {
-    let row = row0 + i;
-    if (row >= p.m) { break; }
-    for (var j = 0u; j < TN; j++) {
-      let col = col0 + j * WX;
-      if (col >= p.n) { break; }
-      var v = p.alpha * acc[i][j];
-      if ((p.flags & HAS_BIAS) != 0u) { v += bias[col]; }
-      let at = row * p.n + col;
-      if ((p.flags & ACCUMULATE) != 0u) { v += c[at]; }
-      c[at] = v;
-    }
-  }
+  put(r, cols, acc0);
+  put(r + 1u, cols, acc1);
+  put(r + 2u, cols, acc2);
+  put(r + 3u, cols, acc3);
+  put(r + 4u, cols, acc4);
+  put(r + 5u, cols, acc5);
+  put(r + 6u, cols, acc6);
+  put(r + 7u, cols, acc7);
 }
 
 struct BiasParams { rows: u32, cols: u32 }

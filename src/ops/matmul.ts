@@ -54,23 +54,27 @@ export const MATMUL_BF16_RTOL = 2 ** -7 + 2 ** -16;
 export type MatmulPath = "auto" | "general" | "texture";
 
 /**
- * The texture path pays a packing pass (~2–4 ms per M elements) and pads m to 32 and n to 256;
- * below this much work, or when padding wastes more than half the tile, the general kernel wins.
+ * The texture path pays a few packing dispatches (~2 ms at 64³, where both paths tie) and pads m
+ * to 32 and n to 256; it is ~2× faster than the general kernel from 128³ up and ~10× at
+ * transformer sizes, so it is taken unless the problem is tiny or mostly padding (m = 1 rows).
  */
-const TEX_MIN_FLOPS = 2 ** 24;
-const TEX_MIN_FILL = 0.5;
+const TEX_MIN_FLOPS = 2 ** 21;
+const TEX_MIN_FILL = 1 / 16;
 
 /** The general kernel's tile: rows per workgroup and columns per workgroup (16 lanes × 4). */
 const GENERAL_ROWS = 8;
 const GENERAL_COLS = 64;
 const BIAS_WG = 16;
 
+const roundWord = new Float32Array(1);
+const roundBits = new Uint32Array(roundWord.buffer);
+
 /** Rounds to the nearest bf16 value (ties to even), as the bf16 mode does to operands. */
 export function bf16Round(x: number): number {
-  const word = new Float32Array([x]);
-  const bits = new Uint32Array(word.buffer);
-  bits[0] = ((bits[0] + 0x7fff + ((bits[0] >>> 16) & 1)) >>> 16) << 16;
-  return word[0];
+  roundWord[0] = x;
+  const bits = roundBits[0];
+  roundBits[0] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) << 16;
+  return roundWord[0];
 }
 
 /** CPU reference: returns `alpha·op(A)·op(B) + bias (+ c0 when accumulating)` as f64. */

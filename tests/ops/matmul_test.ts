@@ -119,6 +119,7 @@ const PATH_CASES: [MatmulPath, Case][] = [
   ...GENERAL_SHAPES.map((c): [MatmulPath, Case] => ["general", c]),
   ...TEXTURE_SHAPES.map((c): [MatmulPath, Case] => ["texture", c]),
   ["auto", { m: 256, n: 256, k: 128 }],
+  ["auto", { m: 7, n: 13, k: 5 }],
 ];
 
 for (const [path, { m, n, k }] of PATH_CASES) {
