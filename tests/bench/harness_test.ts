@@ -1,0 +1,69 @@
+import assert, { deepEqual as assertEquals, rejects as assertRejects } from "node:assert/strict";
+import { getEngine } from "../../src/gpu/engine.ts";
+import { benchCases } from "../../src/bench/cases.ts";
+import { benchCase, runCase } from "../../src/bench/harness.ts";
+import { benchCommand } from "../../src/cli/bench.ts";
+import { UsageError } from "../../src/cli/command.ts";
+import { hasGpu } from "../ops/check.ts";
+
+Deno.test("benchCases has one entry per name and shape", () => {
+  const keys = benchCases.map((c) => `${c.name} ${c.shape}`);
+  assertEquals(new Set(keys).size, keys.length);
+});
+
+Deno.test({
+  name: "runCase() records the case once cold, once to calibrate, then reps per sample, and tears down",
+  ignore: !hasGpu,
+  async fn() {
+    const engine = await getEngine();
+    const events: string[] = [];
+    let records = 0;
+    const result = await runCase(
+      engine,
+      benchCase({
+        name: "test.noop",
+        shape: "1",
+        flops: 1e6,
+        bytes: 4e6,
+        setup: () => {
+          events.push("setup");
+          return { id: 7 };
+        },
+        record: (_rec, state) => {
+          assertEquals(state.id, 7);
+          records++;
+        },
+        teardown: () => events.push("teardown"),
+      }),
+      { samples: 3, targetMs: 1, maxReps: 4 },
+    );
+    assertEquals(events, ["setup", "teardown"]);
+    assert(result.reps >= 1 && result.reps <= 4, `reps ${result.reps}`);
+    assertEquals(records, 2 + 3 * result.reps);
+    assert(result.ms_median > 0 && result.ms_best <= result.ms_median);
+    assert(Math.abs(result.gflops! - 1e6 / (result.ms_median / 1000) / 1e9) < 1e-9);
+    assert(Math.abs(result.gbps! - 4 * result.gflops!) < 1e-9);
+    assertEquals(result.tokens_per_s, undefined);
+    assertEquals(result.adapter, engine.gpu.info.description);
+  },
+});
+
+Deno.test("r2ec bench rejects a bad regular expression, a bad sample count and unknown flags", async () => {
+  await assertRejects(() => benchCommand.run(["--filter", "("]), UsageError);
+  await assertRejects(() => benchCommand.run(["--samples", "0"]), UsageError);
+  await assertRejects(() => benchCommand.run(["--samples", "2.5"]), UsageError);
+  await assertRejects(() => benchCommand.run(["--frobnicate"]), UsageError);
+  await assertRejects(() => benchCommand.run(["--filter", "no case has this name"]), UsageError);
+});
+
+Deno.test("r2ec bench --list prints only the cases the filter matches", async () => {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (line: string) => lines.push(line);
+  try {
+    await benchCommand.run(["--list", "--filter", "^matmul\\.nt 1024×1024×1024$"]);
+  } finally {
+    console.log = log;
+  }
+  assertEquals(lines, ["matmul.nt 1024×1024×1024"]);
+});
