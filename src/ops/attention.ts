@@ -1,0 +1,278 @@
+/**
+ * Causal self-attention (GQA, HF sliding window, Gemma-2 logit soft-capping) over a KV-cache
+ * layout, with a flash-style backward, plus the KV-cache write used in decoding.
+ *
+ * Layouts: q, out `[B·Tq × H × D]`; k, v `[B × Tmax × KVH × D]`; lse `[B × H × Tq]`;
+ * qOffset, kvLen `i32 [B]`. A query at absolute position `pos = qOffset[b] + i` sees key `j`
+ * when `j ≤ pos`, `j < kvLen[b]` and, with `window > 0`, `j > pos − window`. Scores are
+ * `scale·q·k`, then `softcap·tanh(s/softcap)` when `softcap > 0`, then masking and softmax.
+ * Training uses `tq = tmax = T`, `qOffset = 0`, `kvLen = T`.
+ *
+ * @example
+ * ```ts
+ * const rec = engine.recorder();
+ * attentionForward(rec, q, k, v, out, lse, {
+ *   batch: 4, tq: 256, tmax: 256, heads: 4, kvHeads: 4, headDim: 64,
+ *   scale: 1 / 8, softcap: 0, window: 0, qOffset, kvLen,
+ * });
+ * await rec.submit();
+ * ```
+ *
+ * @module
+ */
+import { params, type Recorder } from "../gpu/recorder.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { elementGrid } from "./grid.ts";
+
+/** Workgroup x size: two 8-lane SIMD groups on llvmpipe. */
+const WG = 16;
+/** Rows (or keys) per invocation; must equal `R` in kernels/attention.wgsl. */
+const ROWS_PER_LANE = 1;
+/** Register arrays in the kernel hold head_dim ≤ 256. */
+const MAX_HEAD_DIM = 256;
+
+/** Sizes and score options shared by the CPU reference and the launchers. */
+export interface AttentionShape {
+  batch: number;
+  /** Query rows per sequence in this call (T in training, 1 or a few in decoding). */
+  tq: number;
+  /** Rows of the K/V layout per sequence (the cache capacity; T in training). */
+  tmax: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  /** Score scale: 1/√headDim, or Gemma's query_pre_attn_scalar^-½. */
+  scale: number;
+  /** Logit soft-cap (Gemma-2: 50); 0 turns it off. */
+  softcap: number;
+  /** Sliding window in tokens (HF semantics); 0 turns it off. */
+  window: number;
+}
+
+/** Launcher options: the shape plus per-sequence positions on the GPU. */
+export interface AttentionOptions extends AttentionShape {
+  /** i32 [B]: absolute position of query row 0 of each sequence. */
+  qOffset: Tensor;
+  /** i32 [B]: number of valid keys of each sequence. */
+  kvLen: Tensor;
+}
+
+/** Backward options: `delta` is scratch `[B × H × Tq]` (Σ dout·out per row) the caller provides. */
+export interface AttentionBackwardOptions extends AttentionOptions {
+  delta: Tensor;
+}
+
+/** CPU-reference options: positions as plain arrays. */
+export interface AttentionCpuOptions extends AttentionShape {
+  qOffset: ArrayLike<number>;
+  kvLen: ArrayLike<number>;
+}
+
+/** Options of {@linkcode kvCacheWrite}. */
+export interface KvCacheWriteOptions {
+  batch: number;
+  tq: number;
+  tmax: number;
+  kvHeads: number;
+  headDim: number;
+  /** i32 [B]: cache row of new row 0 per sequence. */
+  qOffset: Tensor;
+}
+
+/** True when key `j` is visible from absolute position `pos`. */
+function visible(pos: number, j: number, len: number, window: number): boolean {
+  return j <= pos && j < len && (window === 0 || j > pos - window);
+}
+
+/** One query row's visible keys with scores and probabilities (f64). */
+function rowProbabilities(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  o: AttentionCpuOptions,
+  b: number,
+  i: number,
+  h: number,
+): { keys: number[]; scores: number[]; probs: number[]; lse: number } {
+  const { tq, tmax, heads, kvHeads, headDim: d, scale, softcap, window } = o;
+  const kvh = Math.floor(h / (heads / kvHeads));
+  const pos = o.qOffset[b] + i;
+  const qBase = ((b * tq + i) * heads + h) * d;
+  const keys: number[] = [], scores: number[] = [];
+  for (let j = 0; j < tmax; j++) {
+    if (!visible(pos, j, o.kvLen[b], window)) continue;
+    const kBase = ((b * tmax + j) * kvHeads + kvh) * d;
+    let dot = 0;
+    for (let c = 0; c < d; c++) dot += q[qBase + c] * k[kBase + c];
+    const s = dot * scale;
+    keys.push(j);
+    scores.push(softcap > 0 ? Math.tanh(s / softcap) * softcap : s);
+  }
+  const max = Math.max(...scores);
+  const exps = scores.map((s) => Math.exp(s - max));
+  const sum = exps.reduce((a, x) => a + x, 0);
+  return { keys, scores, probs: exps.map((e) => e / sum), lse: max + Math.log(sum) };
+}
+
+/**
+ * CPU reference forward (f64): `out [B·Tq × H·D]` and `lse [B × H × Tq]`. A row that sees no
+ * key gets zeros and lse −Infinity.
+ */
+export function attentionForwardCpu(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  o: AttentionCpuOptions,
+): { out: Float64Array; lse: Float64Array } {
+  const { batch, tq, tmax, heads, kvHeads, headDim: d } = o;
+  const out = new Float64Array(batch * tq * heads * d);
+  const lse = new Float64Array(batch * heads * tq);
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      const kvh = Math.floor(h / (heads / kvHeads));
+      for (let i = 0; i < tq; i++) {
+        const row = rowProbabilities(q, k, o, b, i, h);
+        lse[(b * heads + h) * tq + i] = row.lse;
+        const oBase = ((b * tq + i) * heads + h) * d;
+        row.keys.forEach((j, n) => {
+          const vBase = ((b * tmax + j) * kvHeads + kvh) * d;
+          for (let c = 0; c < d; c++) out[oBase + c] += row.probs[n] * v[vBase + c];
+        });
+      }
+    }
+  }
+  return { out, lse };
+}
+
+/** CPU reference backward (f64): gradients of `Σ dout·out` w.r.t. q, k and v (not accumulated). */
+export function attentionBackwardCpu(
+  dout: ArrayLike<number>,
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  o: AttentionCpuOptions,
+): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
+  const { batch, tq, tmax, heads, kvHeads, headDim: d, scale, softcap } = o;
+  const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      const kvh = Math.floor(h / (heads / kvHeads));
+      for (let i = 0; i < tq; i++) {
+        const row = rowProbabilities(q, k, o, b, i, h);
+        const qBase = ((b * tq + i) * heads + h) * d;
+        const kvBase = row.keys.map((j) => ((b * tmax + j) * kvHeads + kvh) * d);
+        const dp = kvBase.map((base) => {
+          let s = 0;
+          for (let c = 0; c < d; c++) s += dout[qBase + c] * v[base + c];
+          return s;
+        });
+        const delta = row.probs.reduce((a, p, n) => a + p * dp[n], 0);
+        row.keys.forEach((_, n) => {
+          const t = softcap > 0 ? row.scores[n] / softcap : 0;
+          const dRaw = row.probs[n] * (dp[n] - delta) * scale * (1 - t * t);
+          const base = kvBase[n];
+          for (let c = 0; c < d; c++) {
+            dq[qBase + c] += dRaw * k[base + c];
+            dk[base + c] += dRaw * q[qBase + c];
+            dv[base + c] += row.probs[n] * dout[qBase + c];
+          }
+        });
+      }
+    }
+  }
+  return { dq, dk, dv };
+}
+
+function checkShape(o: AttentionShape): void {
+  if (o.headDim % 4 !== 0 || o.headDim > MAX_HEAD_DIM) {
+    throw new RangeError(
+      `Attention headDim ${o.headDim} must be a multiple of 4 and at most ${MAX_HEAD_DIM}`,
+    );
+  }
+  if (o.heads % o.kvHeads !== 0) {
+    throw new RangeError(`Attention kvHeads ${o.kvHeads} must divide heads ${o.heads}`);
+  }
+}
+
+function attentionParams(o: AttentionShape, gridStride = 0): ArrayBuffer {
+  return params([
+    ["u32", o.batch],
+    ["u32", o.tq],
+    ["u32", o.tmax],
+    ["u32", o.heads],
+    ["u32", o.kvHeads],
+    ["u32", o.headDim],
+    ["f32", o.scale],
+    ["f32", o.softcap],
+    ["u32", o.window],
+    ["u32", gridStride],
+  ]);
+}
+
+function blocks(rows: number): number {
+  return Math.ceil(rows / (WG * ROWS_PER_LANE));
+}
+
+/** Records the forward: writes `out [B·Tq × H·D]` and `lse [B × H × Tq]`. */
+export function attentionForward(
+  rec: Recorder,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  lse: Tensor,
+  o: AttentionOptions,
+): void {
+  checkShape(o);
+  rec.dispatch(
+    rec.kernel("attention", "attention_forward", { WG, HD4: o.headDim / 4 }),
+    [q, k, v, o.qOffset, o.kvLen, out, lse],
+    [blocks(o.tq), o.heads, o.batch],
+    attentionParams(o),
+  );
+}
+
+/**
+ * Records the backward: `dq += ∂L/∂q`, `dk += ∂L/∂k`, `dv += ∂L/∂v` from `dout`, recomputing the
+ * probabilities from `lse`. Deterministic: every gradient element is summed by one invocation.
+ */
+export function attentionBackward(
+  rec: Recorder,
+  dout: Tensor,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  lse: Tensor,
+  dq: Tensor,
+  dk: Tensor,
+  dv: Tensor,
+  o: AttentionBackwardOptions,
+): void {
+  checkShape(o);
+  const constants = { WG, HD4: o.headDim / 4 };
+  const p = attentionParams(o);
+  rec.dispatch(
+    rec.kernel("attention", "attention_backward_dq", constants),
+    [q, k, v, o.qOffset, o.kvLen, out, lse, dout, o.delta, dq],
+    [blocks(o.tq), o.heads, o.batch],
+    p,
+  );
+  rec.dispatch(
+    rec.kernel("attention", "attention_backward_dkdv", constants),
+    [q, k, v, o.qOffset, o.kvLen, lse, dout, o.delta, dk, dv],
+    [blocks(o.tmax), o.kvHeads, o.batch],
+    p,
+  );
+}
+
+/** Records the copy of new K (or V) rows `[B·Tq × KVH × D]` into cache rows `qOffset[b] + i`. */
+export function kvCacheWrite(rec: Recorder, kNew: Tensor, cache: Tensor, o: KvCacheWriteOptions): void {
+  if (o.headDim % 4 !== 0) throw new RangeError(`kvCacheWrite headDim ${o.headDim} must be a multiple of 4`);
+  const { groups, rowStride } = elementGrid(o.batch * o.tq * o.kvHeads * (o.headDim / 4), WG);
+  rec.dispatch(
+    rec.kernel("attention", "kv_cache_write", { WG, HD4: o.headDim / 4 }),
+    [kNew, o.qOffset, cache],
+    groups,
+    attentionParams({ ...o, heads: o.kvHeads, scale: 1, softcap: 0, window: 0 }, rowStride),
+  );
+}

@@ -1,0 +1,201 @@
+import { getEngine } from "../../src/gpu/engine.ts";
+import type { Tensor } from "../../src/gpu/tensor.ts";
+import {
+  attentionBackward,
+  attentionBackwardCpu,
+  type AttentionCpuOptions,
+  attentionForward,
+  attentionForwardCpu,
+  kvCacheWrite,
+} from "../../src/ops/attention.ts";
+import { assertClose, hasGpu, numericalGradient, randomArray, weightedSum } from "./check.ts";
+
+// Forward: f32 dot products of ≤ 64 terms and an online softmax over ≤ 70 keys; values are O(1),
+// so errors stay ~1e-6; 2e-5 absolute + 1e-4 relative leaves margin yet catches any mask bug.
+const FORWARD_TOL = { atol: 2e-5, rtol: 1e-4 };
+// Backward: gradients are sums over up to 70 rows (× grouped heads) of products of f32
+// probabilities and dot products, and P·(dP − Δ) cancels; 1e-4 absolute + 1e-3 relative.
+const BACKWARD_TOL = { atol: 1e-4, rtol: 1e-3 };
+// Finite differences in f64 with h = 1e-6 are accurate to ~1e-8 on these smooth functions.
+const FD_TOL = { atol: 1e-6, rtol: 1e-5 };
+
+type Shape = Omit<AttentionCpuOptions, "qOffset" | "kvLen" | "scale"> & {
+  qOffset?: number[];
+  kvLen?: number[];
+};
+
+function options(s: Shape): AttentionCpuOptions {
+  const qOffset = s.qOffset ?? Array(s.batch).fill(0);
+  return {
+    ...s,
+    scale: 1 / Math.sqrt(s.headDim),
+    qOffset,
+    kvLen: s.kvLen ?? qOffset.map((o) => o + s.tq),
+  };
+}
+
+function inputs(o: AttentionCpuOptions, seed: number) {
+  const qn = o.batch * o.tq * o.heads * o.headDim;
+  const kn = o.batch * o.tmax * o.kvHeads * o.headDim;
+  return {
+    q: randomArray(qn, seed, 2),
+    k: randomArray(kn, seed + 1, 2),
+    v: randomArray(kn, seed + 2),
+    dout: randomArray(qn, seed + 3),
+  };
+}
+
+function describe(s: Shape): string {
+  const extras = [
+    s.window ? `window ${s.window}` : "",
+    s.softcap ? `softcap ${s.softcap}` : "",
+    s.qOffset ? `qOffset ${s.qOffset.join(",")}` : "",
+  ].filter(Boolean);
+  return `B${s.batch} Tq${s.tq} Tmax${s.tmax} H${s.heads} KVH${s.kvHeads} D${s.headDim}` +
+    (extras.length ? ` (${extras.join(", ")})` : "");
+}
+
+const FD_SHAPES: Shape[] = [
+  { batch: 2, tq: 5, tmax: 5, heads: 4, kvHeads: 2, headDim: 4, softcap: 0, window: 0 },
+  { batch: 2, tq: 6, tmax: 6, heads: 2, kvHeads: 1, headDim: 4, softcap: 1.5, window: 3 },
+  { batch: 2, tq: 2, tmax: 7, heads: 2, kvHeads: 2, headDim: 4, softcap: 0, window: 4, qOffset: [1, 4] },
+];
+
+for (const shape of FD_SHAPES) {
+  Deno.test(`attentionBackwardCpu() matches finite differences for ${describe(shape)}`, () => {
+    const o = options(shape);
+    const { q, k, v, dout } = inputs(o, 11);
+    const { dq, dk, dv } = attentionBackwardCpu(dout, q, k, v, o);
+    const loss = (qq: ArrayLike<number>, kk: ArrayLike<number>, vv: ArrayLike<number>) =>
+      weightedSum(attentionForwardCpu(qq, kk, vv, o).out, dout);
+    assertClose(dq, numericalGradient((x) => loss(x, k, v), q), FD_TOL, "dq");
+    assertClose(dk, numericalGradient((x) => loss(q, x, v), k), FD_TOL, "dk");
+    assertClose(dv, numericalGradient((x) => loss(q, k, x), v), FD_TOL, "dv");
+  });
+}
+
+Deno.test("attentionForwardCpu() gives a single visible key all the weight", () => {
+  const o = options({ batch: 1, tq: 1, tmax: 1, heads: 1, kvHeads: 1, headDim: 4, softcap: 0, window: 0 });
+  const { out, lse } = attentionForwardCpu([1, 2, 3, 4], [1, 0, 0, 1], [5, 6, 7, 8], o);
+  assertClose(out, [5, 6, 7, 8], { atol: 1e-12 }, "out");
+  assertClose(lse, [(1 + 4) / 2], { atol: 1e-12 }, "lse");
+});
+
+async function uploadCommon(o: AttentionCpuOptions, data: ReturnType<typeof inputs>) {
+  const { pool } = await getEngine();
+  return {
+    q: pool.upload(data.q, [data.q.length]),
+    k: pool.upload(data.k, [data.k.length]),
+    v: pool.upload(data.v, [data.v.length]),
+    qOffset: pool.upload(Int32Array.from(o.qOffset), [o.batch]),
+    kvLen: pool.upload(Int32Array.from(o.kvLen), [o.batch]),
+  };
+}
+
+const GPU_FORWARD_SHAPES: Shape[] = [
+  { batch: 1, tq: 1, tmax: 1, heads: 1, kvHeads: 1, headDim: 4, softcap: 0, window: 0 },
+  { batch: 2, tq: 7, tmax: 7, heads: 4, kvHeads: 2, headDim: 8, softcap: 0, window: 0 },
+  { batch: 3, tq: 33, tmax: 33, heads: 2, kvHeads: 1, headDim: 16, softcap: 50, window: 5 },
+  { batch: 2, tq: 70, tmax: 70, heads: 2, kvHeads: 2, headDim: 64, softcap: 0, window: 0 },
+  // Decoding: one new token per sequence at different positions of a 12-row cache.
+  { batch: 3, tq: 1, tmax: 12, heads: 4, kvHeads: 2, headDim: 8, softcap: 0, window: 0, qOffset: [0, 4, 11] },
+  { batch: 2, tq: 3, tmax: 12, heads: 2, kvHeads: 1, headDim: 8, softcap: 20, window: 4, qOffset: [2, 9] },
+];
+
+for (const shape of GPU_FORWARD_SHAPES) {
+  Deno.test({
+    name: `attentionForward() matches the CPU reference for ${describe(shape)}`,
+    ignore: !hasGpu,
+    async fn() {
+      const engine = await getEngine();
+      const o = options(shape);
+      const data = inputs(o, 21);
+      const t = await uploadCommon(o, data);
+      const out = engine.pool.tensor([data.q.length]);
+      const lse = engine.pool.tensor([o.batch * o.heads * o.tq]);
+      const rec = engine.recorder();
+      attentionForward(rec, t.q, t.k, t.v, out, lse, { ...o, qOffset: t.qOffset, kvLen: t.kvLen });
+      const [gotOut, gotLse] = [rec.read(out), rec.read(lse)];
+      await rec.submit();
+      const ref = attentionForwardCpu(data.q, data.k, data.v, o);
+      assertClose(await gotOut, ref.out, FORWARD_TOL, "out");
+      assertClose(await gotLse, ref.lse, FORWARD_TOL, "lse");
+      for (const x of [...Object.values(t), out, lse]) engine.pool.release(x);
+    },
+  });
+}
+
+const GPU_BACKWARD_SHAPES: Shape[] = [
+  { batch: 1, tq: 1, tmax: 1, heads: 1, kvHeads: 1, headDim: 4, softcap: 0, window: 0 },
+  { batch: 2, tq: 7, tmax: 7, heads: 4, kvHeads: 2, headDim: 8, softcap: 0, window: 0 },
+  { batch: 3, tq: 33, tmax: 33, heads: 2, kvHeads: 1, headDim: 16, softcap: 50, window: 5 },
+  { batch: 1, tq: 70, tmax: 70, heads: 4, kvHeads: 2, headDim: 64, softcap: 3, window: 0 },
+];
+
+for (const shape of GPU_BACKWARD_SHAPES) {
+  Deno.test({
+    name: `attentionBackward() accumulates the CPU reference gradients for ${describe(shape)}`,
+    ignore: !hasGpu,
+    async fn() {
+      const engine = await getEngine();
+      const { pool } = engine;
+      const o = options(shape);
+      const data = inputs(o, 31);
+      const t = await uploadCommon(o, data);
+      const out = pool.tensor([data.q.length]);
+      const lse = pool.tensor([o.batch * o.heads * o.tq]);
+      const delta = pool.tensor([o.batch * o.heads * o.tq]);
+      const dout = pool.upload(data.dout, [data.dout.length]);
+      // Start from non-zero gradients to check that the launchers accumulate.
+      const previous = { dq: randomArray(data.q.length, 41), dk: randomArray(data.k.length, 42) };
+      const dq = pool.upload(previous.dq, [data.q.length]);
+      const dk = pool.upload(previous.dk, [data.k.length]);
+      const dv = pool.upload(data.v, [data.v.length]);
+      const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
+      const rec = engine.recorder();
+      attentionForward(rec, t.q, t.k, t.v, out, lse, launch);
+      attentionBackward(rec, dout, t.q, t.k, t.v, out, lse, dq, dk, dv, { ...launch, delta });
+      const got = [rec.read(dq), rec.read(dk), rec.read(dv)];
+      await rec.submit();
+      const ref = attentionBackwardCpu(data.dout, data.q, data.k, data.v, o);
+      const plus = (a: ArrayLike<number>, b: ArrayLike<number>) => Float64Array.from(a, (x, i) => x + b[i]);
+      assertClose(await got[0], plus(previous.dq, ref.dq), BACKWARD_TOL, "dq");
+      assertClose(await got[1], plus(previous.dk, ref.dk), BACKWARD_TOL, "dk");
+      assertClose(await got[2], plus(data.v, ref.dv), BACKWARD_TOL, "dv");
+      const all: Tensor[] = [...Object.values(t), out, lse, delta, dout, dq, dk, dv];
+      for (const x of all) pool.release(x);
+    },
+  });
+}
+
+Deno.test({
+  name: "kvCacheWrite() places new rows at each sequence's offset and leaves other rows alone",
+  ignore: !hasGpu,
+  async fn() {
+    const { pool, recorder } = await getEngine().then((e) => ({
+      pool: e.pool,
+      recorder: () => e.recorder(),
+    }));
+    const batch = 3, tq = 2, tmax = 5, kvHeads = 2, headDim = 4, row = kvHeads * headDim;
+    const offsets = [0, 3, 2];
+    const fresh = randomArray(batch * tq * row, 51);
+    const old = randomArray(batch * tmax * row, 52);
+    const expected = Float32Array.from(old);
+    for (let b = 0; b < batch; b++) {
+      for (let i = 0; i < tq; i++) {
+        expected.set(
+          fresh.subarray((b * tq + i) * row, (b * tq + i + 1) * row),
+          (b * tmax + offsets[b] + i) * row,
+        );
+      }
+    }
+    const tFresh = pool.upload(fresh, [fresh.length]), cache = pool.upload(old, [old.length]);
+    const qOffset = pool.upload(Int32Array.from(offsets), [batch]);
+    const rec = recorder();
+    kvCacheWrite(rec, tFresh, cache, { batch, tq, tmax, kvHeads, headDim, qOffset });
+    const got = rec.read(cache);
+    await rec.submit();
+    assertClose(await got, expected, { atol: 0 }, "cache");
+    for (const x of [tFresh, cache, qOffset]) pool.release(x);
+  },
+});
