@@ -201,11 +201,9 @@ function cachedTexture(
   role: string,
 ): GPUTexture {
   const { textures } = deviceCache(rec);
-  // llvmpipe keys its compiled shader variants on whether texture sizes are powers of two, so
-  // mixing both kinds would JIT the big kernel (seconds) once per kind: never allocate a power of
-  // two. The extra texels are never read.
-  width = avoidPowerOfTwo(width);
-  height = avoidPowerOfTwo(height);
+  const limit = rec.gpu.device.limits.maxTextureDimension2D;
+  width = textureExtent(width, limit);
+  height = textureExtent(height, limit);
   const key = `${role}:${format}:${width}x${height}`;
   let texture = textures.get(key);
   if (!texture) {
@@ -218,6 +216,19 @@ function cachedTexture(
     textures.set(key, texture);
   }
   return texture;
+}
+
+/**
+ * The allocated size for a needed extent: rounded up to a size class (8 per octave, ≤ 25 %
+ * extra) so problems of many nearby shapes (prompt lengths, chunks) share a few textures, and never
+ * a power of two: llvmpipe keys its compiled shader variants on whether texture sizes are powers of
+ * two, so mixing both kinds would JIT the big kernel (seconds) once per kind. Texels beyond the
+ * needed extent are never read.
+ */
+function textureExtent(needed: number, limit: number): number {
+  const step = 2 ** Math.max(0, Math.ceil(Math.log2(needed)) - 3);
+  const rounded = avoidPowerOfTwo(Math.ceil(needed / step) * step);
+  return rounded <= limit ? rounded : avoidPowerOfTwo(needed);
 }
 
 function avoidPowerOfTwo(x: number): number {
