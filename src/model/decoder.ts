@@ -55,7 +55,7 @@ import {
   whole,
 } from "./params.ts";
 import { ropeInverseFrequencies } from "./rope_frequencies.ts";
-import { uploadInStep, writeInStep } from "./staging.ts";
+import { stepOrderedPool, uploadInStep, writeInStep } from "./staging.ts";
 import { expectedTensorShapes, type LinearModule, linearModulePath, openWeights } from "./weights.ts";
 
 /** `batch` token sequences of `seqLen` ids each, row-major (right-padded when lengths differ). */
@@ -188,7 +188,9 @@ export class CausalLM {
       }
     }
     const pool = this.engine.pool;
-    const gradIndex = train && this.embed.trainable ? embeddingGradIndex(pool, ids, this.embed.value) : null;
+    const gradIndex = train && this.embed.trainable
+      ? embeddingGradIndex(stepOrderedPool(rec, pool), ids, this.embed.value)
+      : null;
     const positions = new Int32Array(rows);
     for (let i = 0; i < rows; i++) positions[i] = i % seqLen;
     const layout: RowLayout = {

@@ -33,11 +33,29 @@ export function writeInStep(rec: Recorder, t: Tensor, data: Float32Array | Int32
 export function uploadInStep(
   rec: Recorder,
   pool: TensorPool,
-  data: Float32Array | Int32Array,
+  data: Float32Array | Int32Array | Uint32Array,
   shape: readonly number[],
   name: string,
 ): Tensor {
-  const t = pool.tensor(shape, data instanceof Int32Array ? "i32" : "f32", name);
+  const dtype = data instanceof Int32Array ? "i32" : data instanceof Uint32Array ? "u32" : "f32";
+  const t = pool.tensor(shape, dtype, name);
   writeInStep(rec, t, data);
   return t;
+}
+
+/**
+ * The pool as seen by code that uploads with `pool.upload`: the same pool, except that uploads are
+ * written in step order. For helpers such as `embeddingGradIndex` called in the middle of a step.
+ */
+export function stepOrderedPool(rec: Recorder, pool: TensorPool): TensorPool {
+  return new Proxy(pool, {
+    get(target, key) {
+      if (key === "upload") {
+        return (data: Float32Array | Int32Array | Uint32Array, shape: readonly number[], name = "upload") =>
+          uploadInStep(rec, target, data, shape, name);
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }

@@ -4,9 +4,10 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { loadModel } from "../../src/model/decoder.ts";
+import { type BackwardInputs, loadModel, nextTokenTargets } from "../../src/model/decoder.ts";
+import { readChunks } from "../../src/model/params.ts";
 import { SafetensorsFile } from "../../src/model/safetensors.ts";
-import { assertClose } from "../ops/check.ts";
+import { assertClose, randomArray } from "../ops/check.ts";
 import { FIXTURES } from "./fixtures.ts";
 
 /** DESIGN §4: logits and final hidden within 1e-4 absolute (Gemma 2e-4: softcaps and tanh-GELU add f32 error). */
@@ -15,6 +16,8 @@ const FORWARD_ATOL = { qwen2: 1e-4, gemma2: 2e-4 };
 const LOSS_ATOL = 1e-5;
 /** DESIGN §4: every gradient tensor within 1e-3 of its own max-abs. */
 const GRAD_RELATIVE_TO_MAX = 1e-3;
+/** Sums of f32 gradients in a different order: a few ulps of the largest entry. */
+const ADDITIVITY_RELATIVE_TO_MAX = 1e-5;
 
 interface Reference {
   input_ids: number[];
@@ -74,3 +77,44 @@ for (const name of ["qwen2", "gemma2"] as const) {
     },
   });
 }
+
+Deno.test({
+  name: "backward() of a token log-prob loss plus a hidden-state loss equals the sum of the two backwards",
+  ignore: !existsSync(join(FIXTURES, "gemma2-tiny")),
+  async fn() {
+    const dir = join(FIXTURES, "gemma2-tiny");
+    const ref: Reference = JSON.parse(await Deno.readTextFile(join(dir, "reference.json")));
+    const model = await loadModel(dir);
+    const ids = Int32Array.from(ref.input_ids.slice(0, 10));
+    const batch = { ids, batch: 1, seqLen: ids.length };
+    const hidden = model.config.hiddenSize;
+    const dLogprob = Float32Array.from(ids, (_, t) => (t < ids.length - 1 ? -0.1 * (t + 1) : 0));
+    // A loss on the final hidden state at two chosen positions (RecPO's <answer> rows).
+    const dHidden = new Map([[4, randomArray(hidden, 1)], [9, randomArray(hidden, 2)]]);
+    const gradsFor = async (inputs: BackwardInputs) => {
+      const rec = model.engine.recorder();
+      model.zeroGrads(rec);
+      const pass = model.forward(rec, batch, { train: true });
+      pass.logProbs(rec, nextTokenTargets(batch));
+      pass.backward(rec, inputs);
+      const reads = [...model.params.values()].map((p) => [p.name, readChunks(rec, p.grad!)] as const);
+      pass.release();
+      await rec.submit();
+      return new Map(await Promise.all(reads.map(async ([n, g]) => [n, await g] as const)));
+    };
+    try {
+      const both = await gradsFor({ dLogprob, dHidden });
+      const tokenOnly = await gradsFor({ dLogprob });
+      const hiddenOnly = await gradsFor({ dHidden });
+      for (const [name, g] of both) {
+        const sum = tokenOnly.get(name)!.map((v, i) => v + hiddenOnly.get(name)![i]);
+        const maxAbs = sum.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        assertClose(g, sum, { atol: ADDITIVITY_RELATIVE_TO_MAX * maxAbs + 1e-12 }, `combined grad ${name}`);
+      }
+      const hiddenGrads = [...hiddenOnly.values()].some((g) => g.some((v) => v !== 0));
+      if (!hiddenGrads) throw new Error("the hidden-state loss produced no gradient");
+    } finally {
+      model.dispose();
+    }
+  },
+});
