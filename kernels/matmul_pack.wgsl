@@ -18,6 +18,10 @@ struct Params {
   height: u32,
   scale: f32,
   offset: u32,
+  // Lanes walk along the contiguous direction of the source: along texture x when the source
+  // rows are contiguous (src_col = 1), along texture y (source columns) for a transposing pack.
+  // A uniform rather than an override, so both directions share one compiled pipeline.
+  lanes_on_rows: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -25,14 +29,10 @@ struct Params {
 @group(0) @binding(2) var dst: texture_storage_2d<rgba32float, write>;
 @group(0) @binding(2) var dst_bf16: texture_storage_2d<rgba32uint, write>;
 
-// Lanes walk along the contiguous direction of the source: along texture x when the source rows
-// are contiguous (src_col = 1), along texture y (source columns) for a transposing pack.
-override LANES_ON_ROWS: bool = false;
-
 // The texel this lane writes, or x = width when it has none.
 fn texel(gid: vec3<u32>) -> vec2<u32> {
   var at = gid.xy;
-  if (LANES_ON_ROWS) { at = gid.yx; }
+  if (p.lanes_on_rows != 0u) { at = gid.yx; }
   if (at.x >= p.width || at.y >= p.height) { return vec2<u32>(p.width, 0u); }
   return at;
 }

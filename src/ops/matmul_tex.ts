@@ -157,9 +157,7 @@ function pack(
     const lanesOnRows = op.col !== 1;
     const [gx, gy] = lanesOnRows ? [height, width] : [width, height];
     rec.dispatch(
-      rec.kernel("matmul_pack", format === "rgba32uint" ? "matmul_pack_bf16" : "matmul_pack", {
-        LANES_ON_ROWS: lanesOnRows ? 1 : 0,
-      }),
+      rec.kernel("matmul_pack", format === "rgba32uint" ? "matmul_pack_bf16" : "matmul_pack"),
       [op.tensor, texture.createView()],
       [Math.ceil(gx / PACK_WG), gy],
       params([
@@ -171,6 +169,7 @@ function pack(
         ["u32", height],
         ["f32", op.scale],
         ["u32", op.offset],
+        ["u32", lanesOnRows ? 1 : 0],
       ]),
     );
   }
