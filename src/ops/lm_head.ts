@@ -1,0 +1,302 @@
+/**
+ * Vocab-chunked LM head with optional final logit soft-capping (Gemma-2) and sampling
+ * temperature: full logits, per-token log-probabilities of targets (never more than one block of
+ * logits alive), and their backward into the hidden states and the head.
+ *
+ * Logit of vocab row v for token t: `l = h_t·W_v`, `z = softcap·tanh(l/softcap)` when
+ * `softcap > 0`, then `z / temperature`. `logprob_t = z_t[target_t] − logsumexp_v z_t[v]`, and
+ * 0 for targets −1. The head is a `RowChunked` matrix `[V × hidden]` (HF layout); each chunk's
+ * logits come from `matmul` (NT), one block of token rows at a time, so a logit block fits one
+ * binding even for a 150k vocabulary.
+ *
+ * @example
+ * ```ts
+ * tokenLogProbs(rec, h, head, targets, logprob, lse, { tokens: 1024, hidden: 256, vocab: 8192, softcap: 0 });
+ * // mean CE = −mean logprob: dLogprob_t = −1/count for counted tokens
+ * tokenLogProbsBackward(rec, h, head, targets, lse, dLogprob, dh, dHead, { tokens: 1024, hidden: 256, vocab: 8192, softcap: 0 });
+ * ```
+ *
+ * @module
+ */
+import { params, type Recorder } from "../gpu/recorder.ts";
+import type { RowChunked, Tensor } from "../gpu/tensor.ts";
+import { elementGrid } from "./grid.ts";
+import { matmul } from "./matmul.ts";
+import { scratchBuffer } from "./scratch.ts";
+
+const WG = 64;
+
+/** Shape and logit transform of the LM head. */
+export interface LmHeadOptions {
+  tokens: number;
+  hidden: number;
+  vocab: number;
+  /** Final logit soft-cap (Gemma-2: 30); 0 turns it off. */
+  softcap: number;
+}
+
+/** Options of the log-prob ops. */
+export interface TokenLogProbOptions extends LmHeadOptions {
+  /** Sampling temperature the log-probs are taken at (default 1). */
+  temperature?: number;
+  /**
+   * Upper bound on the bytes of one block of logits (default: the device's binding limit).
+   * Smaller values bound memory and let tests exercise token blocking.
+   */
+  blockBytes?: number;
+}
+
+function transformCpu(l: number, softcap: number, temperature: number): number {
+  return (softcap > 0 ? Math.tanh(l / softcap) * softcap : l) / temperature;
+}
+
+/** CPU reference: raw logits `h·Wᵀ` (f64), `[T × V]`. */
+function rawLogitsCpu(h: ArrayLike<number>, w: ArrayLike<number>, o: LmHeadOptions): Float64Array {
+  const { tokens, hidden, vocab } = o;
+  const out = new Float64Array(tokens * vocab);
+  for (let t = 0; t < tokens; t++) {
+    for (let v = 0; v < vocab; v++) {
+      let s = 0;
+      for (let c = 0; c < hidden; c++) s += h[t * hidden + c] * w[v * hidden + c];
+      out[t * vocab + v] = s;
+    }
+  }
+  return out;
+}
+
+/** CPU reference of {@linkcode lmHeadLogits}: capped logits `[T × V]` from `h [T × d]`, `W [V × d]`. */
+export function lmHeadLogitsCpu(h: ArrayLike<number>, w: ArrayLike<number>, o: LmHeadOptions): Float64Array {
+  return rawLogitsCpu(h, w, o).map((l) => transformCpu(l, o.softcap, 1));
+}
+
+/** CPU reference of {@linkcode tokenLogProbs}: `logprob [T]` (0 for target −1) and `lse [T]`. */
+export function tokenLogProbsCpu(
+  h: ArrayLike<number>,
+  w: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  o: TokenLogProbOptions,
+): { logprob: Float64Array; lse: Float64Array } {
+  const { tokens, vocab, softcap, temperature = 1 } = o;
+  const raw = rawLogitsCpu(h, w, o);
+  const logprob = new Float64Array(tokens), lse = new Float64Array(tokens);
+  for (let t = 0; t < tokens; t++) {
+    const z = Array.from(
+      raw.subarray(t * vocab, (t + 1) * vocab),
+      (l) => transformCpu(l, softcap, temperature),
+    );
+    const max = Math.max(...z);
+    lse[t] = max + Math.log(z.reduce((a, x) => a + Math.exp(x - max), 0));
+    logprob[t] = targets[t] < 0 ? 0 : z[targets[t]] - lse[t];
+  }
+  return { logprob, lse };
+}
+
+/**
+ * CPU reference of {@linkcode tokenLogProbsBackward}: gradients of `Σ_t dLogprob_t·logprob_t`
+ * w.r.t. `h [T × d]` and `W [V × d]` (not accumulated).
+ */
+export function tokenLogProbsBackwardCpu(
+  h: ArrayLike<number>,
+  w: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  dLogprob: ArrayLike<number>,
+  o: TokenLogProbOptions,
+): { dh: Float64Array; dHead: Float64Array } {
+  const { tokens, hidden, vocab, softcap, temperature = 1 } = o;
+  const raw = rawLogitsCpu(h, w, o);
+  const { lse } = tokenLogProbsCpu(h, w, targets, o);
+  const dh = new Float64Array(tokens * hidden), dHead = new Float64Array(vocab * hidden);
+  for (let t = 0; t < tokens; t++) {
+    if (targets[t] < 0) continue;
+    for (let v = 0; v < vocab; v++) {
+      const l = raw[t * vocab + v];
+      const prob = Math.exp(transformCpu(l, softcap, temperature) - lse[t]);
+      const tanh = softcap > 0 ? Math.tanh(l / softcap) : 0;
+      const dl = dLogprob[t] * ((v === targets[t] ? 1 : 0) - prob) * (1 - tanh * tanh) / temperature;
+      for (let c = 0; c < hidden; c++) {
+        dh[t * hidden + c] += dl * w[v * hidden + c];
+        dHead[v * hidden + c] += dl * h[t * hidden + c];
+      }
+    }
+  }
+  return { dh, dHead };
+}
+
+/** A `[rows × cols]` f32 tensor over an op-owned scratch buffer. */
+function scratchTensor(rec: Recorder, purpose: string, rows: number, cols: number): Tensor {
+  const buffer = scratchBuffer(rec, purpose, Math.max(4, rows * cols * 4));
+  return { buffer, shape: [rows, cols], dtype: "f32", size: rows * cols, name: purpose };
+}
+
+/** Token rows per block so that one block of one chunk's logits fits `blockBytes`. */
+function tokenBlock(rec: Recorder, head: RowChunked, o: LmHeadOptions & { blockBytes?: number }): number {
+  const limit = o.blockBytes ?? rec.gpu.device.limits.maxStorageBufferBindingSize;
+  const widest = Math.max(...head.chunks.map((c) => c.rows));
+  const rows = Math.floor(limit / (4 * widest));
+  if (rows < 1) throw new RangeError(`LM head chunk of ${widest} rows does not fit ${limit} bytes of logits`);
+  return Math.min(o.tokens, rows);
+}
+
+function checkHead(head: RowChunked, o: LmHeadOptions): void {
+  if (head.rows !== o.vocab || head.cols !== o.hidden) {
+    throw new RangeError(
+      `LM head is ${head.rows}×${head.cols}, expected vocab ${o.vocab} × hidden ${o.hidden}`,
+    );
+  }
+}
+
+interface Block {
+  /** First token row and number of rows. */
+  row0: number;
+  rows: number;
+  /** The block's hidden rows (`h` itself when one block covers all tokens). */
+  h: Tensor;
+}
+
+/** Runs `body` per block of token rows, staging `h` rows into scratch when blocking is needed. */
+function forEachBlock(
+  rec: Recorder,
+  h: Tensor,
+  rowsPerBlock: number,
+  o: LmHeadOptions,
+  body: (b: Block) => void,
+) {
+  for (let row0 = 0; row0 < o.tokens; row0 += rowsPerBlock) {
+    const rows = Math.min(rowsPerBlock, o.tokens - row0);
+    if (rows === o.tokens) {
+      body({ row0, rows, h });
+      continue;
+    }
+    const hBlock = scratchTensor(rec, "lm_head.h", rows, o.hidden);
+    rec.copy(h, hBlock, rows * o.hidden * 4, row0 * o.hidden * 4, 0);
+    body({ row0, rows, h: hBlock });
+  }
+}
+
+function chunkParams(
+  o: LmHeadOptions,
+  block: Block,
+  chunk: { start: number; rows: number },
+  flags: { first: boolean; last: boolean; gridStride: number; temperature: number },
+): ArrayBuffer {
+  return params([
+    ["u32", block.rows],
+    ["u32", chunk.rows],
+    ["u32", chunk.start],
+    ["u32", o.vocab],
+    ["u32", block.row0],
+    ["u32", flags.first ? 1 : 0],
+    ["u32", flags.last ? 1 : 0],
+    ["u32", flags.gridStride],
+    ["f32", o.softcap],
+    ["f32", 1 / flags.temperature],
+  ]);
+}
+
+/** Records the full capped logits `[T × V]` (for sampling): `softcap·tanh(h·Wᵀ/softcap)`. */
+export function lmHeadLogits(
+  rec: Recorder,
+  h: Tensor,
+  head: RowChunked,
+  logits: Tensor,
+  o: LmHeadOptions & { blockBytes?: number },
+): void {
+  checkHead(head, o);
+  forEachBlock(rec, h, tokenBlock(rec, head, o), o, (block) => {
+    for (const chunk of head.chunks) {
+      const raw = scratchTensor(rec, "lm_head.logits", block.rows, chunk.rows);
+      matmul(rec, block.h, chunk.tensor, raw, { m: block.rows, n: chunk.rows, k: o.hidden, transB: true });
+      const { groups, rowStride } = elementGrid(block.rows * chunk.rows, WG);
+      rec.dispatch(
+        rec.kernel("lm_head", "lm_head_place", { WG }),
+        [raw, logits],
+        groups,
+        chunkParams(o, block, chunk, { first: false, last: false, gridStride: rowStride, temperature: 1 }),
+      );
+    }
+  });
+}
+
+/** Records `logprob [T]` of `targets` (i32, −1 = ignore → 0) and `lse [T]` of the transformed logits. */
+export function tokenLogProbs(
+  rec: Recorder,
+  h: Tensor,
+  head: RowChunked,
+  targets: Tensor,
+  logprob: Tensor,
+  lse: Tensor,
+  o: TokenLogProbOptions,
+): void {
+  checkHead(head, o);
+  const stats = scratchTensor(rec, "lm_head.stats", o.tokens, 3);
+  forEachBlock(rec, h, tokenBlock(rec, head, o), o, (block) => {
+    const { groups, rowStride } = elementGrid(block.rows, 1);
+    head.chunks.forEach((chunk, i) => {
+      const raw = scratchTensor(rec, "lm_head.logits", block.rows, chunk.rows);
+      matmul(rec, block.h, chunk.tensor, raw, { m: block.rows, n: chunk.rows, k: o.hidden, transB: true });
+      rec.dispatch(
+        rec.kernel("lm_head", "lm_head_stats"),
+        [raw, targets, stats, logprob, lse],
+        groups,
+        chunkParams(o, block, chunk, {
+          first: i === 0,
+          last: i === head.chunks.length - 1,
+          gridStride: rowStride,
+          temperature: o.temperature ?? 1,
+        }),
+      );
+    });
+  });
+}
+
+/**
+ * Records the backward of `Σ_t dLogprob_t·logprob_t`: `dh += ∂/∂h`, and `dHead += ∂/∂W` unless
+ * `dHead` is null (frozen head). Recomputes each chunk's logits; `lse` comes from
+ * {@linkcode tokenLogProbs} with the same options.
+ */
+export function tokenLogProbsBackward(
+  rec: Recorder,
+  h: Tensor,
+  head: RowChunked,
+  targets: Tensor,
+  lse: Tensor,
+  dLogprob: Tensor,
+  dh: Tensor,
+  dHead: RowChunked | null,
+  o: TokenLogProbOptions,
+): void {
+  checkHead(head, o);
+  forEachBlock(rec, h, tokenBlock(rec, head, o), o, (block) => {
+    const whole = block.rows === o.tokens;
+    const dhBlock = whole ? dh : scratchTensor(rec, "lm_head.dh", block.rows, o.hidden);
+    if (!whole) rec.copy(dh, dhBlock, block.rows * o.hidden * 4, block.row0 * o.hidden * 4, 0);
+    head.chunks.forEach((chunk, i) => {
+      const dl = scratchTensor(rec, "lm_head.logits", block.rows, chunk.rows);
+      const { m, n, k } = { m: block.rows, n: chunk.rows, k: o.hidden };
+      matmul(rec, block.h, chunk.tensor, dl, { m, n, k, transB: true });
+      const { groups, rowStride } = elementGrid(block.rows * chunk.rows, WG);
+      rec.dispatch(
+        rec.kernel("lm_head", "lm_head_grad", { WG }),
+        [targets, lse, dLogprob, dl],
+        groups,
+        chunkParams(o, block, chunk, {
+          first: false,
+          last: false,
+          gridStride: rowStride,
+          temperature: o.temperature ?? 1,
+        }),
+      );
+      matmul(rec, dl, chunk.tensor, dhBlock, { m, n: k, k: n, accumulate: true });
+      if (dHead) {
+        matmul(rec, dl, block.h, dHead.chunks[i].tensor, {
+          m: n,
+          n: k,
+          k: m,
+          transA: true,
+          accumulate: true,
+        });
+      }
+    });
+    if (!whole) rec.copy(dhBlock, dh, block.rows * o.hidden * 4, 0, block.row0 * o.hidden * 4);
+  });
+}
