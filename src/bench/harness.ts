@@ -126,6 +126,29 @@ export async function runCase<S>(
   }
 }
 
+/**
+ * Combines the results of one case from several interleaved rounds (all cases run once per
+ * round, so every case sees the same drift of the machine): the median of the round medians,
+ * the best sample, the first round's warm-up, the mean busy cores.
+ */
+export function mergeRounds(rounds: BenchResult[]): BenchResult {
+  const medians = rounds.map((r) => r.ms_median).sort((x, y) => x - y);
+  const ms_median = medians[Math.floor(medians.length / 2)];
+  const first = rounds[0];
+  const rescale = (rate: number | undefined) =>
+    rate === undefined ? undefined : rate * first.ms_median / ms_median;
+  return {
+    ...first,
+    ms_median,
+    gflops: rescale(first.gflops),
+    gbps: rescale(first.gbps),
+    tokens_per_s: rescale(first.tokens_per_s),
+    ms_best: Math.min(...rounds.map((r) => r.ms_best)),
+    cpu_cores: rounds.reduce((sum, r) => sum + r.cpu_cores, 0) / rounds.length,
+    samples: rounds.reduce((sum, r) => sum + r.samples, 0),
+  };
+}
+
 /** Wall milliseconds of `reps` repetitions recorded into one submit plus its single sync. */
 async function timeReps<S>(engine: Engine, c: BenchCase<S>, state: S, reps: number): Promise<number> {
   const rec = engine.recorder();

@@ -6,9 +6,9 @@
 import { type Command, intFlag, parseFlags, UsageError } from "./command.ts";
 import { getEngine } from "../gpu/engine.ts";
 import { benchCases } from "../bench/cases.ts";
-import { type BenchResult, runCase } from "../bench/harness.ts";
+import { type BenchResult, mergeRounds, runCase } from "../bench/harness.ts";
 
-const HELP = `Usage: r2ec bench [--json] [--filter REGEX] [--samples N] [--target-ms MS] [--list]
+const HELP = `Usage: r2ec bench [--json] [--filter REGEX] [--samples N] [--target-ms MS] [--rounds R] [--list]
 
 Runs the registered GPU benchmarks. Each sample records the case many times into one submit
 (so the ~11 ms CPU↔GPU sync is amortised) and the median per repetition is reported, with
@@ -23,12 +23,16 @@ Flags:
   --filter REGEX    run only cases whose "name shape" matches (default: all)
   --samples N       timed samples per case, median reported (default: 5)
   --target-ms MS    minimum wall time of one sample (default: 250)
+  --rounds R        run all selected cases R times interleaved and report, per case, the median
+                    of the round medians: A/B comparisons then see the same machine drift
+                    (default: 1, results stream as they come)
   --list            print the case names and shapes without running them
 
 Examples:
   deno task bench
   deno task bench --filter "matmul.nt" --json
-  deno task bench --filter "1024×1024×1024" --samples 3`;
+  deno task bench --filter "1024×1024×1024" --samples 3
+  deno task bench --filter "matmul\\.(nn|nt|tn)(\\.bf16)? 1024×1024×1024" --rounds 3`;
 
 export const benchCommand: Command = {
   name: "bench",
@@ -40,12 +44,15 @@ export const benchCommand: Command = {
       filter: { type: "string" },
       samples: { type: "string" },
       "target-ms": { type: "string" },
+      rounds: { type: "string" },
       list: { type: "boolean" },
     });
     const samples = intFlag("bench", "samples", values.samples, 5);
     const targetMs = intFlag("bench", "target-ms", values["target-ms"], 250);
     if (samples < 1) throw new UsageError(`bench: --samples must be at least 1, got ${samples}`);
     if (targetMs < 1) throw new UsageError(`bench: --target-ms must be at least 1, got ${targetMs}`);
+    const rounds = intFlag("bench", "rounds", values.rounds, 1);
+    if (rounds < 1) throw new UsageError(`bench: --rounds must be at least 1, got ${rounds}`);
     let filter: RegExp;
     try {
       filter = new RegExp(values.filter ?? "");
@@ -63,10 +70,17 @@ export const benchCommand: Command = {
       console.log(`adapter ${engine.gpu.info.description} (${engine.gpu.info.backend})`);
       console.log(HEADER);
     }
-    for (const c of cases) {
-      const result = await runCase(engine, c, { samples, targetMs });
+    const print = (result: BenchResult) =>
       console.log(values.json ? JSON.stringify(result) : tableRow(result));
+    const results: BenchResult[][] = cases.map(() => []);
+    for (let round = 0; round < rounds; round++) {
+      for (const [i, c] of cases.entries()) {
+        const result = await runCase(engine, c, { samples, targetMs });
+        if (rounds === 1) print(result);
+        results[i].push(result);
+      }
     }
+    if (rounds > 1) results.forEach((r) => print(mergeRounds(r)));
   },
 };
 

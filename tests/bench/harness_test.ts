@@ -1,7 +1,7 @@
 import assert, { deepEqual as assertEquals, rejects as assertRejects } from "node:assert/strict";
 import { getEngine } from "../../src/gpu/engine.ts";
 import { benchCases } from "../../src/bench/cases.ts";
-import { benchCase, runCase } from "../../src/bench/harness.ts";
+import { benchCase, type BenchResult, mergeRounds, runCase } from "../../src/bench/harness.ts";
 import { benchCommand } from "../../src/cli/bench.ts";
 import { UsageError } from "../../src/cli/command.ts";
 import { hasGpu } from "../ops/check.ts";
@@ -66,4 +66,26 @@ Deno.test("r2ec bench --list prints only the cases the filter matches", async ()
     console.log = log;
   }
   assertEquals(lines, ["matmul.nt 1024×1024×1024"]);
+});
+
+Deno.test("mergeRounds() reports the median round with rates rescaled to it", () => {
+  const round = (ms_median: number, ms_best: number, cpu_cores: number): BenchResult => ({
+    name: "x",
+    shape: "1",
+    adapter: "a",
+    ms_median,
+    gflops: 100 / ms_median,
+    ms_best,
+    warmup_ms: ms_median * 10,
+    cpu_cores,
+    reps: 2,
+    samples: 3,
+  });
+  const merged = mergeRounds([round(4, 3, 1), round(2, 1.5, 2), round(3, 2.5, 1.5)]);
+  assertEquals(merged.ms_median, 3);
+  assertEquals(merged.gflops, 100 / 3);
+  assertEquals(merged.ms_best, 1.5);
+  assertEquals(merged.warmup_ms, 40);
+  assertEquals(merged.cpu_cores, 1.5);
+  assertEquals(merged.samples, 9);
 });
