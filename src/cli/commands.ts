@@ -8,6 +8,7 @@ import type { Command } from "./command.ts";
 import { infoCommand } from "./info.ts";
 import { notBuiltCommands } from "./not_built.ts";
 import { preprocessCommand } from "./preprocess.ts";
+import { pretrainCommand } from "./pretrain.ts";
 import { promptsCommand } from "./prompts.ts";
 import { sampleCommand } from "./sample.ts";
 
@@ -17,6 +18,7 @@ export const commands: Command[] = [
   preprocessCommand,
   promptsCommand,
   sampleCommand,
+  pretrainCommand,
   benchCommand,
   ...notBuiltCommands,
 ];

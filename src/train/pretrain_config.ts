@@ -65,7 +65,7 @@ export const PRETRAIN_KEY_HELP: Record<keyof PretrainConfig, string> = {
   schedule: "constant | cosine (both with linear warm-up)",
   warmup_steps: "linear warm-up steps",
   min_lr_ratio: "cosine decays to lr × this at max_steps",
-  weight_decay: "AdamW decoupled weight decay (matrices only; norms and biases get none)",
+  weight_decay: "AdamW decoupled weight decay (applied to every trained tensor)",
   beta1: "AdamW β1",
   beta2: "AdamW β2",
   eps: "AdamW ε",

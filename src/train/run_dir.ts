@@ -22,6 +22,7 @@
  */
 import { join } from "node:path";
 import { SafetensorsFile, type TensorToWrite, writeSafetensors } from "../model/safetensors.ts";
+import type { OptimizerSnapshot } from "../model/trainable.ts";
 import type { FlatConfig } from "./config.ts";
 import { writeTextAtomic } from "./files.ts";
 
@@ -99,12 +100,6 @@ export async function readTrainerState(dir: string): Promise<TrainerState> {
     throw new Error(`Invalid ${path}: global_step or config missing`);
   }
   return state;
-}
-
-/** AdamW moments of every trained tensor (HF or PEFT names) and the step count. */
-export interface OptimizerSnapshot {
-  step: number;
-  moments: Map<string, { shape: readonly number[]; m: Float32Array; v: Float32Array }>;
 }
 
 /** Writes `optimizer.safetensors` (torch names `exp_avg`, `exp_avg_sq`; the step in the metadata). */

@@ -1,0 +1,438 @@
+/**
+ * Causal-LM pretraining (`r2ec pretrain`): next-token cross-entropy on a text stream, AdamW with
+ * a warm-up + constant/cosine schedule, global-norm clipping, gradient accumulation, periodic
+ * eval loss on the held-out tail, trl-named JSONL logs, and atomic, resumable checkpoints.
+ *
+ * Each optimizer step is one recorded command buffer (every micro-batch's forward and backward,
+ * then AdamW) and one sync, which reads back only the token log-probs and the gradient norm.
+ * Batches are drawn by a counter-based generator from (seed, micro-batch index), and the AdamW
+ * moments are saved exactly, so a resumed run repeats an uninterrupted one step for step.
+ *
+ * @example
+ * ```ts
+ * const summary = await pretrain({ ...PRETRAIN_DEFAULTS, max_steps: 20 });
+ * console.log(summary.finalEvalLoss);
+ * ```
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { FlatConfig } from "./config.ts";
+import { formatConfig } from "./config.ts";
+import { appendJsonLine, writeTextAtomic } from "./files.ts";
+import { freshModelConfig, initialWeights, prepareTokenizer } from "./fresh_model.ts";
+import { checkPretrainConfig, loraTargets, type PretrainConfig } from "./pretrain_config.ts";
+import { Progress } from "./progress.ts";
+import {
+  checkpointDir,
+  latestCheckpoint,
+  listCheckpoints,
+  pruneCheckpoints,
+  readOptimizerState,
+  readTrainerState,
+  removePartialWrites,
+  type TrainerState,
+  truncateLog,
+  writeOptimizerState,
+} from "./run_dir.ts";
+import { learningRate } from "./schedule.ts";
+import { evalWindows, readTextDocuments, sampleBatch, splitStream, tokenizeDocuments } from "./text_data.ts";
+import {
+  type CausalLM,
+  loadModel,
+  modelFromTensors,
+  nextTokenTargets,
+  type TokenBatch,
+} from "../model/decoder.ts";
+import { readLoraAdapter, writeDirectoryAtomic } from "../model/checkpoint.ts";
+import { TrainableModel } from "../model/trainable.ts";
+import { loraParams } from "../model/lora.ts";
+import { writeChunks } from "../model/params.ts";
+import { loadTokenizer, type Tokenizer } from "../text/tokenizer.ts";
+
+/** Checkpoints kept on disk; older ones are deleted once a newer one is complete. */
+export const KEEP_CHECKPOINTS = 2;
+
+/** What a finished run reports. */
+export interface PretrainSummary {
+  steps: number;
+  /** Eval loss before the first step of this run (or at the resumed step). */
+  firstEvalLoss: number;
+  finalEvalLoss: number;
+  finalLoss: number;
+  /** Training tokens per second over this process's steps. */
+  tokensPerSecond: number;
+  seconds: number;
+  modelDir: string;
+}
+
+/** Options beyond the flat config. */
+export interface PretrainOptions {
+  /** Continue from the newest complete checkpoint in `config.out`. */
+  resume?: boolean;
+  /** Where the config header and the summary go (default: stdout). */
+  print?: (line: string) => void;
+}
+
+/**
+ * Resolves the config of a run: for `--resume`, the config saved with the newest checkpoint of
+ * `out` replaces the defaults before the config file and flags apply.
+ */
+export async function resumeBase(out: string): Promise<{ state: TrainerState; dir: string }> {
+  await removePartialWrites(out);
+  const latest = await latestCheckpoint(out);
+  if (!latest) throw new Error(`Cannot resume: ${out} has no complete checkpoint-N directory`);
+  return { state: await readTrainerState(latest.dir), dir: latest.dir };
+}
+
+/** Runs (or resumes) pretraining as configured; see the module doc. */
+export async function pretrain(
+  config: PretrainConfig,
+  options: PretrainOptions = {},
+): Promise<PretrainSummary> {
+  checkPretrainConfig(config);
+  const print = options.print ?? ((line: string) => console.log(line));
+  const out = config.out;
+  await Deno.mkdir(out, { recursive: true });
+  const removed = await removePartialWrites(out);
+  if (removed.length > 0) print(`Removed partial writes of a killed run: ${removed.join(", ")}`);
+  const resumeFrom = options.resume ? await resumeBase(out) : null;
+  if (!resumeFrom) await clearPreviousRun(out, print);
+
+  const docs = await readTextDocuments(config.data);
+  if (docs.length === 0) throw new Error(`Training text ${config.data} holds no documents`);
+  const tokenizerDir = config.model === "" ? join(out, "tokenizer") : config.model;
+  if (config.model === "") {
+    const { trained } = await prepareTokenizer(config.data, docs, tokenizerDir, config.vocab_size);
+    print(
+      trained
+        ? `Trained a BPE tokenizer into ${tokenizerDir}`
+        : `Reusing the BPE tokenizer in ${tokenizerDir}`,
+    );
+  }
+  const tokenizer = await loadTokenizer(tokenizerDir);
+  const separator = separatorId(tokenizer, tokenizerDir);
+  const stream = tokenizeDocuments(
+    docs,
+    (text) => tokenizer.encode(text, { addSpecialTokens: false }),
+    separator,
+  );
+  const { train, evaluation } = splitStream(stream, config.eval_fraction);
+  if (evaluation.length < config.seq_len) {
+    throw new Error(
+      `Eval tail of ${config.data} has ${evaluation.length} tokens, fewer than seq_len ${config.seq_len}: raise eval_fraction or use more text`,
+    );
+  }
+  const model = await buildModel(config, tokenizer, resumeFrom?.dir ?? null);
+  const trainable = config.lora_r > 0
+    ? TrainableModel.lora(model, {
+      rank: config.lora_r,
+      alpha: config.lora_alpha,
+      targetModules: loraTargets(config),
+      seed: config.seed,
+    })
+    : TrainableModel.full(model);
+  try {
+    let state: TrainerState = { global_step: 0, batches_drawn: 0, tokens_seen: 0, config };
+    let firstEvalLoss: number | undefined;
+    if (resumeFrom) {
+      state = { ...resumeFrom.state, config };
+      await restoreTrainable(trainable, config, resumeFrom.dir);
+      const kept = await truncateLog(join(out, "log.jsonl"), state.global_step);
+      firstEvalLoss = kept.find((r) => r.eval_loss !== undefined)?.eval_loss;
+      print(`Resuming from ${resumeFrom.dir} (step ${state.global_step})`);
+    }
+    await writeTextAtomic(join(out, "config.json"), JSON.stringify(config, null, 2) + "\n");
+    const parameterCount = trainable.parameters.reduce((n, p) => n + p.value.rows * p.value.cols, 0);
+    print(
+      `pretrain: ${train.length} training tokens, ${evaluation.length} eval tokens, ${parameterCount} trained parameters (${trainable.mode})`,
+    );
+    print(formatConfig(config));
+    return await trainLoop({
+      config,
+      trainable,
+      tokenizerDir,
+      train,
+      evaluation,
+      state,
+      firstEvalLoss,
+      print,
+    });
+  } finally {
+    trainable.dispose();
+    model.dispose();
+  }
+}
+
+/** A fresh run starts over: earlier checkpoints, final model and log are removed (the tokenizer cache stays). */
+async function clearPreviousRun(out: string, print: (line: string) => void): Promise<void> {
+  const old = await listCheckpoints(out);
+  if (old.length > 0) {
+    print(
+      `Starting over in ${out}: removing ${
+        old.map((c) => c.dir).join(", ")
+      } (use --resume to continue instead)`,
+    );
+  }
+  for (const { dir } of old) await Deno.remove(dir, { recursive: true });
+  for (const name of ["model", "log.jsonl"]) {
+    await Deno.remove(join(out, name), { recursive: true }).catch(() => {});
+  }
+}
+
+function separatorId(tokenizer: Tokenizer, dir: string): number {
+  const id = tokenizer.tokenToId("<|endoftext|>") ?? tokenizer.eosIds[0];
+  if (id === undefined) {
+    throw new Error(`Tokenizer in ${dir} has neither <|endoftext|> nor an EOS token to separate documents`);
+  }
+  return id;
+}
+
+async function buildModel(
+  config: PretrainConfig,
+  tokenizer: Tokenizer,
+  checkpoint: string | null,
+): Promise<CausalLM> {
+  // Full training resumes from the checkpoint's weights; LoRA reloads the base and then its adapter.
+  const source = checkpoint && config.lora_r === 0 ? checkpoint : config.model;
+  let model: CausalLM;
+  if (source !== "") model = await loadModel(source);
+  else {
+    const modelConfig = freshModelConfig(tokenizer, config);
+    model = await modelFromTensors(modelConfig, initialWeights(modelConfig, config.seed));
+  }
+  if (model.config.vocabSize < tokenizer.vocabSize) {
+    model.dispose();
+    throw new Error(
+      `Model ${source} has ${model.config.vocabSize} embedding rows, fewer than its tokenizer's ${tokenizer.vocabSize} tokens`,
+    );
+  }
+  return model;
+}
+
+async function restoreTrainable(
+  trainable: TrainableModel,
+  config: PretrainConfig,
+  dir: string,
+): Promise<void> {
+  if (config.lora_r > 0) {
+    const adapter = await readLoraAdapter(dir, trainable.model.config);
+    const pool = trainable.model.engine.pool;
+    for (const p of loraParams(trainable.model)) {
+      const [path, factor] = p.name.split(/\.lora_([AB])\.weight$/);
+      const values = adapter.factors.get(path);
+      if (!values) throw new Error(`Adapter in ${dir} has no factors for ${path}`);
+      writeChunks(pool, p.value, factor === "A" ? values.a : values.b);
+    }
+  }
+  const names = trainable.parameters.map((p) => p.name);
+  trainable.loadOptimizerState(await readOptimizerState(dir, names));
+}
+
+interface LoopInputs {
+  config: PretrainConfig;
+  trainable: TrainableModel;
+  tokenizerDir: string;
+  train: Int32Array;
+  evaluation: Int32Array;
+  state: TrainerState;
+  /** Set when resuming: the run's first eval loss, from its log. */
+  firstEvalLoss?: number;
+  print: (line: string) => void;
+}
+
+async function trainLoop(inputs: LoopInputs): Promise<PretrainSummary> {
+  const { config, trainable, train, evaluation, state, print } = inputs;
+  const logPath = join(config.out, "log.jsonl");
+  const schedule = {
+    lr: config.lr,
+    schedule: config.schedule as "constant" | "cosine",
+    warmupSteps: config.warmup_steps,
+    maxSteps: config.max_steps,
+    minLrRatio: config.min_lr_ratio,
+  };
+  const progress = new Progress(config.max_steps);
+  const tokensPerStep = config.batch_size * config.seq_len * config.grad_accum_steps;
+  const started = performance.now();
+  let trainedTokens = 0;
+  let trainSeconds = 0;
+  let lastLoss = NaN;
+
+  const evaluate = async () => {
+    const loss = await evalLoss(trainable.model, evaluation, config);
+    await appendJsonLine(logPath, {
+      step: state.global_step,
+      eval_loss: loss,
+      epoch: state.tokens_seen / train.length,
+    });
+    return loss;
+  };
+  // A resumed run does not evaluate again at its start, so its log matches an uninterrupted one.
+  let firstEvalLoss = inputs.firstEvalLoss ?? NaN;
+  if (state.global_step === 0) {
+    firstEvalLoss = await evaluate();
+    progress.message(`step 0: eval_loss ${firstEvalLoss.toFixed(4)}`);
+  }
+  let finalEvalLoss = firstEvalLoss;
+
+  while (state.global_step < config.max_steps) {
+    const lr = learningRate(schedule, state.global_step);
+    const t0 = performance.now();
+    const { loss, gradNorm } = await optimizerStep(trainable, train, config, state.batches_drawn, lr);
+    const seconds = (performance.now() - t0) / 1000;
+    state.global_step++;
+    state.batches_drawn += config.grad_accum_steps;
+    state.tokens_seen += tokensPerStep;
+    trainedTokens += tokensPerStep;
+    trainSeconds += seconds;
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      progress.done();
+      const what = Number.isFinite(loss) ? `gradient norm is ${gradNorm}` : `loss is ${loss}`;
+      const last = await latestCheckpoint(config.out);
+      throw new Error(
+        `Training diverged at step ${state.global_step}: ${what}; last good checkpoint: ${
+          last?.dir ?? "none"
+        }`,
+      );
+    }
+    lastLoss = loss;
+    const record = {
+      step: state.global_step,
+      loss,
+      grad_norm: gradNorm,
+      learning_rate: lr,
+      tokens_per_s: tokensPerStep / seconds,
+      epoch: state.tokens_seen / train.length,
+    };
+    await appendJsonLine(logPath, record);
+    const last = state.global_step === config.max_steps;
+    let line = `loss ${loss.toFixed(4)} | grad_norm ${gradNorm.toFixed(3)} | lr ${lr.toExponential(2)} | ${
+      Math.round(record.tokens_per_s)
+    } tok/s`;
+    const evalNow = last || (config.eval_interval > 0 && state.global_step % config.eval_interval === 0);
+    if (evalNow) {
+      finalEvalLoss = await evaluate();
+      line += ` | eval_loss ${finalEvalLoss.toFixed(4)}`;
+    }
+    const saveNow = last || (config.save_interval > 0 && state.global_step % config.save_interval === 0);
+    if (saveNow) {
+      await saveCheckpoint(inputs);
+      line += ` | saved checkpoint-${state.global_step}`;
+    }
+    progress.step(state.global_step, line, evalNow || saveNow);
+  }
+  progress.done();
+  const modelDir = join(config.out, "model");
+  await trainable.save(modelDir, { tokenizerDir: inputs.tokenizerDir });
+  const summary: PretrainSummary = {
+    steps: state.global_step,
+    firstEvalLoss,
+    finalEvalLoss,
+    finalLoss: lastLoss,
+    tokensPerSecond: trainSeconds > 0 ? trainedTokens / trainSeconds : 0,
+    seconds: (performance.now() - started) / 1000,
+    modelDir,
+  };
+  print(
+    `pretrain done: ${summary.steps} steps, eval_loss ${firstEvalLoss.toFixed(4)} → ${
+      finalEvalLoss.toFixed(4)
+    }, ` +
+      `${Math.round(summary.tokensPerSecond)} tokens/s, ${
+        summary.seconds.toFixed(1)
+      } s; model in ${modelDir}`,
+  );
+  return summary;
+}
+
+/**
+ * Records every micro-batch (forward, log-probs, backward) and the AdamW step into one command
+ * buffer, submits once, and returns the mean loss over all target tokens and the gradient norm.
+ */
+async function optimizerStep(
+  trainable: TrainableModel,
+  train: Int32Array,
+  config: PretrainConfig,
+  firstBatch: number,
+  lr: number,
+): Promise<{ loss: number; gradNorm: number }> {
+  const model = trainable.model;
+  const rec = model.engine.recorder();
+  trainable.zeroGrad(rec);
+  const { batch_size: batch, seq_len: seqLen, grad_accum_steps: accum } = config;
+  const targetsPerBatch = batch * (seqLen - 1);
+  const weights = new Float32Array(batch * seqLen).fill(-1 / (targetsPerBatch * accum));
+  for (let b = 0; b < batch; b++) weights[b * seqLen + seqLen - 1] = 0;
+  const reads: Promise<Float32Array>[] = [];
+  for (let a = 0; a < accum; a++) {
+    const input: TokenBatch = {
+      ids: sampleBatch(train, batch, seqLen, config.seed, firstBatch + a),
+      batch,
+      seqLen,
+    };
+    const pass = model.forward(rec, input, { train: true });
+    const { logprob } = pass.logProbs(rec, nextTokenTargets(input));
+    pass.backward(rec, { dLogprob: weights });
+    reads.push(rec.read(logprob));
+    pass.release();
+  }
+  const norm = trainable.step(rec, {
+    lr,
+    beta1: config.beta1,
+    beta2: config.beta2,
+    eps: config.eps,
+    weightDecay: config.weight_decay,
+    maxGradNorm: config.max_grad_norm,
+  });
+  const gradNorm = rec.read(norm);
+  await rec.submit();
+  let sum = 0;
+  for (const read of reads) {
+    const lp = await read;
+    for (let i = 0; i < lp.length; i++) if ((i + 1) % seqLen !== 0) sum += lp[i];
+  }
+  return { loss: -sum / (targetsPerBatch * accum), gradNorm: (await gradNorm)[0] };
+}
+
+/** Mean next-token loss over up to `eval_batches × batch_size` consecutive windows of the eval tail. */
+async function evalLoss(model: CausalLM, evaluation: Int32Array, config: PretrainConfig): Promise<number> {
+  const { batch_size: batch, seq_len: seqLen } = config;
+  const windows = evalWindows(evaluation, seqLen, config.eval_batches * batch);
+  const rec = model.engine.recorder();
+  const reads: Promise<Float32Array>[] = [];
+  for (let at = 0; at < windows.length; at += batch) {
+    const group = windows.slice(at, at + batch);
+    const ids = new Int32Array(group.length * seqLen);
+    group.forEach((w, i) => ids.set(w, i * seqLen));
+    const input: TokenBatch = { ids, batch: group.length, seqLen };
+    const pass = model.forward(rec, input);
+    reads.push(rec.read(pass.logProbs(rec, nextTokenTargets(input)).logprob));
+    pass.release();
+  }
+  await rec.submit();
+  let sum = 0;
+  let count = 0;
+  for (const read of reads) {
+    const lp = await read;
+    for (let i = 0; i < lp.length; i++) {
+      if ((i + 1) % seqLen === 0) continue;
+      sum += lp[i];
+      count++;
+    }
+  }
+  return -sum / count;
+}
+
+/** Writes `checkpoint-<step>` atomically (model or adapter, optimizer, trainer state), then prunes old ones. */
+async function saveCheckpoint(inputs: LoopInputs): Promise<void> {
+  const { config, trainable, state } = inputs;
+  const dir = checkpointDir(config.out, state.global_step);
+  const optimizer = await trainable.optimizerState();
+  await writeDirectoryAtomic(dir, async (temp) => {
+    if (trainable.mode === "lora") await trainable.saveAdapter(temp, config.model);
+    else await trainable.save(temp, { tokenizerDir: inputs.tokenizerDir });
+    await writeOptimizerState(temp, optimizer);
+    const trainerState: TrainerState = { ...state, config: config as unknown as FlatConfig };
+    await writeTextAtomic(join(temp, "trainer_state.json"), JSON.stringify(trainerState, null, 2) + "\n");
+  });
+  await pruneCheckpoints(config.out, KEEP_CHECKPOINTS);
+}
