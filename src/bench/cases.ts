@@ -7,7 +7,10 @@
 import { calibrationCases } from "./calibration_cases.ts";
 import type { BenchCase } from "./harness.ts";
 import { adamwCases } from "./adamw_cases.ts";
+import { attentionCases } from "./attention_cases.ts";
+import { lmHeadCases } from "./lm_head_cases.ts";
 import { matmulCases } from "./matmul_cases.ts";
+import { modelCases } from "./model_cases.ts";
 import { rmsnormCases } from "./rmsnorm_cases.ts";
 
 /** All registered benchmark cases. */
@@ -19,4 +22,7 @@ export const benchCases: BenchCase[] = [
   ...matmulCases("general", [[1024, 1024, 1024]]),
   ...rmsnormCases(),
   ...adamwCases(),
+  ...attentionCases(),
+  ...lmHeadCases(),
+  ...modelCases(),
 ];
