@@ -11,7 +11,6 @@ import { attentionCases } from "./attention_cases.ts";
 import { lmHeadCases } from "./lm_head_cases.ts";
 import { matmulCases } from "./matmul_cases.ts";
 import { modelCases } from "./model_cases.ts";
-import { modelCases } from "./model_cases.ts";
 import { rmsnormCases } from "./rmsnorm_cases.ts";
 
 /** All registered benchmark cases. */
@@ -23,7 +22,6 @@ export const benchCases: BenchCase[] = [
   ...matmulCases("general", [[1024, 1024, 1024]]),
   ...rmsnormCases(),
   ...adamwCases(),
-  ...modelCases(),
   ...attentionCases(),
   ...lmHeadCases(),
   ...modelCases(),
