@@ -3,8 +3,8 @@
 // b[p·b_k + j·b_col], so NN, NT and TN share one entry point.
 // Napkin math: each lane owns an 8-row × 4-column register tile and loads 8 + 4 scalars per k
 // for 32 FMAs (A addresses are the same for all lanes). On lavapipe a storage load costs
-// ~12–18 ns per 8 lanes, so this path runs at a few GFLOP/s; it serves small problems, n not a
-// multiple of 4 and k beyond a texture row — everything else takes matmul_tex.wgsl.
+// ~12–18 ns per 8 lanes, so this path runs at a few GFLOP/s; it serves tiny problems, single
+// rows (decode) and k beyond a texture row — everything else takes matmul_tex.wgsl.
 // Tails: indices are clamped for loads (no branches in the k loop) and stores are guarded.
 
 struct Params {

@@ -69,3 +69,23 @@ fn matmul_pack_bf16(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   textureStore(dst_bf16, at, v);
 }
+
+// Copies the padded scratch output of the texture kernel (rows of ldc ≥ n values, used when n is
+// not a multiple of 4) into C [m × n]. One lane per element of C, 2-D grid for large C.
+struct UnpadParams {
+  count: u32,
+  n: u32,
+  ldc: u32,
+  row_stride: u32,
+}
+
+@group(0) @binding(0) var<uniform> u: UnpadParams;
+@group(0) @binding(1) var<storage, read> padded: array<f32>;
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+
+@compute @workgroup_size(16, 1, 1)
+fn matmul_unpad(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * u.row_stride;
+  if (i >= u.count) { return; }
+  c[i] = padded[(i / u.n) * u.ldc + i % u.n];
+}

@@ -19,7 +19,7 @@
 // loop in llvmpipe's IR, and 128 of them doubled the cold JIT of this kernel (~4.8 → ~2 s CPU).
 //
 // Constraints: n, ldc and the block offsets are multiples of 4 (C and bias are addressed as vec4;
-// the launcher sends other shapes to the general kernel). Texture A has ≥ ceil(m/32)·32 rows and B ≥ ceil(n/256)·256
+// for other n the launcher points C at a padded scratch copy). Texture A has ≥ ceil(m/32)·32 rows and B ≥ ceil(n/256)·256
 // rows, both kq = ceil(k/4) texels wide and zero-padded along k (the packing guarantees it).
 // Rows beyond m and n only feed accumulators that are never stored.
 

@@ -149,7 +149,7 @@ export function matmulVia(
   checkShapes(a, b, c, opts);
   if (m === 0 || n === 0) return;
   const useTexture = path === "texture" || (path === "auto" && preferTexture(m, n, k));
-  if (!useTexture || !texFits(rec, n, k, opts.precision === "bf16")) {
+  if (!useTexture || !texFits(rec, m, n, k, bias, opts.precision === "bf16")) {
     matmulGeneral(rec, a, b, c, opts);
     return;
   }

@@ -14,6 +14,7 @@
  */
 import { params, type Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { elementGrid } from "./grid.ts";
 
 /** Output tile of one workgroup of the texture kernel: 32 rows × (16 lanes × 16 columns). */
 export const TEX_TILE_M = 32;
@@ -53,6 +54,8 @@ export interface TexMatmul {
 
 interface DeviceCache {
   textures: Map<string, GPUTexture>;
+  /** Padded output for n not a multiple of 4; grows to the largest size asked for. */
+  scratch?: GPUBuffer;
   /** Bound as the old C when not accumulating (never read then). */
   emptyView: GPUTextureView;
 }
@@ -71,25 +74,57 @@ function blockLimits(rec: Recorder): { rows: number; cols: number } {
 }
 
 /**
- * True when the texture kernel can compute this problem: n a multiple of 4 (it stores vec4s) and
- * k within one texture row (65532 f32 values here); m and n of any size are split into blocks.
+ * True when the texture kernel can compute this problem: k within one texture row (65532 f32
+ * values here) and, when n is not a multiple of 4 (the kernel stores vec4s, so it then writes a
+ * padded scratch copy of C), that copy within one binding and a bias readable as whole vec4s.
+ * m and n of any size are split into blocks.
  */
-export function texFits(rec: Recorder, n: number, k: number, bf16: boolean): boolean {
-  const limit = rec.gpu.device.limits.maxTextureDimension2D;
-  return n % 4 === 0 && avoidPowerOfTwo(Math.ceil(k / (bf16 ? 8 : 4))) <= limit;
+export function texFits(
+  rec: Recorder,
+  m: number,
+  n: number,
+  k: number,
+  bias: Tensor | undefined,
+  bf16: boolean,
+): boolean {
+  const limits = rec.gpu.device.limits;
+  if (avoidPowerOfTwo(Math.ceil(k / (bf16 ? 8 : 4))) > limits.maxTextureDimension2D) return false;
+  if (n % 4 === 0) return true;
+  return m * roundUp(n, 4) * 4 <= limits.maxStorageBufferBindingSize &&
+    (!bias || bias.buffer.size >= roundUp(n, 4) * 4);
+}
+
+/** Where the kernel writes: C itself, or a scratch copy with rows padded to a multiple of 4. */
+interface Output {
+  buffer: GPUBuffer;
+  ldc: number;
 }
 
 /**
  * Records the packing of the operands (and of the old C when accumulating) and the kernel, in
- * blocks of at most `blockLimits` output rows × columns.
+ * blocks of at most `blockLimits` output rows × columns; for n not a multiple of 4, into a padded
+ * scratch copy that one more dispatch copies into C.
  */
 export function matmulTex(rec: Recorder, job: TexMatmul, placeholder: Tensor): void {
+  const ldc = roundUp(job.n, 4);
+  const out: Output = ldc === job.n
+    ? { buffer: job.c.buffer, ldc }
+    : { buffer: scratch(rec, job.m * ldc), ldc };
   const limits = blockLimits(rec);
   for (let i0 = 0; i0 < job.m; i0 += limits.rows) {
     for (let j0 = 0; j0 < job.n; j0 += limits.cols) {
       const m = Math.min(limits.rows, job.m - i0), n = Math.min(limits.cols, job.n - j0);
-      launchBlock(rec, job, i0, j0, m, n, placeholder);
+      launchBlock(rec, job, out, i0, j0, m, n, placeholder);
     }
+  }
+  if (out.buffer !== job.c.buffer) {
+    const { groups, rowStride } = elementGrid(job.m * job.n, PACK_WG);
+    rec.dispatch(
+      rec.kernel("matmul_pack", "matmul_unpad"),
+      [{ buffer: out.buffer, size: job.m * ldc * 4 }, job.c],
+      groups,
+      params([["u32", job.m * job.n], ["u32", job.n], ["u32", ldc], ["u32", rowStride]]),
+    );
   }
 }
 
@@ -101,6 +136,7 @@ function rowsOf(op: Operand, r0: number, rows: number): Operand {
 function launchBlock(
   rec: Recorder,
   job: TexMatmul,
+  out: Output,
   i0: number,
   j0: number,
   m: number,
@@ -109,28 +145,30 @@ function launchBlock(
 ): void {
   const format = job.bf16 ? "rgba32uint" : "rgba32float";
   const kq = Math.max(1, Math.ceil(job.k / (job.bf16 ? 8 : 4)));
+  // Columns past n (up to the next multiple of 4) exist only in the scratch copy: B rows there
+  // are zeros or stale texels, and those columns are never copied to C.
+  const n4 = roundUp(n, 4);
   const ta = pack(rec, rowsOf(job.a, i0, m), format, kq, roundUp(m, TEX_TILE_M), "a");
   const tb = pack(rec, rowsOf(job.b, j0, n), format, kq, roundUp(n, TEX_TILE_N), "b");
-  const cBase = i0 * job.n + j0;
-  const oldC = { tensor: job.c, offset: cBase, rows: m, cols: n, row: job.n, col: 1, scale: 1 };
-  const tc = job.accumulate ? pack(rec, oldC, "rgba32float", n / 4, m, "c") : deviceCache(rec).emptyView;
+  const oldC = { tensor: job.c, offset: i0 * job.n + j0, rows: m, cols: n, row: job.n, col: 1, scale: 1 };
+  const tc = job.accumulate ? pack(rec, oldC, "rgba32float", n4 / 4, m, "c") : deviceCache(rec).emptyView;
   rec.dispatch(
     rec.kernel("matmul_tex", job.bf16 ? "matmul_nt_bf16" : "matmul_nt"),
     [
       ta,
       tb,
       tc,
-      job.bias ? { buffer: job.bias.buffer, size: job.n * 4 } : placeholder,
-      { buffer: job.c.buffer, size: job.m * job.n * 4 },
+      job.bias ? { buffer: job.bias.buffer, size: roundUp(job.n, 4) * 4 } : placeholder,
+      { buffer: out.buffer, size: job.m * out.ldc * 4 },
     ],
-    [Math.ceil(n / TEX_TILE_N), Math.ceil(m / TEX_TILE_M)],
+    [Math.ceil(n4 / TEX_TILE_N), Math.ceil(m / TEX_TILE_M)],
     params([
       ["u32", m],
-      ["u32", n],
+      ["u32", n4],
       ["u32", kq],
       ["u32", (job.bias ? 1 : 0) | (job.accumulate ? 2 : 0)],
-      ["u32", job.n / 4],
-      ["u32", cBase / 4],
+      ["u32", out.ldc / 4],
+      ["u32", (i0 * out.ldc + j0) / 4],
       ["u32", j0 / 4],
     ]),
   );
@@ -190,6 +228,20 @@ function deviceCache(rec: Recorder): DeviceCache {
     caches.set(device, cache);
   }
   return cache;
+}
+
+function scratch(rec: Recorder, floats: number): GPUBuffer {
+  const cache = deviceCache(rec);
+  if (!cache.scratch || cache.scratch.size < floats * 4) {
+    // The smaller buffer is dropped, not destroyed: commands recorded but not yet submitted may
+    // still use it.
+    cache.scratch = rec.gpu.device.createBuffer({
+      label: "matmul:padded-c",
+      size: Math.max(256, 2 ** Math.ceil(Math.log2(floats * 4))),
+      usage: GPUBufferUsage.STORAGE,
+    });
+  }
+  return cache.scratch;
 }
 
 function cachedTexture(

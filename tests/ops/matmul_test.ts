@@ -73,19 +73,21 @@ const SHAPES: Case[] = [
 const GENERAL_SHAPES: Case[] = [...SHAPES, { m: 1, n: 300, k: 9 }, { m: 70, n: 1, k: 0 }];
 
 /**
- * Texture path (n must be a multiple of 4, else it hands over to the general kernel): k not a
- * multiple of 4 (zero-padded texels), k a multiple of 64 (rows copied with copyBufferToTexture),
- * m and n off the 32 × 256 tile, one row, several tiles in both directions with tails, and m or
- * n above the 16384-row texture limit (split into blocks).
+ * Texture path: k not a multiple of 4 (zero-padded texels), k a multiple of 64 (rows copied with
+ * copyBufferToTexture), m and n off the 32 × 256 tile, n not a multiple of 4 (padded scratch
+ * output), single rows and columns, several tiles in both directions with tails, and m or n above
+ * the 16384-row texture limit (split into blocks, the last one with n not a multiple of 4).
  */
 const TEXTURE_SHAPES: Case[] = [
   { m: 1, n: 4, k: 1 },
   { m: 33, n: 20, k: 65 },
-  { m: 100, n: 260, k: 31 },
+  { m: 33, n: 17, k: 65 },
+  { m: 100, n: 257, k: 31 },
+  { m: 70, n: 1, k: 8 },
   { m: 128, n: 256, k: 64 },
   { m: 70, n: 300, k: 128 },
   { m: 16400, n: 8, k: 64 },
-  { m: 3, n: 16200, k: 9 },
+  { m: 3, n: 16203, k: 9 },
 ];
 
 async function runGpu(
