@@ -18,10 +18,10 @@
 // before the k loop instead of from the buffer in the epilogue: every storage load is a per-lane
 // loop in llvmpipe's IR, and 128 of them doubled the cold JIT of this kernel (~4.8 → ~2 s CPU).
 //
-// Constraints: n, ldc and the block offsets are multiples of 4 (C and bias are addressed as vec4;
-// for other n the launcher points C at a padded scratch copy). Texture A has ≥ ceil(m/32)·32 rows and B ≥ ceil(n/256)·256
-// rows, both kq = ceil(k/4) texels wide and zero-padded along k (the packing guarantees it).
-// Rows beyond m and n only feed accumulators that are never stored.
+// Constraints: n, ldc and the block offsets are multiples of 4 (C and bias are addressed as
+// vec4; for other n the launcher points C at a padded scratch copy). Texture A has
+// ≥ ceil(m/32)·32 rows and B ≥ ceil(n/256)·256 rows, both kq texels wide and zero-padded along k
+// (the packing guarantees it). Rows beyond m and n only feed accumulators that are never stored.
 
 // C may be a block of a larger matrix (the launcher splits problems above the texture size
 // limit): element (i, j) of this block is c[c_base + i·ldc + j], all in vec4 units here.
