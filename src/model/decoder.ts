@@ -331,7 +331,11 @@ export class CausalLM {
     this.#disposed = true;
     const pool = this.engine.pool;
     const all = [...this.params.values()];
-    for (const { linear } of this.linears()) if (linear.lora) all.push(linear.lora.a, linear.lora.b);
+    for (const { linear } of this.linears()) {
+      if (!linear.lora) continue;
+      all.push(linear.lora.a, linear.lora.b);
+      pool.release(linear.lora.identity);
+    }
     for (const p of all) {
       releaseChunks(pool, p.value);
       if (p.grad) releaseChunks(pool, p.grad);
