@@ -118,3 +118,35 @@ fn matmul_pack_transposed(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (r0 + j < p.height) { textureStore(dst, vec2<u32>(x, r0 + j), block[j]); }
   }
 }
+
+fn bf16x4(x: vec4<f32>) -> vec4<u32> {
+  let bits = bitcast<vec4<u32>>(x);
+  return (bits + vec4(0x7fffu) + ((bits >> vec4(16u)) & vec4(1u))) >> vec4(16u);
+}
+
+// The same for bf16 texels: each lane loads an 8 × 4 block (eight source rows = the 8 k values of
+// a texel) and writes four texels; even source rows fill the low halves, odd ones the high halves.
+@compute @workgroup_size(16, 1, 1)
+fn matmul_pack_bf16_transposed(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let r0 = 4u * gid.x;
+  let x = gid.y;
+  if (r0 >= p.height || x >= p.width) { return; }
+  let c = 8u * x;
+  let even = transpose(mat4x4<f32>(
+    source_row(c, r0),
+    source_row(c + 2u, r0),
+    source_row(c + 4u, r0),
+    source_row(c + 6u, r0),
+  ));
+  let odd = transpose(mat4x4<f32>(
+    source_row(c + 1u, r0),
+    source_row(c + 3u, r0),
+    source_row(c + 5u, r0),
+    source_row(c + 7u, r0),
+  ));
+  for (var j = 0u; j < 4u; j++) {
+    if (r0 + j < p.height) {
+      textureStore(dst_bf16, vec2<u32>(x, r0 + j), bf16x4(even[j]) | (bf16x4(odd[j]) << vec4(16u)));
+    }
+  }
+}

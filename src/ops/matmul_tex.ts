@@ -193,16 +193,16 @@ function pack(
     );
   } else {
     const lanesOnRows = op.col !== 1;
-    // A transposing f32 pack whose source rows are vec4-aligned loads 4 × 4 blocks (2× faster).
-    const blocks = format === "rgba32float" && op.row === 1 && op.col % 4 === 0 && op.offset % 4 === 0;
-    const [entry, groups, source] = blocks
-      ? ["matmul_pack_transposed", [Math.ceil(height / 4 / PACK_WG), width], wholeVec4s(op.tensor)] as const
-      : format === "rgba32uint"
-      ? ["matmul_pack_bf16", packGrid(lanesOnRows, width, height), op.tensor] as const
-      : ["matmul_pack", packGrid(lanesOnRows, width, height), op.tensor] as const;
+    // A transposing pack whose source rows are vec4-aligned loads whole blocks (2× faster).
+    const blocks = op.row === 1 && op.col % 4 === 0 && op.offset % 4 === 0;
+    const bf16 = format === "rgba32uint";
+    const entry = `matmul_pack${bf16 ? "_bf16" : ""}${blocks ? "_transposed" : ""}`;
+    const groups: [number, number] = blocks
+      ? [Math.ceil(height / 4 / PACK_WG), width]
+      : packGrid(lanesOnRows, width, height);
     rec.dispatch(
       rec.kernel("matmul_pack", entry),
-      [source, texture.createView()],
+      [blocks ? wholeVec4s(op.tensor) : op.tensor, texture.createView()],
       groups,
       params([
         ["u32", op.rows],
