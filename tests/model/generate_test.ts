@@ -166,3 +166,26 @@ Deno.test({
     assert.deepEqual(new TextDecoder().decode(stdout), ref.text + "\n");
   },
 });
+
+Deno.test({
+  name: "generate() submits once for the prefill and once per further decode step",
+  ignore,
+  async fn() {
+    const model = await loadModel(DIR);
+    const queue = model.engine.gpu.device.queue;
+    const submit = queue.submit;
+    let submits = 0;
+    queue.submit = (buffers) => {
+      submits++;
+      submit.call(queue, buffers);
+    };
+    try {
+      const [out] = await generate(model, [[1], [1, 403]], { maxNewTokens: 9, temperature: 0 });
+      assert.equal(out.tokens.length, 9);
+      assert.equal(submits, 9);
+    } finally {
+      queue.submit = submit;
+      model.dispose();
+    }
+  },
+});

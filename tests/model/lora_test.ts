@@ -193,3 +193,43 @@ Deno.test({
     }
   },
 });
+
+/** Counts `queue.submit` calls (each is one CPU↔GPU round trip here) while `body` runs. */
+async function countSubmits(model: CausalLM, body: () => Promise<unknown>): Promise<number> {
+  const queue = model.engine.gpu.device.queue;
+  const submit = queue.submit;
+  let count = 0;
+  queue.submit = (buffers) => {
+    count++;
+    submit.call(queue, buffers);
+  };
+  try {
+    await body();
+  } finally {
+    queue.submit = submit;
+  }
+  return count;
+}
+
+Deno.test({
+  name: "a training step (forward, backward, AdamW) and a LoRA training step each submit once",
+  ignore,
+  async fn() {
+    for (const mode of ["full", "lora"] as const) {
+      const model = await loadModel(DIR);
+      const trainable = mode === "full"
+        ? TrainableModel.full(model)
+        : TrainableModel.lora(model, { rank: 2, alpha: 4, targetModules: ["q_proj", "up_proj"] });
+      try {
+        assert.equal(
+          await countSubmits(model, () => trainable.trainStep(batch, { lr: 1e-3, maxGradNorm: 1 })),
+          1,
+          mode,
+        );
+      } finally {
+        trainable.dispose();
+        model.dispose();
+      }
+    }
+  },
+});
