@@ -150,3 +150,29 @@ fn matmul_pack_bf16_transposed(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
 }
+
+// Columns 4t … 4t+3 of row `row` for a source with contiguous, vec4-aligned rows (src_col = 1,
+// src_row and offset multiples of 4), zero past the matrix.
+fn row_quad(row: u32, t: u32) -> vec4<f32> {
+  if (row >= p.rows) { return vec4<f32>(); }
+  let v = p.scale * src4[(p.offset + row * p.src_row) / 4u + t];
+  return select(vec4<f32>(), v, vec4(4u * t) + vec4(0u, 1u, 2u, 3u) < vec4(p.cols));
+}
+
+// Non-transposing packs from vec4-aligned rows: one wide load per 4 values.
+@compute @workgroup_size(16, 1, 1)
+fn matmul_pack_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+  if (gid.x >= p.width || gid.y >= p.height) { return; }
+  textureStore(dst, gid.xy, row_quad(gid.y, gid.x));
+}
+
+@compute @workgroup_size(16, 1, 1)
+fn matmul_pack_bf16_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+  if (gid.x >= p.width || gid.y >= p.height) { return; }
+  let lo = row_quad(gid.y, 2u * gid.x);
+  let hi = row_quad(gid.y, 2u * gid.x + 1u);
+  // Texel words pair neighbouring columns: (0, 1), (2, 3) from lo and (4, 5), (6, 7) from hi.
+  let even = bf16x4(vec4(lo.x, lo.z, hi.x, hi.z));
+  let odd = bf16x4(vec4(lo.y, lo.w, hi.y, hi.w));
+  textureStore(dst_bf16, gid.xy, even | (odd << vec4(16u)));
+}

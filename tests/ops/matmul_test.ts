@@ -74,7 +74,7 @@ const GENERAL_SHAPES: Case[] = [...SHAPES, { m: 1, n: 300, k: 9 }, { m: 70, n: 1
 
 /**
  * Texture path: k not a multiple of 4 (zero-padded texels), k a multiple of 64 (rows copied with
- * copyBufferToTexture), m and n off the 32 × 256 tile, n not a multiple of 4 (padded scratch
+ * copyBufferToTexture), k = 20 (a half-filled bf16 texel), m and n off the 32 × 256 tile, n not a multiple of 4 (padded scratch
  * output), single rows and columns, several tiles in both directions with tails, and m or n above
  * the 16384-row texture limit (split into blocks, the last one with n not a multiple of 4).
  */
@@ -84,6 +84,7 @@ const TEXTURE_SHAPES: Case[] = [
   { m: 33, n: 17, k: 65 },
   { m: 100, n: 257, k: 31 },
   { m: 70, n: 1, k: 8 },
+  { m: 40, n: 36, k: 20 },
   { m: 128, n: 256, k: 64 },
   { m: 70, n: 300, k: 128 },
   { m: 16400, n: 8, k: 64 },
