@@ -74,9 +74,10 @@ const GENERAL_SHAPES: Case[] = [...SHAPES, { m: 1, n: 300, k: 9 }, { m: 70, n: 1
 
 /**
  * Texture path: k not a multiple of 4 (zero-padded texels), k a multiple of 64 (rows copied with
- * copyBufferToTexture), k = 20 (a half-filled bf16 texel), m and n off the 32 × 256 tile, n not a multiple of 4 (padded scratch
- * output), single rows and columns, several tiles in both directions with tails, and m or n above
- * the 16384-row texture limit (split into blocks, the last one with n not a multiple of 4).
+ * copyBufferToTexture), k = 20 (a half-filled bf16 texel), m and n off the 32 × 256 tile, n not
+ * a multiple of 4 (padded scratch output), single rows and columns, several tiles in both
+ * directions with tails, and m or n above the 16384-row texture limit (split into blocks, the
+ * last one with n not a multiple of 4).
  */
 const TEXTURE_SHAPES: Case[] = [
   { m: 1, n: 4, k: 1 },
