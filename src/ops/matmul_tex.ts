@@ -207,7 +207,7 @@ function pack(
       : packGrid(lanesOnRows, width, height);
     rec.dispatch(
       rec.kernel("matmul_pack", entry),
-      [blocks || quads ? wholeVec4s(op.tensor) : op.tensor, texture.createView()],
+      [blocks || quads ? wholeVec4s(rec, op.tensor) : op.tensor, texture.createView()],
       groups,
       params([
         ["u32", op.rows],
@@ -230,9 +230,13 @@ function packGrid(lanesOnRows: boolean, width: number, height: number): [number,
   return lanesOnRows ? [Math.ceil(height / PACK_WG), width] : [Math.ceil(width / PACK_WG), height];
 }
 
-/** The whole buffer of `t` as whole vec4s (reads past `t.size` only feed texels never stored). */
-function wholeVec4s(t: Tensor): { buffer: GPUBuffer; size: number } {
-  return { buffer: t.buffer, size: Math.floor(t.buffer.size / 16) * 16 };
+/**
+ * The buffer of `t` as whole vec4s, up to the binding limit (reads past `t.size` only feed texels
+ * that are never stored).
+ */
+function wholeVec4s(rec: Recorder, t: Tensor): { buffer: GPUBuffer; size: number } {
+  const bytes = Math.min(t.buffer.size, rec.gpu.device.limits.maxStorageBufferBindingSize);
+  return { buffer: t.buffer, size: Math.floor(bytes / 16) * 16 };
 }
 
 function deviceCache(rec: Recorder): DeviceCache {
