@@ -24,13 +24,33 @@ function flagOf(key: string): string {
 
 const KEYS = Object.keys(PRETRAIN_DEFAULTS) as (keyof PretrainConfig)[];
 
+/** Placeholders of the non-numeric keys in the help text (numbers show N). */
+const VALUE_NAMES: Partial<Record<keyof PretrainConfig, string>> = {
+  data: "FILE",
+  out: "DIR",
+  model: "DIR",
+  schedule: "NAME",
+  lora_targets: "LIST",
+};
+
+/** `text` wrapped to `width` columns, continuation lines indented by `indent`. */
+function wrap(text: string, indent: number, width = 100): string {
+  const lines = [""];
+  for (const word of text.split(" ")) {
+    const line = lines[lines.length - 1];
+    if (line.length > 0 && indent + line.length + 1 + word.length > width) lines.push(word);
+    else lines[lines.length - 1] = line ? `${line} ${word}` : word;
+  }
+  return lines.join("\n" + " ".repeat(indent));
+}
+
+const FLAG_WIDTH = 26;
+
 function keyLines(): string {
-  const width = Math.max(...KEYS.map((k) => flagOf(k).length + 6));
   return KEYS.map((key) => {
-    const flag = `  --${flagOf(key)} ${typeof PRETRAIN_DEFAULTS[key] === "number" ? "N" : "S"}`;
-    return `${flag.padEnd(width + 4)}${PRETRAIN_KEY_HELP[key]} (default ${
-      JSON.stringify(PRETRAIN_DEFAULTS[key])
-    })`;
+    const flag = `  --${flagOf(key)} ${VALUE_NAMES[key] ?? "N"}`.padEnd(FLAG_WIDTH);
+    return flag +
+      wrap(`${PRETRAIN_KEY_HELP[key]} (default ${JSON.stringify(PRETRAIN_DEFAULTS[key])})`, FLAG_WIDTH);
   }).join("\n");
 }
 
@@ -51,10 +71,10 @@ A fresh run into an existing OUT replaces its checkpoints; --resume continues th
 Settings are a flat config: defaults, then --config FILE (a JSON object with the keys below),
 then flags. Each key is also a flag:
 ${keyLines()}
-  --config FILE          JSON file of settings (applied before flags)
-  --resume               continue OUT's newest complete checkpoint: same step, next batch and
-                         optimizer state; its saved config is the base, flags override it
-  --help                 this text
+  --config FILE           JSON file of settings (applied before flags)
+  --resume                continue OUT's newest complete checkpoint: same step, next batch and
+                          optimizer state; its saved config is the base, flags override it
+  --help                  this text
 
 Progress goes to stderr (one updating line on a terminal), the config and the summary to stdout.
 A NaN or infinite loss or gradient norm stops the run with an error naming the step.

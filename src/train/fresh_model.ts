@@ -36,13 +36,15 @@ export async function fileSha256(path: string): Promise<string> {
 /**
  * Makes sure `dir` holds a BPE tokenizer trained on `docs` (read from `dataPath`) with at most
  * `vocabSize` tokens; an existing one trained on the same bytes with the same size is kept.
- * Returns whether it was trained now.
+ * Returns whether it was trained now. With `mayTrain` false (a resumed run, whose model was made
+ * for the cached tokenizer), a missing or different cache is an error instead.
  */
 export async function prepareTokenizer(
   dataPath: string,
   docs: readonly string[],
   dir: string,
   vocabSize: number,
+  mayTrain = true,
 ): Promise<{ trained: boolean }> {
   const source = { data_sha256: await fileSha256(dataPath), vocab_size: vocabSize };
   try {
@@ -53,6 +55,11 @@ export async function prepareTokenizer(
     }
   } catch {
     // No usable cache: train below.
+  }
+  if (!mayTrain) {
+    throw new Error(
+      `Tokenizer in ${dir} was not trained on ${dataPath} with vocab_size ${vocabSize}: the text or size changed`,
+    );
   }
   await writeTokenizer(dir, trainBpeTokenizer(docs, { vocabSize }));
   // Written last: its presence vouches for the files beside it.

@@ -103,7 +103,13 @@ export async function pretrain(
   if (docs.length === 0) throw new Error(`Training text ${config.data} holds no documents`);
   const tokenizerDir = config.model === "" ? join(out, "tokenizer") : config.model;
   if (config.model === "") {
-    const { trained } = await prepareTokenizer(config.data, docs, tokenizerDir, config.vocab_size);
+    const { trained } = await prepareTokenizer(
+      config.data,
+      docs,
+      tokenizerDir,
+      config.vocab_size,
+      !resumeFrom,
+    );
     print(
       trained
         ? `Trained a BPE tokenizer into ${tokenizerDir}`

@@ -11,11 +11,17 @@ Deno.test("resolveConfig() applies the config file, then flags over it", () => {
 });
 
 Deno.test("resolveConfig() rejects an unknown key and names its source", () => {
-  assert.throws(() => resolveConfig(DEFAULTS, { lrr: 1 }, {}, "pretrain"), /Unknown config key "lrr" in pretrain config file/);
+  assert.throws(
+    () => resolveConfig(DEFAULTS, { lrr: 1 }, {}, "pretrain"),
+    /Unknown config key "lrr" in pretrain config file/,
+  );
 });
 
 Deno.test("resolveConfig() rejects a wrongly typed value", () => {
-  assert.throws(() => resolveConfig(DEFAULTS, undefined, { batch: "four" }, "x"), /"batch" in command-line flags must be a number/);
+  assert.throws(
+    () => resolveConfig(DEFAULTS, undefined, { batch: "four" }, "x"),
+    /"batch" in command-line flags must be a number/,
+  );
 });
 
 Deno.test("learningRate() warms up linearly, then decays by cosine to the floor", () => {

@@ -183,6 +183,53 @@ Deno.test("N/2 steps, then --resume for N/2 more, equals N steps straight (const
   assertClose(trainLosses(await readLog(halfOut)), trainLosses(await readLog(join(dir, "six"))), 1e-5);
 });
 
+Deno.test("LoRA on a saved model: 2 steps + --resume + 2 equals 4 straight; checkpoints hold the PEFT adapter", async () => {
+  const base = (await straightRun()).modelDir;
+  const lora = {
+    model: base,
+    lora_r: 4,
+    lora_alpha: 8,
+    lora_targets: "q,v,down",
+    schedule: "constant",
+    max_steps: 4,
+    save_interval: 0,
+    eval_interval: 0,
+  };
+  const straightOut = join(dir, "lora-four");
+  const full = await pretrain(tinyConfig(straightOut, data, lora), { print: quiet });
+  const halfOut = join(dir, "lora-two-two");
+  await pretrain(tinyConfig(halfOut, data, { ...lora, max_steps: 2 }), { print: quiet });
+  await pretrain(tinyConfig(halfOut, data, lora), { print: quiet, resume: true });
+  assertClose(trainLosses(await readLog(halfOut)), trainLosses(await readLog(straightOut)), 1e-5);
+  assert.ok(full.finalLoss < trainLosses(await readLog(straightOut))[0][1]);
+  using adapter = await SafetensorsFile.open(join(halfOut, "checkpoint-4", "adapter_model.safetensors"));
+  assert.equal(adapter.tensors.size, 2 * 3 * 2); // A and B × 3 targets × 2 layers
+  const adapterConfig = JSON.parse(
+    await Deno.readTextFile(join(halfOut, "checkpoint-4", "adapter_config.json")),
+  );
+  assert.equal(adapterConfig.base_model_name_or_path, base);
+  await assertNoHalfFiles(halfOut);
+});
+
+Deno.test("pretrain() stops at the step whose loss is not finite and keeps the last good checkpoint", async () => {
+  const out = join(dir, "diverged");
+  const config = tinyConfig(out, data, {
+    lr: 1e30,
+    warmup_steps: 0,
+    max_grad_norm: 0,
+    save_interval: 1,
+    eval_interval: 0,
+  });
+  await assert.rejects(
+    () => pretrain(config, { print: quiet }),
+    /^Error: Training diverged at step (\d+): (loss|gradient norm) is (NaN|-?Infinity); last good checkpoint: .*checkpoint-\d+$/,
+  );
+  const log = await readLog(out);
+  const lastLogged = log.filter((r) => "loss" in r).at(-1)!.step;
+  await assertNoHalfFiles(out);
+  assert.ok(await Deno.stat(join(out, `checkpoint-${lastLogged}`)));
+});
+
 Deno.test("r2ec pretrain rejects a bad config key and an unreadable data file in one line", async () => {
   const configFile = join(dir, "bad.json");
   await Deno.writeTextFile(configFile, JSON.stringify({ max_step: 3 }));
