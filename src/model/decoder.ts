@@ -276,12 +276,30 @@ export class CausalLM {
    */
   async logits(ids: number[] | Int32Array): Promise<Float32Array> {
     const rec = this.engine.recorder();
+    const pool = this.engine.pool;
     const pass = this.forward(rec, single(ids));
-    const logits = this.logitsOf(rec, pass.hidden, ids.length);
-    const out = rec.read(logits);
-    this.engine.pool.release(logits);
+    const { vocabSize: vocab, hiddenSize: hidden } = this.config;
+    // A [T × vocab] block must fit one binding (128 MiB here: 220 rows of Qwen2.5's vocabulary).
+    const limit = this.engine.gpu.device.limits.maxStorageBufferBindingSize;
+    const blockRows = Math.max(1, Math.floor(limit / (vocab * 4)));
+    const parts: { start: number; values: Promise<Float32Array> }[] = [];
+    for (let start = 0; start < ids.length; start += blockRows) {
+      const rows = Math.min(blockRows, ids.length - start);
+      let h = pass.hidden;
+      if (rows !== ids.length) {
+        h = pool.tensor([rows, hidden], "f32", "hidden_block");
+        rec.copy(pass.hidden, h, rows * hidden * 4, start * hidden * 4, 0);
+      }
+      const logits = this.logitsOf(rec, h, rows);
+      parts.push({ start, values: rec.read(logits) });
+      pool.release(logits);
+      if (h !== pass.hidden) pool.release(h);
+    }
     pass.release();
     await rec.submit();
+    if (parts.length === 1) return parts[0].values;
+    const out = new Float32Array(ids.length * vocab);
+    for (const { start, values } of parts) out.set(await values, start * vocab);
     return out;
   }
 

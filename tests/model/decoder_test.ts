@@ -4,7 +4,14 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { type BackwardInputs, loadModel, nextTokenTargets } from "../../src/model/decoder.ts";
+import {
+  type BackwardInputs,
+  loadModel,
+  modelFromTensors,
+  nextTokenTargets,
+} from "../../src/model/decoder.ts";
+import { tinyQwen2Config } from "../../src/model/config.ts";
+import { expectedTensorShapes } from "../../src/model/weights.ts";
 import { readChunks } from "../../src/model/params.ts";
 import { SafetensorsFile } from "../../src/model/safetensors.ts";
 import { assertClose, randomArray } from "../ops/check.ts";
@@ -18,6 +25,8 @@ const LOSS_ATOL = 1e-5;
 const GRAD_RELATIVE_TO_MAX = 1e-3;
 /** Sums of f32 gradients in a different order: a few ulps of the largest entry. */
 const ADDITIVITY_RELATIVE_TO_MAX = 1e-5;
+/** A 16-term f32 dot product of values ≲ 4 against an f64 one. */
+const BLOCKED_LOGITS_ATOL = 1e-5;
 
 interface Reference {
   input_ids: number[];
@@ -140,4 +149,38 @@ Deno.test({
       model.dispose();
     }
   },
+});
+
+Deno.test("logits() splits a [T × vocab] result larger than one binding into row blocks", async () => {
+  // Qwen2.5's vocabulary: 230 rows × 151936 × 4 B = 140 MB, above the 128 MiB binding limit here.
+  const config = tinyQwen2Config({
+    vocabSize: 151936,
+    hiddenSize: 16,
+    intermediateSize: 16,
+    numLayers: 1,
+    numHeads: 2,
+  });
+  config.tieWordEmbeddings = true;
+  const tensors = new Map<string, Float32Array>();
+  for (const [name, shape] of expectedTensorShapes(config)) {
+    const values = randomArray(shape.reduce((a, b) => a * b, 1), tensors.size + 1, 0.5);
+    tensors.set(name, name.endsWith("norm.weight") ? values.fill(1) : values);
+  }
+  const model = await modelFromTensors(config, tensors);
+  try {
+    const ids = Array.from({ length: 230 }, (_, i) => (i * 104729) % config.vocabSize);
+    const logits = await model.logits(ids);
+    const hidden = await model.hidden(ids);
+    const embedding = tensors.get("model.embed_tokens.weight")!;
+    for (const row of [0, 219, 220, 229]) {
+      const want = new Float64Array(config.vocabSize);
+      for (let v = 0; v < config.vocabSize; v++) {
+        for (let c = 0; c < 16; c++) want[v] += hidden[row * 16 + c] * embedding[v * 16 + c];
+      }
+      const got = logits.subarray(row * config.vocabSize, (row + 1) * config.vocabSize);
+      assertClose(got, want, { atol: BLOCKED_LOGITS_ATOL }, `logits row ${row}`);
+    }
+  } finally {
+    model.dispose();
+  }
 });

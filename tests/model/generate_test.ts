@@ -189,3 +189,30 @@ Deno.test({
     }
   },
 });
+
+for (const name of ["gemma2-tiny", "qwen2-tiny"]) {
+  Deno.test({
+    name: `generate() with the KV cache picks the argmax of the full forward at every step (${name})`,
+    ignore: !existsSync(join(FIXTURES, name)),
+    async fn() {
+      // 20 new tokens after a 6-token prompt run past gemma2-tiny's sliding window of 8.
+      const model = await loadModel(join(FIXTURES, name));
+      try {
+        const prompts = [[2, 17, 33, 4, 250, 9], [2, 5]];
+        const generated = await generate(model, prompts, { maxNewTokens: 20, temperature: 0 });
+        for (let i = 0; i < prompts.length; i++) {
+          const sequence = [...prompts[i], ...generated[i].tokens];
+          const logits = await model.logits(sequence.slice(0, -1));
+          const vocab = model.config.vocabSize;
+          for (let t = prompts[i].length - 1; t < sequence.length - 1; t++) {
+            const row = logits.subarray(t * vocab, (t + 1) * vocab);
+            const best = row.indexOf(Math.max(...row));
+            assert.equal(sequence[t + 1], best, `${name} prompt ${i} position ${t + 1}`);
+          }
+        }
+      } finally {
+        model.dispose();
+      }
+    },
+  });
+}
