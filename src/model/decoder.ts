@@ -435,6 +435,22 @@ export class ForwardPass {
 
   #temperature = 1;
 
+  /**
+   * Records a copy of the final hidden state at `rows` (row indices into `batch·seqLen`, e.g. the
+   * `<answer>` token of each sequence) into a new `[rows.length × hidden]` tensor the caller releases.
+   */
+  gatherHidden(rec: Recorder, rows: readonly number[]): Tensor {
+    const hidden = this.model.config.hiddenSize;
+    const out = this.model.engine.pool.tensor([rows.length, hidden], "f32", "gathered_hidden");
+    rows.forEach((row, i) => {
+      if (!(Number.isInteger(row) && row >= 0 && row < this.rows)) {
+        throw new RangeError(`Hidden row ${row} is outside the ${this.rows} rows of this forward`);
+      }
+      rec.copy(this.hidden, out, hidden * 4, row * hidden * 4, i * hidden * 4);
+    });
+    return out;
+  }
+
   /** Records the backward of the whole model for the given loss gradients (accumulating). */
   backward(rec: Recorder, inputs: BackwardInputs): void {
     if (!this.train) throw new Error("backward() needs a forward recorded with { train: true }");

@@ -2,6 +2,7 @@
  * Conformance of the GPU decoder with the PyTorch fixtures (DESIGN §4): logits, final hidden
  * state, mean next-token loss and every parameter gradient, through the public API.
  */
+import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -111,7 +112,8 @@ for (const name of ["qwen2", "gemma2"] as const) {
 }
 
 Deno.test({
-  name: "backward() of a token log-prob loss plus a hidden-state loss equals the sum of the two backwards",
+  name:
+    "gatherHidden() picks rows, and backward() of a log-prob loss plus a hidden-state loss is the sum of both",
   ignore: !existsSync(join(FIXTURES, "gemma2-tiny")),
   async fn() {
     const dir = join(FIXTURES, "gemma2-tiny");
@@ -136,6 +138,18 @@ Deno.test({
     };
     try {
       const both = await gradsFor({ dLogprob, dHidden });
+      const gathered = await (async () => {
+        const rec = model.engine.recorder();
+        const pass = model.forward(rec, batch);
+        const rows = pass.gatherHidden(rec, [9, 4]);
+        const [all, picked] = [rec.read(pass.hidden), rec.read(rows)];
+        pass.release();
+        model.engine.pool.release(rows);
+        await rec.submit();
+        return { all: await all, picked: await picked };
+      })();
+      assert.deepEqual(gathered.picked.subarray(0, hidden), gathered.all.subarray(9 * hidden, 10 * hidden));
+      assert.deepEqual(gathered.picked.subarray(hidden), gathered.all.subarray(4 * hidden, 5 * hidden));
       const tokenOnly = await gradsFor({ dLogprob });
       const hiddenOnly = await gradsFor({ dHidden });
       for (const [name, g] of both) {
