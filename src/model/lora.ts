@@ -8,6 +8,7 @@
  */
 import { SeededRng } from "../data/rng.ts";
 import type { Recorder } from "../gpu/recorder.ts";
+import type { Tensor } from "../gpu/tensor.ts";
 import { matmul } from "../ops/matmul.ts";
 import type { LoraAdapter, LoraAdapterToSave, LoraFactors } from "./checkpoint.ts";
 import type { CausalLM } from "./decoder.ts";
@@ -103,10 +104,10 @@ export function loraParams(model: CausalLM): Param[] {
   return adaptedLinears(model).flatMap(({ linear }) => [linear.lora!.a, linear.lora!.b]);
 }
 
-/** Records `W += sign·scale·B·A` for one adapted layer. */
-function foldInto(rec: Recorder, linear: Linear, sign: 1 | -1): void {
+/** Records `target += sign·scale·B·A` for one adapted layer (target: its weight or a copy). */
+function foldInto(rec: Recorder, linear: Linear, sign: 1 | -1, target = whole(linear.weight.value)): void {
   const lora = linear.lora!;
-  matmul(rec, whole(lora.b.value), whole(lora.a.value), whole(linear.weight.value), {
+  matmul(rec, whole(lora.b.value), whole(lora.a.value), target, {
     m: linear.outFeatures,
     n: linear.inFeatures,
     k: lora.rank,
@@ -138,6 +139,35 @@ export async function unmergeLora(model: CausalLM): Promise<void> {
     linear.lora!.merged = false;
   }
   await rec.submit();
+}
+
+/**
+ * Reads every base parameter (HF names) back in one submit, with the adapters folded in when
+ * `merged` and left out otherwise, whatever the model's current merge state; the model's own
+ * weights are not modified (the fold is computed in copies).
+ *
+ * @example
+ * ```ts
+ * await saveHfCheckpoint("out/merged", model.config, await readBaseWeights(model, true));
+ * ```
+ */
+export async function readBaseWeights(model: CausalLM, merged: boolean): Promise<Map<string, Float32Array>> {
+  const pool = model.engine.pool;
+  const rec = model.engine.recorder();
+  const adapted = new Map(adaptedLinears(model).map(({ linear }) => [linear.weight, linear] as const));
+  const copies: Tensor[] = [];
+  const reads = [...model.params.values()].map((p) => {
+    const linear = adapted.get(p);
+    if (!linear || linear.lora!.merged === merged) return [p.name, readChunks(rec, p.value)] as const;
+    const copy = pool.tensor(p.shape, "f32", `${p.name}.folded`);
+    rec.copy(whole(p.value), copy);
+    foldInto(rec, linear, merged ? 1 : -1, copy);
+    copies.push(copy);
+    return [p.name, rec.read(copy)] as const;
+  });
+  for (const copy of copies) pool.release(copy);
+  await rec.submit();
+  return new Map(await Promise.all(reads.map(async ([name, values]) => [name, await values] as const)));
 }
 
 /**

@@ -19,15 +19,7 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { adamwStep } from "../ops/adamw.ts";
 import { type SaveCheckpointOptions, saveHfCheckpoint, saveLoraAdapter } from "./checkpoint.ts";
 import { type CausalLM, nextTokenTargets, type TokenBatch } from "./decoder.ts";
-import {
-  adaptedLinears,
-  attachLora,
-  loraAdapterOf,
-  type LoraConfig,
-  loraParams,
-  mergeLora,
-  unmergeLora,
-} from "./lora.ts";
+import { attachLora, loraAdapterOf, type LoraConfig, loraParams, readBaseWeights } from "./lora.ts";
 import { clearChunks, ensureGrad, type Param, readChunks, releaseChunks, writeChunks } from "./params.ts";
 import { allocRowChunked, type RowChunked } from "../gpu/tensor.ts";
 
@@ -149,24 +141,9 @@ export class TrainableModel {
     return { loss: -sum / count, gradNorm: (await gradNorm)[0] };
   }
 
-  /** Reads every base parameter (HF names), with LoRA folded in when `merged`. */
-  async baseTensors(merged: boolean): Promise<Map<string, Float32Array>> {
-    const wasMerged = adaptedLinears(this.model).some(({ linear }) => linear.lora!.merged);
-    if (merged && !wasMerged) await mergeLora(this.model);
-    if (!merged && wasMerged) await unmergeLora(this.model);
-    const rec = this.model.engine.recorder();
-    const reads = [...this.model.params.values()].map((p) => [p.name, readChunks(rec, p.value)] as const);
-    await rec.submit();
-    if (merged && !wasMerged) await unmergeLora(this.model);
-    if (!merged && wasMerged) await mergeLora(this.model);
-    const out = new Map<string, Float32Array>();
-    for (const [name, values] of reads) out.set(name, await values);
-    return out;
-  }
-
   /** Saves an HF-layout checkpoint; LoRA adapters are merged into it unless `merged` is false. */
   async save(dir: string, options: SaveCheckpointOptions & { merged?: boolean } = {}): Promise<void> {
-    const tensors = await this.baseTensors(options.merged ?? true);
+    const tensors = await readBaseWeights(this.model, options.merged ?? true);
     await saveHfCheckpoint(dir, this.model.config, tensors, {
       tokenizerDir: options.tokenizerDir ?? (this.model.dir || undefined),
       dtype: options.dtype,

@@ -233,3 +233,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a merged HF checkpoint of a LoRA model reloads with its logits, and saving leaves the base weights untouched",
+  ignore,
+  async fn() {
+    const out = await Deno.makeTempDir({ prefix: "r2ec-merged-" });
+    const model = await loadModel(DIR);
+    const trainable = TrainableModel.lora(model, { rank: 4, alpha: 8, targetModules: [...TARGETS], seed: 2 });
+    try {
+      await trainable.trainStep(batch, { lr: 1e-2 });
+      const before = await snapshot(model);
+      await trainable.save(join(out, "merged"));
+      assert.deepEqual(await snapshot(model), before);
+      const reloaded = await loadModel(join(out, "merged"));
+      try {
+        assertClose(
+          await reloaded.logits(IDS),
+          await model.logits(IDS),
+          { atol: MERGE_ATOL },
+          "merged checkpoint logits",
+        );
+      } finally {
+        reloaded.dispose();
+      }
+    } finally {
+      trainable.dispose();
+      model.dispose();
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
