@@ -32,6 +32,16 @@ async function snapshot(model: CausalLM): Promise<Map<string, Float32Array>> {
   return new Map(await Promise.all(reads.map(async ([n, v]) => [n, await v] as const)));
 }
 
+/** Logits of IDS under the checkpoint saved in `dir`. */
+async function logitsOfSaved(dir: string): Promise<Float32Array> {
+  const reloaded = await loadModel(dir);
+  try {
+    return await reloaded.logits(IDS);
+  } finally {
+    reloaded.dispose();
+  }
+}
+
 Deno.test({
   name: "LoRA training changes only adapter tensors, and merged logits equal unmerged ones",
   ignore,
@@ -106,12 +116,7 @@ Deno.test({
       assert(second.loss < first.loss, `loss ${first.loss} → ${second.loss} should fall`);
       assert(first.gradNorm > 0);
       await trainable.save(join(out, "model"));
-      const reloaded = await loadModel(join(out, "model"));
-      try {
-        assert.deepEqual(await reloaded.logits(IDS), await model.logits(IDS));
-      } finally {
-        reloaded.dispose();
-      }
+      assert.deepEqual(await logitsOfSaved(join(out, "model")), await model.logits(IDS));
     } finally {
       trainable.dispose();
       model.dispose();
@@ -247,17 +252,13 @@ Deno.test({
       const before = await snapshot(model);
       await trainable.save(join(out, "merged"));
       assert.deepEqual(await snapshot(model), before);
-      const reloaded = await loadModel(join(out, "merged"));
-      try {
-        assertClose(
-          await reloaded.logits(IDS),
-          await model.logits(IDS),
-          { atol: MERGE_ATOL },
-          "merged checkpoint logits",
-        );
-      } finally {
-        reloaded.dispose();
-      }
+      const want = await model.logits(IDS);
+      assertClose(
+        await logitsOfSaved(join(out, "merged")),
+        want,
+        { atol: MERGE_ATOL },
+        "merged checkpoint logits",
+      );
     } finally {
       trainable.dispose();
       model.dispose();
