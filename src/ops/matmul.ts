@@ -219,8 +219,8 @@ export function matmulBiasBackward(
   );
 }
 
-/** Runtime switches shared by both kernels (uniform branches in the epilogue, one pipeline each). */
-export function epilogueFlags(bias: Tensor | undefined, accumulate: boolean): number {
+/** Runtime switches of the general kernel (uniform branches in the epilogue, one pipeline). */
+function epilogueFlags(bias: Tensor | undefined, accumulate: boolean): number {
   return (bias ? 1 : 0) | (accumulate ? 2 : 0);
 }
 
