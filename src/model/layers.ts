@@ -160,6 +160,9 @@ function normBackward(
   rmsnormBackward(rec, dy, x, whole(w.value), rstd, dx, dw, { rows, cols: d.hidden, offset: d.normOffset });
 }
 
+/** Backward option for the first writer of a fresh gradient buffer (saves a clear and a read of it). */
+const FIRST = { overwriteDx: true };
+
 function keep(lora: Map<Linear, Tensor>, lin: Linear, u: Tensor | null): void {
   if (u) lora.set(lin, u);
 }
@@ -369,8 +372,7 @@ export function blockBackward(
     scratchDw,
   );
   const dAct = t(ff, "d_act");
-  rec.clear(dAct);
-  linearBackward(rec, pool, block.down, dDown, a.act, u(block.down), dAct, rows);
+  linearBackward(rec, pool, block.down, dDown, a.act, u(block.down), dAct, rows, FIRST);
   if (dDown !== dRes) pool.release(dDown);
   const dGate = t(ff, "d_gate");
   const dUp = t(ff, "d_up");
@@ -379,8 +381,7 @@ export function blockBackward(
   (d.gelu ? gegluBackward : swigluBackward)(rec, dAct, a.gate, a.up, dGate, dUp, { n: rows * ff });
   pool.release(dAct);
   const dxn = t(hidden, "d_xn");
-  rec.clear(dxn);
-  linearBackward(rec, pool, block.gate, dGate, a.xnMlp, u(block.gate), dxn, rows);
+  linearBackward(rec, pool, block.gate, dGate, a.xnMlp, u(block.gate), dxn, rows, FIRST);
   linearBackward(rec, pool, block.up, dUp, a.xnMlp, u(block.up), dxn, rows);
   pool.release(dGate);
   pool.release(dUp);
@@ -399,8 +400,7 @@ export function blockBackward(
     scratchDw,
   );
   const dAttn = t(heads * headDim, "d_attn");
-  rec.clear(dAttn);
-  linearBackward(rec, pool, block.o, dO, a.attn, u(block.o), dAttn, rows);
+  linearBackward(rec, pool, block.o, dO, a.attn, u(block.o), dAttn, rows, FIRST);
   if (dO !== dRes) pool.release(dO);
   const dq = t(heads * headDim, "d_q");
   const dk = t(kvHeads * headDim, "d_k");
@@ -415,7 +415,6 @@ export function blockBackward(
   });
   pool.release(delta);
   pool.release(dAttn);
-  rec.clear(dxn);
   const dRaw = t(heads * headDim, "d_qk_raw");
   rec.clear(dRaw);
   ropeBackward(rec, dq, dRaw, layout.positions, {
@@ -425,7 +424,7 @@ export function blockBackward(
     theta: d.ropeTheta,
     invFreq: d.invFreq,
   });
-  linearBackward(rec, pool, block.q, dRaw, a.xnIn, u(block.q), dxn, rows);
+  linearBackward(rec, pool, block.q, dRaw, a.xnIn, u(block.q), dxn, rows, FIRST);
   rec.clear(dRaw);
   ropeBackward(rec, dk, dRaw, layout.positions, {
     tokens: rows,

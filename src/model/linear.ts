@@ -75,7 +75,8 @@ export function linearForward(
 }
 
 /**
- * Records the backward of {@linkcode linearForward}: `dx += dy·W (+ s·dy·B·A)` and, for trainable
+ * Records the backward of {@linkcode linearForward}: `dx += dy·W (+ s·dy·B·A)` (`=` instead of
+ * `+=` with `overwriteDx`, for the first writer of a fresh buffer) and, for trainable
  * parameters, `dW += dyᵀ·x`, `db += Σ dy`, `dB += s·dyᵀ·u`, `dA += (s·dy·B)ᵀ·x`.
  */
 export function linearBackward(
@@ -87,9 +88,10 @@ export function linearBackward(
   loraUT: Tensor | null,
   dx: Tensor,
   rows: number,
+  { overwriteDx = false }: { overwriteDx?: boolean } = {},
 ): void {
   const { inFeatures: k, outFeatures: n } = lin;
-  matmul(rec, dy, whole(lin.weight.value), dx, { m: rows, n: k, k: n, accumulate: true });
+  matmul(rec, dy, whole(lin.weight.value), dx, { m: rows, n: k, k: n, accumulate: !overwriteDx });
   if (lin.weight.trainable) {
     matmul(rec, dy, x, whole(ensureGrad(pool, lin.weight)), {
       m: n,
