@@ -14,22 +14,25 @@
 // llvmpipe, and a dynamically indexed private array lives in scratch memory at about the same
 // price (and, once NIR unrolls it, JITs for minutes). So the kernels hold their tiles in named
 // mat4x4 / vec4 values only, the head dimension streams through in vec4 steps, and every loaded
-// vec4 feeds 4 rows × 4 keys:
-// * forward / dq: one invocation = 4 query rows (lanes along rows), keys in blocks of 16 (four
-//   mat4x4 "quads" of keys). Per block and vec4 of D: 4 q loads + 16 k (+ 16 v) loads for 64
-//   row-keys, plus a read-modify-write of the 4 output (dq) rows — accumulating straight into
-//   the output keeps registers small. ≈ 0.7 loads per row-key per vec4 → ~B·H·T²/2·(1.25 for the
-//   block diagonal)·D/4·0.7·35 ns / 8 lanes ≈ 15 ms on one core forward, ~2× that for dq.
-// * dk/dv: one invocation = 4 keys (lanes along keys), query rows in blocks of 16, over every
+// vec4 feeds 8 rows (keys) × 4:
+// * forward / dq: one invocation = 8 query rows (lanes along rows, workgroup of 8 lanes = one
+//   SIMD group = 64 rows), keys in blocks of 16 (four mat4x4 "quads" of keys). Per block and vec4
+//   of D: 8 q loads + 16 k (+ 16 v) loads for 128 row-keys, plus a read-modify-write of the 8
+//   output (dq) rows — accumulating straight into the output keeps registers small. ≈ 0.44
+//   loads per row-key per vec4 → B·H·T²/2·(1.25 for the block diagonal)·D/4·0.44·35 ns / 8 lanes
+//   ≈ 10 ms of core time forward, ~1.5× that for dq.
+// * dk/dv: one invocation = 8 keys (lanes along keys), query rows in blocks of 16, over every
 //   query head of the KV group in a fixed order: each gradient element is summed by exactly one
 //   invocation (deterministic, no atomics).
 // The online softmax rescales once per 16-key block. No shared memory, no barriers.
-// Measured here (lavapipe, host heavily shared, process CPU time per call): forward ~50 ms,
-// dq ~50–70 ms, dk/dv ~75–95 ms of core time; JIT 0.2–0.45 s per kernel. The previous design
-// (private arrays for a D ≤ 256 register tile) took 110 / 120 / 210 ms wall (similar load) at
-// R = 1, and 10–140 s of JIT at R = 4. Tried and dropped: 8 keys per dk/dv invocation (no measurable gain, slower JIT).
+// Measured here (host heavily shared, load 4–5 on 2 cores; process CPU time per call, B4 T256
+// H4 D64): forward ~25 ms, dq ~31–39 ms, dk/dv ~51–65 ms of core time, against 33–42 / 44–46 /
+// 67–69 ms for 4 rows × 16 lanes and 110 / 120 / 210 ms wall for the first design (private
+// arrays, which live in scratch memory and took 10–140 s to JIT once unrolled). Cold JIT (no
+// Mesa cache) is ~3–5 s per kernel under that load, 0.3–0.8 s warm.
 // Pitfall: naga does not re-zero a `var` declared without initialiser inside a loop body on each
-// iteration; every accumulator here is initialised explicitly.
+// iteration, and its SPIR-V backend panics on a pointer to a struct member passed to a function;
+// accumulators here are initialised explicitly and passed as whole variables.
 
 struct Params {
   batch: u32,
@@ -49,12 +52,13 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-// Rows (forward, dq) or keys (dk/dv) per invocation, and keys (query rows) per block: 4 quads.
-const RQ: u32 = 4u;
+// Rows (forward, dq) or keys (dk/dv) per invocation (two vec4 halves), and keys (query rows)
+// per block: 4 quads.
+const RQ: u32 = 8u;
 const KB: u32 = 16u;
 const NEG: f32 = -3.0e38;
 
-override WG: u32 = 16u;
+override WG: u32 = 8u;
 override HD4: u32 = 16u;
 
 // Scaled and optionally soft-capped scores of raw dot products.
@@ -140,48 +144,57 @@ fn q_rows(b: u32, i: u32, h: u32) -> vec4<u32> {
                    q_index(b, min(i + 2u, last), h), q_index(b, min(i + 3u, last), h));
 }
 
-// Per-row softmax state of 4 rows, one component per row.
-struct RowStats {
-  m: vec4<f32>,
-  l: vec4<f32>,
+// Four rows (or keys) of an invocation: vec4-row starts, validity, absolute positions.
+struct Half {
+  base: vec4<u32>,
+  valid: vec4<bool>,
+  pos: vec4<i32>,
 }
 
-// Prologue shared by the row-tiled kernels: 4 query rows per invocation.
+// Query rows first, first + WG, first + 2·WG, first + 3·WG of head h (loads clamp to the last row).
+fn row_half(b: u32, h: u32, off: i32, first: u32) -> Half {
+  let rows = vec4<u32>(first) + vec4<u32>(0u, WG, 2u * WG, 3u * WG);
+  let last = p.tq - 1u;
+  return Half(
+    vec4<u32>(q_index(b, min(rows.x, last), h), q_index(b, min(rows.y, last), h),
+              q_index(b, min(rows.z, last), h), q_index(b, min(rows.w, last), h)),
+    rows < vec4<u32>(p.tq),
+    vec4<i32>(off) + vec4<i32>(rows),
+  );
+}
+
+// Prologue shared by the row-tiled kernels: 8 query rows per invocation, in two halves.
 struct RowTile {
   b: u32,
   h: u32,
   kvh: u32,
-  rows: vec4<u32>,
-  valid: vec4<bool>,
-  pos: vec4<i32>,
-  base: vec4<u32>,
+  lo: Half,
+  hi: Half,
   keys: vec2<i32>,
   kv_stride: u32,
+  lse_base: u32,
 }
 
 fn row_tile(lid: vec3<u32>, wid: vec3<u32>) -> RowTile {
   let b = wid.z;
   let h = wid.y;
   let block = wid.x * WG * RQ;
-  let rows = vec4<u32>(block + lid.x) + vec4<u32>(0u, WG, 2u * WG, 3u * WG);
   let off = q_offset[b];
-  let last = p.tq - 1u;
   return RowTile(
     b,
     h,
     h / (p.heads / p.kv_heads),
-    rows,
-    rows < vec4<u32>(p.tq),
-    vec4<i32>(off) + vec4<i32>(rows),
-    vec4<u32>(q_index(b, min(rows.x, last), h), q_index(b, min(rows.y, last), h),
-              q_index(b, min(rows.z, last), h), q_index(b, min(rows.w, last), h)),
+    row_half(b, h, off, block + lid.x),
+    row_half(b, h, off, block + lid.x + 4u * WG),
     key_range(block, off, kv_len[b]),
     p.kv_heads * HD4,
+    (b * p.heads + h) * p.tq,
   );
 }
 
-fn lse_row(t: RowTile, r: u32) -> u32 {
-  return (t.b * p.heads + t.h) * p.tq + min(t.rows[r], p.tq - 1u);
+// Index in lse / delta of the row at absolute position pos (clamped like the loads).
+fn lse_index(t: RowTile, pos: i32) -> u32 {
+  return t.lse_base + min(u32(pos - q_offset[t.b]), p.tq - 1u);
 }
 
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
@@ -203,7 +216,7 @@ fn v_quads(kb: u32, stride: u32, last: u32, c: u32, quad: u32) -> mat4x4<f32> {
                      v[kb + min(j + 2u, last) * stride + c], v[kb + min(j + 3u, last) * stride + c]);
 }
 
-// Raw dot products of the tile's 4 rows with the 16 keys of a block.
+// Raw dot products of 4 rows with the 16 keys of a block (one mat4x4 per row).
 struct Tile4 {
   r0: mat4x4<f32>,
   r1: mat4x4<f32>,
@@ -211,19 +224,31 @@ struct Tile4 {
   r3: mat4x4<f32>,
 }
 
-fn qk_tile(t: RowTile, kb: u32, last: u32) -> Tile4 {
-  var s = Tile4();
+struct Tile8 {
+  lo: Tile4,
+  hi: Tile4,
+}
+
+fn add_q_dots(s: ptr<function, Tile4>, base: vec4<u32>, c: u32, k0: mat4x4<f32>, k1: mat4x4<f32>,
+              k2: mat4x4<f32>, k3: mat4x4<f32>) {
+  (*s).r0 += dots16(q[base.x + c], k0, k1, k2, k3);
+  (*s).r1 += dots16(q[base.y + c], k0, k1, k2, k3);
+  (*s).r2 += dots16(q[base.z + c], k0, k1, k2, k3);
+  (*s).r3 += dots16(q[base.w + c], k0, k1, k2, k3);
+}
+
+fn qk_tile(t: RowTile, kb: u32, last: u32) -> Tile8 {
+  var lo = Tile4();
+  var hi = Tile4();
   for (var c = 0u; c < HD4; c++) {
     let k0 = k_quads(kb, t.kv_stride, last, c, 0u);
     let k1 = k_quads(kb, t.kv_stride, last, c, 1u);
     let k2 = k_quads(kb, t.kv_stride, last, c, 2u);
     let k3 = k_quads(kb, t.kv_stride, last, c, 3u);
-    s.r0 += dots16(q[t.base.x + c], k0, k1, k2, k3);
-    s.r1 += dots16(q[t.base.y + c], k0, k1, k2, k3);
-    s.r2 += dots16(q[t.base.z + c], k0, k1, k2, k3);
-    s.r3 += dots16(q[t.base.w + c], k0, k1, k2, k3);
+    add_q_dots(&lo, t.lo.base, c, k0, k1, k2, k3);
+    add_q_dots(&hi, t.hi.base, c, k0, k1, k2, k3);
   }
-  return s;
+  return Tile8(lo, hi);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -231,6 +256,12 @@ fn qk_tile(t: RowTile, kb: u32, last: u32) -> Tile4 {
 
 @group(0) @binding(6) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> lse: array<f32>;
+
+// Running max and Σexp of 4 rows, one component per row.
+struct RowStats {
+  m: vec4<f32>,
+  l: vec4<f32>,
+}
 
 struct Online {
   p: mat4x4<f32>,
@@ -258,54 +289,91 @@ fn online(s: mat4x4<f32>, pos: i32, j0: i32, j_end: i32, m: f32, l: f32) -> Onli
   return Online(e, mx, l * alpha + sum4(e[0] + e[1] + e[2] + e[3]), alpha);
 }
 
-fn accumulate_out(valid: bool, at: u32, alpha: f32, add: vec4<f32>) {
+struct Online4 {
+  o0: Online,
+  o1: Online,
+  o2: Online,
+  o3: Online,
+}
+
+fn online4(s: Tile4, h: Half, j0: i32, j_end: i32, st: RowStats) -> Online4 {
+  return Online4(
+    online(s.r0, h.pos.x, j0, j_end, st.m.x, st.l.x),
+    online(s.r1, h.pos.y, j0, j_end, st.m.y, st.l.y),
+    online(s.r2, h.pos.z, j0, j_end, st.m.z, st.l.z),
+    online(s.r3, h.pos.w, j0, j_end, st.m.w, st.l.w),
+  );
+}
+
+fn stats_of(o: Online4) -> RowStats {
+  return RowStats(vec4<f32>(o.o0.m, o.o1.m, o.o2.m, o.o3.m), vec4<f32>(o.o0.l, o.o1.l, o.o2.l, o.o3.l));
+}
+
+fn accumulate_out(valid: bool, at: u32, o: Online, v0: mat4x4<f32>, v1: mat4x4<f32>, v2: mat4x4<f32>,
+                  v3: mat4x4<f32>) {
   if (valid) {
-    out[at] = out[at] * alpha + add;
+    out[at] = out[at] * o.alpha + mix16(v0, v1, v2, v3, o.p);
+  }
+}
+
+fn accumulate_half(h: Half, c: u32, o: Online4, v0: mat4x4<f32>, v1: mat4x4<f32>, v2: mat4x4<f32>,
+                   v3: mat4x4<f32>) {
+  accumulate_out(h.valid.x, h.base.x + c, o.o0, v0, v1, v2, v3);
+  accumulate_out(h.valid.y, h.base.y + c, o.o1, v0, v1, v2, v3);
+  accumulate_out(h.valid.z, h.base.z + c, o.o2, v0, v1, v2, v3);
+  accumulate_out(h.valid.w, h.base.w + c, o.o3, v0, v1, v2, v3);
+}
+
+fn clear_half(h: Half) {
+  for (var r = 0u; r < 4u; r++) {
+    if (h.valid[r]) {
+      for (var c = 0u; c < HD4; c++) {
+        out[h.base[r] + c] = vec4<f32>(0.0);
+      }
+    }
+  }
+}
+
+// Normalises the accumulated rows and writes lse. A row that sees no key (only possible with
+// kv_len ≤ pos − window) outputs zeros.
+fn finish_half(t: RowTile, h: Half, st: RowStats) {
+  let inv = select(vec4<f32>(0.0), 1.0 / st.l, st.l > vec4<f32>(0.0));
+  for (var r = 0u; r < 4u; r++) {
+    if (h.valid[r]) {
+      for (var c = 0u; c < HD4; c++) {
+        out[h.base[r] + c] *= inv[r];
+      }
+      lse[lse_index(t, h.pos[r])] = select(NEG, st.m[r] + log(st.l[r]), st.l[r] > 0.0);
+    }
   }
 }
 
 @compute @workgroup_size(WG)
 fn attention_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let t = row_tile(lid, wid);
-  for (var c = 0u; c < HD4; c++) {
-    for (var r = 0u; r < RQ; r++) {
-      if (t.valid[r]) {
-        out[t.base[r] + c] = vec4<f32>(0.0);
-      }
-    }
-  }
-  var st = RowStats(vec4<f32>(NEG), vec4<f32>(0.0));
+  clear_half(t.lo);
+  clear_half(t.hi);
+  var st_lo = RowStats(vec4<f32>(NEG), vec4<f32>(0.0));
+  var st_hi = RowStats(vec4<f32>(NEG), vec4<f32>(0.0));
   for (var j0 = t.keys.x; j0 < t.keys.y; j0 += i32(KB)) {
     let kb = kv_index(t.b, u32(j0), t.kvh);
     let last = u32(t.keys.y - 1 - j0);
     let s = qk_tile(t, kb, last);
-    let o0 = online(s.r0, t.pos.x, j0, t.keys.y, st.m.x, st.l.x);
-    let o1 = online(s.r1, t.pos.y, j0, t.keys.y, st.m.y, st.l.y);
-    let o2 = online(s.r2, t.pos.z, j0, t.keys.y, st.m.z, st.l.z);
-    let o3 = online(s.r3, t.pos.w, j0, t.keys.y, st.m.w, st.l.w);
-    st = RowStats(vec4<f32>(o0.m, o1.m, o2.m, o3.m), vec4<f32>(o0.l, o1.l, o2.l, o3.l));
+    let o_lo = online4(s.lo, t.lo, j0, t.keys.y, st_lo);
+    let o_hi = online4(s.hi, t.hi, j0, t.keys.y, st_hi);
+    st_lo = stats_of(o_lo);
+    st_hi = stats_of(o_hi);
     for (var c = 0u; c < HD4; c++) {
       let v0 = v_quads(kb, t.kv_stride, last, c, 0u);
       let v1 = v_quads(kb, t.kv_stride, last, c, 1u);
       let v2 = v_quads(kb, t.kv_stride, last, c, 2u);
       let v3 = v_quads(kb, t.kv_stride, last, c, 3u);
-      accumulate_out(t.valid.x, t.base.x + c, o0.alpha, mix16(v0, v1, v2, v3, o0.p));
-      accumulate_out(t.valid.y, t.base.y + c, o1.alpha, mix16(v0, v1, v2, v3, o1.p));
-      accumulate_out(t.valid.z, t.base.z + c, o2.alpha, mix16(v0, v1, v2, v3, o2.p));
-      accumulate_out(t.valid.w, t.base.w + c, o3.alpha, mix16(v0, v1, v2, v3, o3.p));
+      accumulate_half(t.lo, c, o_lo, v0, v1, v2, v3);
+      accumulate_half(t.hi, c, o_hi, v0, v1, v2, v3);
     }
   }
-  // A row that sees no key (only possible with kv_len ≤ pos − window) outputs zeros.
-  let inv = select(vec4<f32>(0.0), 1.0 / st.l, st.l > vec4<f32>(0.0));
-  for (var r = 0u; r < RQ; r++) {
-    if (!t.valid[r]) {
-      continue;
-    }
-    for (var c = 0u; c < HD4; c++) {
-      out[t.base[r] + c] *= inv[r];
-    }
-    lse[lse_row(t, r)] = select(NEG, st.m[r] + log(st.l[r]), st.l[r] > 0.0);
-  }
+  finish_half(t, t.lo, st_lo);
+  finish_half(t, t.hi, st_hi);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -319,34 +387,75 @@ fn attention_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
 @group(0) @binding(9) var<storage, read_write> delta: array<f32>;
 @group(0) @binding(10) var<storage, read_write> dq: array<vec4<f32>>;
 
-// dP = dout·v of the tile's 4 rows with the 16 keys of a block.
-fn dov_tile(t: RowTile, kb: u32, last: u32) -> Tile4 {
-  var dp = Tile4();
+fn add_dout_dots(s: ptr<function, Tile4>, base: vec4<u32>, c: u32, v0: mat4x4<f32>, v1: mat4x4<f32>,
+                 v2: mat4x4<f32>, v3: mat4x4<f32>) {
+  (*s).r0 += dots16(dout[base.x + c], v0, v1, v2, v3);
+  (*s).r1 += dots16(dout[base.y + c], v0, v1, v2, v3);
+  (*s).r2 += dots16(dout[base.z + c], v0, v1, v2, v3);
+  (*s).r3 += dots16(dout[base.w + c], v0, v1, v2, v3);
+}
+
+// dP = dout·v of the tile's 8 rows with the 16 keys of a block.
+fn dov_tile(t: RowTile, kb: u32, last: u32) -> Tile8 {
+  var lo = Tile4();
+  var hi = Tile4();
   for (var c = 0u; c < HD4; c++) {
     let v0 = v_quads(kb, t.kv_stride, last, c, 0u);
     let v1 = v_quads(kb, t.kv_stride, last, c, 1u);
     let v2 = v_quads(kb, t.kv_stride, last, c, 2u);
     let v3 = v_quads(kb, t.kv_stride, last, c, 3u);
-    dp.r0 += dots16(dout[t.base.x + c], v0, v1, v2, v3);
-    dp.r1 += dots16(dout[t.base.y + c], v0, v1, v2, v3);
-    dp.r2 += dots16(dout[t.base.z + c], v0, v1, v2, v3);
-    dp.r3 += dots16(dout[t.base.w + c], v0, v1, v2, v3);
+    add_dout_dots(&lo, t.lo.base, c, v0, v1, v2, v3);
+    add_dout_dots(&hi, t.hi.base, c, v0, v1, v2, v3);
   }
-  return dp;
+  return Tile8(lo, hi);
+}
+
+// Per-row lse and delta = Σ dout·out of 4 rows; writes delta for the valid ones.
+struct RowTerms {
+  lse: vec4<f32>,
+  delta: vec4<f32>,
+}
+
+fn row_terms(t: RowTile, h: Half) -> RowTerms {
+  var d4 = mat4x4<f32>();
+  for (var c = 0u; c < HD4; c++) {
+    d4[0] += dout[h.base.x + c] * out_in[h.base.x + c];
+    d4[1] += dout[h.base.y + c] * out_in[h.base.y + c];
+    d4[2] += dout[h.base.z + c] * out_in[h.base.z + c];
+    d4[3] += dout[h.base.w + c] * out_in[h.base.w + c];
+  }
+  var terms = RowTerms(vec4<f32>(0.0), vec4<f32>(sum4(d4[0]), sum4(d4[1]), sum4(d4[2]), sum4(d4[3])));
+  for (var r = 0u; r < 4u; r++) {
+    let at = lse_index(t, h.pos[r]);
+    terms.lse[r] = lse_in[at];
+    if (h.valid[r]) {
+      delta[at] = terms.delta[r];
+    }
+  }
+  return terms;
 }
 
 // dS·d(score)/d(raw) of 4 visible keys; 0 where masked.
-fn dscore4(s: vec4<f32>, dp: vec4<f32>, ok: vec4<bool>, lse_r: vec4<f32>, delta_r: vec4<f32>) -> vec4<f32> {
+fn dscore4(s: vec4<f32>, dp: vec4<f32>, ok: vec4<bool>, lse_r: f32, delta_r: f32) -> vec4<f32> {
   let sc = capped4(s);
   return select(vec4<f32>(0.0), exp(sc - lse_r) * (dp - delta_r) * slope4(sc), ok);
 }
 
 fn dscores_row(s: mat4x4<f32>, dp: mat4x4<f32>, pos: i32, j0: i32, j_end: i32, l: f32, d: f32) -> mat4x4<f32> {
   return mat4x4<f32>(
-    dscore4(s[0], dp[0], key_mask(pos, j0, j_end), vec4<f32>(l), vec4<f32>(d)),
-    dscore4(s[1], dp[1], key_mask(pos, j0 + 4, j_end), vec4<f32>(l), vec4<f32>(d)),
-    dscore4(s[2], dp[2], key_mask(pos, j0 + 8, j_end), vec4<f32>(l), vec4<f32>(d)),
-    dscore4(s[3], dp[3], key_mask(pos, j0 + 12, j_end), vec4<f32>(l), vec4<f32>(d)),
+    dscore4(s[0], dp[0], key_mask(pos, j0, j_end), l, d),
+    dscore4(s[1], dp[1], key_mask(pos, j0 + 4, j_end), l, d),
+    dscore4(s[2], dp[2], key_mask(pos, j0 + 8, j_end), l, d),
+    dscore4(s[3], dp[3], key_mask(pos, j0 + 12, j_end), l, d),
+  );
+}
+
+fn dscores_half(s: Tile4, dp: Tile4, h: Half, j0: i32, j_end: i32, terms: RowTerms) -> Tile4 {
+  return Tile4(
+    dscores_row(s.r0, dp.r0, h.pos.x, j0, j_end, terms.lse.x, terms.delta.x),
+    dscores_row(s.r1, dp.r1, h.pos.y, j0, j_end, terms.lse.y, terms.delta.y),
+    dscores_row(s.r2, dp.r2, h.pos.z, j0, j_end, terms.lse.z, terms.delta.z),
+    dscores_row(s.r3, dp.r3, h.pos.w, j0, j_end, terms.lse.w, terms.delta.w),
   );
 }
 
@@ -356,49 +465,40 @@ fn accumulate_dq(valid: bool, at: u32, add: vec4<f32>) {
   }
 }
 
+fn accumulate_dq_half(h: Half, c: u32, g: Tile4, k0: mat4x4<f32>, k1: mat4x4<f32>, k2: mat4x4<f32>,
+                      k3: mat4x4<f32>) {
+  accumulate_dq(h.valid.x, h.base.x + c, mix16(k0, k1, k2, k3, g.r0));
+  accumulate_dq(h.valid.y, h.base.y + c, mix16(k0, k1, k2, k3, g.r1));
+  accumulate_dq(h.valid.z, h.base.z + c, mix16(k0, k1, k2, k3, g.r2));
+  accumulate_dq(h.valid.w, h.base.w + c, mix16(k0, k1, k2, k3, g.r3));
+}
+
 @compute @workgroup_size(WG)
 fn attention_backward_dq(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let t = row_tile(lid, wid);
-  var d4 = mat4x4<f32>();
-  for (var c = 0u; c < HD4; c++) {
-    d4[0] += dout[t.base.x + c] * out_in[t.base.x + c];
-    d4[1] += dout[t.base.y + c] * out_in[t.base.y + c];
-    d4[2] += dout[t.base.z + c] * out_in[t.base.z + c];
-    d4[3] += dout[t.base.w + c] * out_in[t.base.w + c];
-  }
-  let dl = vec4<f32>(sum4(d4[0]), sum4(d4[1]), sum4(d4[2]), sum4(d4[3]));
-  var rl = vec4<f32>(0.0);
-  for (var r = 0u; r < RQ; r++) {
-    rl[r] = lse_in[lse_row(t, r)];
-    if (t.valid[r]) {
-      delta[lse_row(t, r)] = dl[r];
-    }
-  }
+  let terms_lo = row_terms(t, t.lo);
+  let terms_hi = row_terms(t, t.hi);
   for (var j0 = t.keys.x; j0 < t.keys.y; j0 += i32(KB)) {
     let kb = kv_index(t.b, u32(j0), t.kvh);
     let last = u32(t.keys.y - 1 - j0);
     let s = qk_tile(t, kb, last);
     let dp = dov_tile(t, kb, last);
-    let g0 = dscores_row(s.r0, dp.r0, t.pos.x, j0, t.keys.y, rl.x, dl.x);
-    let g1 = dscores_row(s.r1, dp.r1, t.pos.y, j0, t.keys.y, rl.y, dl.y);
-    let g2 = dscores_row(s.r2, dp.r2, t.pos.z, j0, t.keys.y, rl.z, dl.z);
-    let g3 = dscores_row(s.r3, dp.r3, t.pos.w, j0, t.keys.y, rl.w, dl.w);
+    let g_lo = dscores_half(s.lo, dp.lo, t.lo, j0, t.keys.y, terms_lo);
+    let g_hi = dscores_half(s.hi, dp.hi, t.hi, j0, t.keys.y, terms_hi);
     for (var c = 0u; c < HD4; c++) {
       let k0 = k_quads(kb, t.kv_stride, last, c, 0u);
       let k1 = k_quads(kb, t.kv_stride, last, c, 1u);
       let k2 = k_quads(kb, t.kv_stride, last, c, 2u);
       let k3 = k_quads(kb, t.kv_stride, last, c, 3u);
-      accumulate_dq(t.valid.x, t.base.x + c, mix16(k0, k1, k2, k3, g0));
-      accumulate_dq(t.valid.y, t.base.y + c, mix16(k0, k1, k2, k3, g1));
-      accumulate_dq(t.valid.z, t.base.z + c, mix16(k0, k1, k2, k3, g2));
-      accumulate_dq(t.valid.w, t.base.w + c, mix16(k0, k1, k2, k3, g3));
+      accumulate_dq_half(t.lo, c, g_lo, k0, k1, k2, k3);
+      accumulate_dq_half(t.hi, c, g_hi, k0, k1, k2, k3);
     }
   }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Backward, kernel 2: dk and dv (+=). Lanes run along keys, 4 keys per invocation; query rows
-// come in blocks of 16 (uniform across lanes), for every query head of the KV group.
+// Backward, kernel 2: dk and dv (+=). Lanes run along keys, 8 keys per invocation (two halves);
+// query rows come in blocks of 16 (uniform across lanes), for every query head of the KV group.
 
 @group(0) @binding(6) var<storage, read> lse_kv: array<f32>;
 @group(0) @binding(7) var<storage, read> dout_kv: array<vec4<f32>>;
@@ -414,15 +514,61 @@ fn dout_quad(rows: vec4<u32>, c: u32) -> mat4x4<f32> {
   return mat4x4<f32>(dout_kv[rows.x + c], dout_kv[rows.y + c], dout_kv[rows.z + c], dout_kv[rows.w + c]);
 }
 
-// lse and delta of query rows i .. i+3 (clamped) of head h.
+// lse or delta of query rows i .. i+3 (clamped) of head h.
 fn row_values(b: u32, h: u32, i: u32, want_delta: bool) -> vec4<f32> {
   let base = (b * p.heads + h) * p.tq;
-  let last = p.tq - 1u;
-  let at = vec4<u32>(base) + min(vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last));
+  let at = vec4<u32>(base) + min(vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.tq - 1u));
   if (want_delta) {
     return vec4<f32>(delta_kv[at.x], delta_kv[at.y], delta_kv[at.z], delta_kv[at.w]);
   }
   return vec4<f32>(lse_kv[at.x], lse_kv[at.y], lse_kv[at.z], lse_kv[at.w]);
+}
+
+// Four keys of one invocation: their vec4-row starts, indices and validity (key < tmax).
+struct Keys4 {
+  kb: vec4<u32>,
+  j: vec4<i32>,
+  valid: vec4<bool>,
+}
+
+fn keys4(b: u32, kvh: u32, first: u32) -> Keys4 {
+  let keys = vec4<u32>(first) + vec4<u32>(0u, WG, 2u * WG, 3u * WG);
+  let last = p.tmax - 1u;
+  return Keys4(
+    vec4<u32>(kv_index(b, min(keys.x, last), kvh), kv_index(b, min(keys.y, last), kvh),
+              kv_index(b, min(keys.z, last), kvh), kv_index(b, min(keys.w, last), kvh)),
+    vec4<i32>(keys),
+    keys < vec4<u32>(p.tmax),
+  );
+}
+
+// Slice c of 16 query rows (4 quads) of q and of dout.
+struct Rows16 {
+  q0: mat4x4<f32>,
+  q1: mat4x4<f32>,
+  q2: mat4x4<f32>,
+  q3: mat4x4<f32>,
+  o0: mat4x4<f32>,
+  o1: mat4x4<f32>,
+  o2: mat4x4<f32>,
+  o3: mat4x4<f32>,
+}
+
+fn rows16(r0: vec4<u32>, r1: vec4<u32>, r2: vec4<u32>, r3: vec4<u32>, c: u32) -> Rows16 {
+  return Rows16(q_quad(r0, c), q_quad(r1, c), q_quad(r2, c), q_quad(r3, c),
+                dout_quad(r0, c), dout_quad(r1, c), dout_quad(r2, c), dout_quad(r3, c));
+}
+
+// Adds slice c of the raw scores k·q and of dP = v·dout of 4 keys against 16 rows.
+fn key_dots(ks: Keys4, c: u32, x: Rows16, s: ptr<function, Tile4>, dp: ptr<function, Tile4>) {
+  (*s).r0 += dots16(k[ks.kb.x + c], x.q0, x.q1, x.q2, x.q3);
+  (*s).r1 += dots16(k[ks.kb.y + c], x.q0, x.q1, x.q2, x.q3);
+  (*s).r2 += dots16(k[ks.kb.z + c], x.q0, x.q1, x.q2, x.q3);
+  (*s).r3 += dots16(k[ks.kb.w + c], x.q0, x.q1, x.q2, x.q3);
+  (*dp).r0 += dots16(v[ks.kb.x + c], x.o0, x.o1, x.o2, x.o3);
+  (*dp).r1 += dots16(v[ks.kb.y + c], x.o0, x.o1, x.o2, x.o3);
+  (*dp).r2 += dots16(v[ks.kb.z + c], x.o0, x.o1, x.o2, x.o3);
+  (*dp).r3 += dots16(v[ks.kb.w + c], x.o0, x.o1, x.o2, x.o3);
 }
 
 struct KeyGrads {
@@ -433,7 +579,7 @@ struct KeyGrads {
 // Probabilities and dS·slope of one key against 16 query rows (columns = quads of rows).
 fn key_grads(s: mat4x4<f32>, dp: mat4x4<f32>, j: i32, i0: i32, i_end: i32, off: i32, len: i32,
              lse4: mat4x4<f32>, delta4: mat4x4<f32>) -> KeyGrads {
-  var g: KeyGrads;
+  var g = KeyGrads();
   for (var quad = 0; quad < 4; quad++) {
     let ok = query_mask(j, i0 + 4 * quad, i_end, off, len);
     let sc = capped4(s[quad]);
@@ -444,11 +590,35 @@ fn key_grads(s: mat4x4<f32>, dp: mat4x4<f32>, j: i32, i0: i32, i_end: i32, off: 
   return g;
 }
 
-fn accumulate_kv(valid: bool, at: u32, add_k: vec4<f32>, add_v: vec4<f32>) {
+struct Grads4 {
+  g0: KeyGrads,
+  g1: KeyGrads,
+  g2: KeyGrads,
+  g3: KeyGrads,
+}
+
+fn grads4(ks: Keys4, s: Tile4, dp: Tile4, i0: i32, i_end: i32, off: i32, len: i32, lse4: mat4x4<f32>,
+          delta4: mat4x4<f32>) -> Grads4 {
+  return Grads4(
+    key_grads(s.r0, dp.r0, ks.j.x, i0, i_end, off, len, lse4, delta4),
+    key_grads(s.r1, dp.r1, ks.j.y, i0, i_end, off, len, lse4, delta4),
+    key_grads(s.r2, dp.r2, ks.j.z, i0, i_end, off, len, lse4, delta4),
+    key_grads(s.r3, dp.r3, ks.j.w, i0, i_end, off, len, lse4, delta4),
+  );
+}
+
+fn accumulate_kv(valid: bool, at: u32, x: Rows16, g: KeyGrads) {
   if (valid) {
-    dk[at] += add_k;
-    dv[at] += add_v;
+    dk[at] += mix16(x.q0, x.q1, x.q2, x.q3, g.ds);
+    dv[at] += mix16(x.o0, x.o1, x.o2, x.o3, g.p);
   }
+}
+
+fn accumulate_keys(ks: Keys4, c: u32, x: Rows16, g: Grads4) {
+  accumulate_kv(ks.valid.x, ks.kb.x + c, x, g.g0);
+  accumulate_kv(ks.valid.y, ks.kb.y + c, x, g.g1);
+  accumulate_kv(ks.valid.z, ks.kb.z + c, x, g.g2);
+  accumulate_kv(ks.valid.w, ks.kb.w + c, x, g.g3);
 }
 
 @compute @workgroup_size(WG)
@@ -459,12 +629,8 @@ fn attention_backward_dkdv(@builtin(local_invocation_id) lid: vec3<u32>, @builti
   let block = wid.x * WG * RQ;
   let off = q_offset[b];
   let len = kv_len[b];
-  let keys = vec4<u32>(block + lid.x) + vec4<u32>(0u, WG, 2u * WG, 3u * WG);
-  let valid = keys < vec4<u32>(p.tmax);
-  let last_key = p.tmax - 1u;
-  let kb = vec4<u32>(kv_index(b, min(keys.x, last_key), kvh), kv_index(b, min(keys.y, last_key), kvh),
-                     kv_index(b, min(keys.z, last_key), kvh), kv_index(b, min(keys.w, last_key), kvh));
-  let j = vec4<i32>(keys);
+  let ka = keys4(b, kvh, block + lid.x);
+  let kz = keys4(b, kvh, block + lid.x + 4u * WG);
   // Query rows that can see a key of this block: pos ≥ block, and pos < last key + window.
   let i_begin = max(0, i32(block) - off);
   var i_end = i32(p.tq);
@@ -474,58 +640,30 @@ fn attention_backward_dkdv(@builtin(local_invocation_id) lid: vec3<u32>, @builti
   for (var g = 0u; g < group; g++) {
     let h = kvh * group + g;
     for (var i0 = i_begin; i0 < i_end; i0 += i32(KB)) {
-      let r0 = q_rows(b, u32(i0), h);
-      let r1 = q_rows(b, u32(i0) + 4u, h);
-      let r2 = q_rows(b, u32(i0) + 8u, h);
-      let r3 = q_rows(b, u32(i0) + 12u, h);
-      var s0 = mat4x4<f32>();
-      var s1 = mat4x4<f32>();
-      var s2 = mat4x4<f32>();
-      var s3 = mat4x4<f32>();
-      var p0 = mat4x4<f32>();
-      var p1 = mat4x4<f32>();
-      var p2 = mat4x4<f32>();
-      var p3 = mat4x4<f32>();
-      for (var c = 0u; c < HD4; c++) {
-        let q0 = q_quad(r0, c);
-        let q1 = q_quad(r1, c);
-        let q2 = q_quad(r2, c);
-        let q3 = q_quad(r3, c);
-        s0 += dots16(k[kb.x + c], q0, q1, q2, q3);
-        s1 += dots16(k[kb.y + c], q0, q1, q2, q3);
-        s2 += dots16(k[kb.z + c], q0, q1, q2, q3);
-        s3 += dots16(k[kb.w + c], q0, q1, q2, q3);
-        let o0 = dout_quad(r0, c);
-        let o1 = dout_quad(r1, c);
-        let o2 = dout_quad(r2, c);
-        let o3 = dout_quad(r3, c);
-        p0 += dots16(v[kb.x + c], o0, o1, o2, o3);
-        p1 += dots16(v[kb.y + c], o0, o1, o2, o3);
-        p2 += dots16(v[kb.z + c], o0, o1, o2, o3);
-        p3 += dots16(v[kb.w + c], o0, o1, o2, o3);
-      }
       let iu = u32(i0);
+      let r0 = q_rows(b, iu, h);
+      let r1 = q_rows(b, iu + 4u, h);
+      let r2 = q_rows(b, iu + 8u, h);
+      let r3 = q_rows(b, iu + 12u, h);
+      var sa = Tile4();
+      var dpa = Tile4();
+      var sz = Tile4();
+      var dpz = Tile4();
+      for (var c = 0u; c < HD4; c++) {
+        let x = rows16(r0, r1, r2, r3, c);
+        key_dots(ka, c, x, &sa, &dpa);
+        key_dots(kz, c, x, &sz, &dpz);
+      }
       let lse4 = mat4x4<f32>(row_values(b, h, iu, false), row_values(b, h, iu + 4u, false),
                              row_values(b, h, iu + 8u, false), row_values(b, h, iu + 12u, false));
       let delta4 = mat4x4<f32>(row_values(b, h, iu, true), row_values(b, h, iu + 4u, true),
                                row_values(b, h, iu + 8u, true), row_values(b, h, iu + 12u, true));
-      let g0 = key_grads(s0, p0, j.x, i0, i_end, off, len, lse4, delta4);
-      let g1 = key_grads(s1, p1, j.y, i0, i_end, off, len, lse4, delta4);
-      let g2 = key_grads(s2, p2, j.z, i0, i_end, off, len, lse4, delta4);
-      let g3 = key_grads(s3, p3, j.w, i0, i_end, off, len, lse4, delta4);
+      let ga = grads4(ka, sa, dpa, i0, i_end, off, len, lse4, delta4);
+      let gz = grads4(kz, sz, dpz, i0, i_end, off, len, lse4, delta4);
       for (var c = 0u; c < HD4; c++) {
-        let q0 = q_quad(r0, c);
-        let q1 = q_quad(r1, c);
-        let q2 = q_quad(r2, c);
-        let q3 = q_quad(r3, c);
-        let o0 = dout_quad(r0, c);
-        let o1 = dout_quad(r1, c);
-        let o2 = dout_quad(r2, c);
-        let o3 = dout_quad(r3, c);
-        accumulate_kv(valid.x, kb.x + c, mix16(q0, q1, q2, q3, g0.ds), mix16(o0, o1, o2, o3, g0.p));
-        accumulate_kv(valid.y, kb.y + c, mix16(q0, q1, q2, q3, g1.ds), mix16(o0, o1, o2, o3, g1.p));
-        accumulate_kv(valid.z, kb.z + c, mix16(q0, q1, q2, q3, g2.ds), mix16(o0, o1, o2, o3, g2.p));
-        accumulate_kv(valid.w, kb.w + c, mix16(q0, q1, q2, q3, g3.ds), mix16(o0, o1, o2, o3, g3.p));
+        let x = rows16(r0, r1, r2, r3, c);
+        accumulate_keys(ka, c, x, ga);
+        accumulate_keys(kz, c, x, gz);
       }
     }
   }

@@ -24,10 +24,10 @@ import { params, type Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { elementGrid } from "./grid.ts";
 
-/** Workgroup x size: two 8-lane SIMD groups on llvmpipe. */
-const WG = 16;
+/** Workgroup x size: one 8-lane SIMD group on llvmpipe (8 rows each → 64 rows per workgroup). */
+const WG = 8;
 /** Rows (or keys) per invocation; must equal `RQ` in kernels/attention.wgsl. */
-const ROWS_PER_LANE = 4;
+const ROWS_PER_LANE = 8;
 
 /** Sizes and score options shared by the CPU reference and the launchers. */
 export interface AttentionShape {

@@ -93,7 +93,7 @@ async function uploadCommon(o: AttentionCpuOptions, data: ReturnType<typeof inpu
 }
 
 const GPU_FORWARD_SHAPES: Shape[] = [
-  { batch: 1, tq: 1, tmax: 1, heads: 1, kvHeads: 1, headDim: 4, softcap: 0, window: 0 },
+  { batch: 1, tq: 1, tmax: 1, heads: 1, kvHeads: 1, headDim: 8, softcap: 0, window: 0 },
   { batch: 2, tq: 7, tmax: 7, heads: 4, kvHeads: 2, headDim: 8, softcap: 0, window: 0 },
   { batch: 3, tq: 33, tmax: 33, heads: 2, kvHeads: 1, headDim: 16, softcap: 50, window: 5 },
   { batch: 2, tq: 70, tmax: 70, heads: 2, kvHeads: 2, headDim: 64, softcap: 0, window: 0 },
@@ -126,7 +126,7 @@ for (const shape of GPU_FORWARD_SHAPES) {
 }
 
 const GPU_BACKWARD_SHAPES: Shape[] = [
-  { batch: 1, tq: 1, tmax: 1, heads: 1, kvHeads: 1, headDim: 4, softcap: 0, window: 0 },
+  { batch: 1, tq: 1, tmax: 1, heads: 1, kvHeads: 1, headDim: 8, softcap: 0, window: 0 },
   { batch: 2, tq: 7, tmax: 7, heads: 4, kvHeads: 2, headDim: 8, softcap: 0, window: 0 },
   { batch: 3, tq: 33, tmax: 33, heads: 2, kvHeads: 1, headDim: 16, softcap: 50, window: 5 },
   { batch: 1, tq: 70, tmax: 70, heads: 4, kvHeads: 2, headDim: 64, softcap: 3, window: 0 },
