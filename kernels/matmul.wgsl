@@ -4,7 +4,8 @@
 // Napkin math: each lane owns an 8-row × 4-column register tile and loads 8 + 4 scalars per k
 // for 32 FMAs (A addresses are the same for all lanes). On lavapipe a storage load costs
 // ~12–18 ns per 8 lanes, so this path runs at a few GFLOP/s; it serves tiny problems, single
-// rows (decode) and k beyond a texture row — everything else takes matmul_tex.wgsl.
+// rows (decode; NT ones take matmul_gemv_nt below) and k beyond a texture row — everything else
+// takes matmul_tex.wgsl.
 // Tails: indices are clamped for loads (no branches in the k loop) and stores are guarded.
 
 struct Params {
@@ -89,6 +90,25 @@ fn matmul_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
   put(r + 5u, cols, acc5);
   put(r + 6u, cols, acc6);
   put(r + 7u, cols, acc7);
+}
+
+// One row of A times Bᵀ (NT, m = 1: decoding one token through a linear layer or the LM head)
+// with vec4 loads along k. Memory-bound: every B element is read once, one wide load per 4 values
+// (~1.5 ns per element per core against ~5 ns with the tiled kernel's scalar loads, which also
+// waste 7 of its 8 rows here). Needs k a multiple of 4. Lane columns and epilogue as above.
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+
+@compute @workgroup_size(WX, 1, 1)
+fn matmul_gemv_nt(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let cols = lane_cols(wg.x * (4u * WX) + lid.x);
+  let rows = cols.offset / vec4(4u);
+  var acc = vec4<f32>();
+  for (var t = 0u; t < p.k / 4u; t++) {
+    let x = a4[t];
+    acc += vec4(dot(x, b4[rows.x + t]), dot(x, b4[rows.y + t]), dot(x, b4[rows.z + t]), dot(x, b4[rows.w + t]));
+  }
+  put(0u, cols, acc);
 }
 
 struct BiasParams { rows: u32, cols: u32 }

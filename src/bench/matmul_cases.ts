@@ -17,6 +17,8 @@ export const MATMUL_SHAPES: readonly [number, number, number][] = [
   [1024, 256, 768],
   [1024, 768, 256],
   [1024, 256, 256],
+  // Decoding one token: a row times a 4096 × 1024 weight (memory-bound; bytes reported too).
+  [1, 1024, 4096],
 ];
 
 const LAYOUTS = { nn: {}, nt: { transB: true }, tn: { transA: true } } as const;
@@ -37,6 +39,7 @@ export function matmulCases(
         name: `matmul.${layout}${suffix}`,
         shape: `${m}×${k}×${n}`,
         flops: 2 * m * n * k,
+        bytes: 4 * (m * k + k * n + m * n),
         setup: (engine) => ({
           a: engine.pool.upload(randomValues(m * k), [m * k], "bench.a"),
           b: engine.pool.upload(randomValues(k * n), [k * n], "bench.b"),

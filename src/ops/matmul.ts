@@ -19,7 +19,7 @@
  */
 import { params, type Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { matmulTex, TEX_TILE_M, TEX_TILE_N, texFits } from "./matmul_tex.ts";
+import { matmulTex, TEX_TILE_M, TEX_TILE_N, texFits, wholeVec4s } from "./matmul_tex.ts";
 
 /** Shape and mode of one matmul. */
 export interface MatmulOptions {
@@ -176,12 +176,13 @@ function preferTexture(m: number, n: number, k: number): boolean {
   return 2 * m * n * k >= TEX_MIN_FLOPS && (m * n) / padded >= TEX_MIN_FILL;
 }
 
-/** The storage-buffer kernel: any shape, any layout. */
+/** The storage-buffer kernels: any shape, any layout; a vec4 dot-product kernel for m = 1 NT. */
 function matmulGeneral(rec: Recorder, a: Tensor, b: Tensor, c: Tensor, opts: MatmulOptions): void {
   const { m, n, k, transA = false, transB = false, bias, accumulate = false, alpha = 1 } = opts;
+  const gemv = m === 1 && transB && !transA && k % 4 === 0 && k > 0;
   rec.dispatch(
-    rec.kernel("matmul", "matmul_forward"),
-    [a, b, bias ?? placeholder(rec), c],
+    rec.kernel("matmul", gemv ? "matmul_gemv_nt" : "matmul_forward"),
+    [gemv ? wholeVec4s(rec, a) : a, gemv ? wholeVec4s(rec, b) : b, bias ?? placeholder(rec), c],
     [Math.ceil(n / GENERAL_COLS), Math.ceil(m / GENERAL_ROWS)],
     params([
       ["u32", m],

@@ -234,7 +234,7 @@ function packGrid(lanesOnRows: boolean, width: number, height: number): [number,
  * The buffer of `t` as whole vec4s, up to the binding limit (reads past `t.size` only feed texels
  * that are never stored).
  */
-function wholeVec4s(rec: Recorder, t: Tensor): { buffer: GPUBuffer; size: number } {
+export function wholeVec4s(rec: Recorder, t: Tensor): { buffer: GPUBuffer; size: number } {
   const bytes = Math.min(t.buffer.size, rec.gpu.device.limits.maxStorageBufferBindingSize);
   return { buffer: t.buffer, size: Math.floor(bytes / 16) * 16 };
 }

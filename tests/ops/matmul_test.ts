@@ -69,8 +69,17 @@ const SHAPES: Case[] = [
   { m: 128, n: 256, k: 64 },
 ];
 
-/** General path: also a single row, a single column and an empty inner dimension. */
-const GENERAL_SHAPES: Case[] = [...SHAPES, { m: 1, n: 300, k: 9 }, { m: 70, n: 1, k: 0 }];
+/**
+ * General path: also single rows (k a multiple of 4 takes the NT dot-product kernel), a single
+ * column and an empty inner dimension.
+ */
+const GENERAL_SHAPES: Case[] = [
+  ...SHAPES,
+  { m: 1, n: 300, k: 9 },
+  { m: 1, n: 70, k: 12 },
+  { m: 1, n: 1, k: 4 },
+  { m: 70, n: 1, k: 0 },
+];
 
 /**
  * Texture path: k not a multiple of 4 (zero-padded texels), k a multiple of 64 (rows copied with
