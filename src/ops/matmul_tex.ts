@@ -184,7 +184,7 @@ function pack(
   role: string,
 ): GPUTextureView {
   const texture = cachedTexture(rec, format, width, height, role);
-  const contiguous = op.col === 1 && op.row === op.cols && op.cols % COPY_ROW_ALIGN === 0;
+  const contiguous = op.col === 1 && op.row === op.cols && op.cols > 0 && op.cols % COPY_ROW_ALIGN === 0;
   if (format === "rgba32float" && contiguous && op.scale === 1 && op.offset % 4 === 0 && op.rows > 0) {
     rec.encoder().copyBufferToTexture(
       { buffer: op.tensor.buffer, offset: op.offset * 4, bytesPerRow: op.cols * 4, rowsPerImage: op.rows },
