@@ -60,7 +60,10 @@ export interface PretrainSummary {
   firstEvalLoss: number;
   finalEvalLoss: number;
   finalLoss: number;
-  /** Training tokens per second over this process's steps. */
+  /**
+   * Training tokens per second over this process's steps after its first, which also compiles
+   * the kernels (that step alone when it is the only one).
+   */
   tokensPerSecond: number;
   seconds: number;
   modelDir: string;
@@ -74,10 +77,7 @@ export interface PretrainOptions {
   print?: (line: string) => void;
 }
 
-/**
- * Resolves the config of a run: for `--resume`, the config saved with the newest checkpoint of
- * `out` replaces the defaults before the config file and flags apply.
- */
+/** The newest complete checkpoint of `out` and its trainer state (partial writes removed first). */
 export async function resumeBase(out: string): Promise<{ state: TrainerState; dir: string }> {
   await removePartialWrites(out);
   const latest = await latestCheckpoint(out);
@@ -92,6 +92,10 @@ export async function pretrain(
 ): Promise<PretrainSummary> {
   checkPretrainConfig(config);
   const print = options.print ?? ((line: string) => console.log(line));
+  print(`r2ec pretrain${options.resume ? " --resume" : ""}:\n${formatConfig(config)}`);
+  // Read the text before touching the run directory, so a wrong path changes nothing.
+  const docs = await readTextDocuments(config.data);
+  if (docs.length === 0) throw new Error(`Training text ${config.data} holds no documents`);
   const out = config.out;
   await Deno.mkdir(out, { recursive: true });
   const removed = await removePartialWrites(out);
@@ -99,8 +103,6 @@ export async function pretrain(
   const resumeFrom = options.resume ? await resumeBase(out) : null;
   if (!resumeFrom) await clearPreviousRun(out, print);
 
-  const docs = await readTextDocuments(config.data);
-  if (docs.length === 0) throw new Error(`Training text ${config.data} holds no documents`);
   const tokenizerDir = config.model === "" ? join(out, "tokenizer") : config.model;
   if (config.model === "") {
     const { trained } = await prepareTokenizer(
@@ -110,25 +112,10 @@ export async function pretrain(
       config.vocab_size,
       !resumeFrom,
     );
-    print(
-      trained
-        ? `Trained a BPE tokenizer into ${tokenizerDir}`
-        : `Reusing the BPE tokenizer in ${tokenizerDir}`,
-    );
+    print(`${trained ? "Trained a BPE tokenizer into" : "Reusing the BPE tokenizer in"} ${tokenizerDir}`);
   }
   const tokenizer = await loadTokenizer(tokenizerDir);
-  const separator = separatorId(tokenizer, tokenizerDir);
-  const stream = tokenizeDocuments(
-    docs,
-    (text) => tokenizer.encode(text, { addSpecialTokens: false }),
-    separator,
-  );
-  const { train, evaluation } = splitStream(stream, config.eval_fraction);
-  if (evaluation.length < config.seq_len) {
-    throw new Error(
-      `Eval tail of ${config.data} has ${evaluation.length} tokens, fewer than seq_len ${config.seq_len}: raise eval_fraction or use more text`,
-    );
-  }
+  const { train, evaluation } = tokenStreams(config, docs, tokenizer, tokenizerDir);
   const model = await buildModel(config, tokenizer, resumeFrom?.dir ?? null);
   const trainable = config.lora_r > 0
     ? TrainableModel.lora(model, {
@@ -140,20 +127,19 @@ export async function pretrain(
     : TrainableModel.full(model);
   try {
     let state: TrainerState = { global_step: 0, batches_drawn: 0, tokens_seen: 0, config };
-    let firstEvalLoss: number | undefined;
+    let evalLosses: number[] = [];
     if (resumeFrom) {
       state = { ...resumeFrom.state, config };
       await restoreTrainable(trainable, config, resumeFrom.dir);
       const kept = await truncateLog(join(out, "log.jsonl"), state.global_step);
-      firstEvalLoss = kept.find((r) => r.eval_loss !== undefined)?.eval_loss;
+      evalLosses = kept.filter((r) => r.eval_loss !== undefined).map((r) => r.eval_loss);
       print(`Resuming from ${resumeFrom.dir} (step ${state.global_step})`);
     }
     await writeTextAtomic(join(out, "config.json"), JSON.stringify(config, null, 2) + "\n");
     const parameterCount = trainable.parameters.reduce((n, p) => n + p.value.rows * p.value.cols, 0);
     print(
-      `pretrain: ${train.length} training tokens, ${evaluation.length} eval tokens, ${parameterCount} trained parameters (${trainable.mode})`,
+      `${train.length} training tokens, ${evaluation.length} eval tokens, ${parameterCount} trained parameters (${trainable.mode})`,
     );
-    print(formatConfig(config));
     return await trainLoop({
       config,
       trainable,
@@ -161,13 +147,31 @@ export async function pretrain(
       train,
       evaluation,
       state,
-      firstEvalLoss,
+      evalLosses,
       print,
     });
   } finally {
     trainable.dispose();
     model.dispose();
   }
+}
+
+/** The tokenized text, split into a training head and the held-out eval tail. */
+function tokenStreams(config: PretrainConfig, docs: string[], tokenizer: Tokenizer, tokenizerDir: string) {
+  const separator = tokenizer.tokenToId("<|endoftext|>") ?? tokenizer.eosIds[0];
+  if (separator === undefined) {
+    throw new Error(
+      `Tokenizer in ${tokenizerDir} has neither <|endoftext|> nor an EOS token to separate documents`,
+    );
+  }
+  const encode = (text: string) => tokenizer.encode(text, { addSpecialTokens: false });
+  const streams = splitStream(tokenizeDocuments(docs, encode, separator), config.eval_fraction);
+  if (streams.evaluation.length < config.seq_len) {
+    throw new Error(
+      `Eval tail of ${config.data} has ${streams.evaluation.length} tokens, fewer than seq_len ${config.seq_len}: raise eval_fraction or use more text`,
+    );
+  }
+  return streams;
 }
 
 /** A fresh run starts over: earlier checkpoints, final model and log are removed (the tokenizer cache stays). */
@@ -184,14 +188,6 @@ async function clearPreviousRun(out: string, print: (line: string) => void): Pro
   for (const name of ["model", "log.jsonl"]) {
     await Deno.remove(join(out, name), { recursive: true }).catch(() => {});
   }
-}
-
-function separatorId(tokenizer: Tokenizer, dir: string): number {
-  const id = tokenizer.tokenToId("<|endoftext|>") ?? tokenizer.eosIds[0];
-  if (id === undefined) {
-    throw new Error(`Tokenizer in ${dir} has neither <|endoftext|> nor an EOS token to separate documents`);
-  }
-  return id;
 }
 
 async function buildModel(
@@ -242,8 +238,8 @@ interface LoopInputs {
   train: Int32Array;
   evaluation: Int32Array;
   state: TrainerState;
-  /** Set when resuming: the run's first eval loss, from its log. */
-  firstEvalLoss?: number;
+  /** Eval losses logged before this process started (when resuming). */
+  evalLosses: number[];
   print: (line: string) => void;
 }
 
@@ -262,6 +258,7 @@ async function trainLoop(inputs: LoopInputs): Promise<PretrainSummary> {
   const started = performance.now();
   let trainedTokens = 0;
   let trainSeconds = 0;
+  let stepsHere = 0;
   let lastLoss = NaN;
 
   const evaluate = async () => {
@@ -274,12 +271,12 @@ async function trainLoop(inputs: LoopInputs): Promise<PretrainSummary> {
     return loss;
   };
   // A resumed run does not evaluate again at its start, so its log matches an uninterrupted one.
-  let firstEvalLoss = inputs.firstEvalLoss ?? NaN;
+  let firstEvalLoss = inputs.evalLosses[0] ?? NaN;
   if (state.global_step === 0) {
     firstEvalLoss = await evaluate();
     progress.message(`step 0: eval_loss ${firstEvalLoss.toFixed(4)}`);
   }
-  let finalEvalLoss = firstEvalLoss;
+  let finalEvalLoss = inputs.evalLosses.at(-1) ?? firstEvalLoss;
 
   while (state.global_step < config.max_steps) {
     const lr = learningRate(schedule, state.global_step);
@@ -289,6 +286,9 @@ async function trainLoop(inputs: LoopInputs): Promise<PretrainSummary> {
     state.global_step++;
     state.batches_drawn += config.grad_accum_steps;
     state.tokens_seen += tokensPerStep;
+    // The first step of a process also compiles the kernels (many seconds on llvmpipe): once
+    // there is a second, the rate leaves the first out.
+    if (++stepsHere === 2) trainedTokens = trainSeconds = 0;
     trainedTokens += tokensPerStep;
     trainSeconds += seconds;
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
