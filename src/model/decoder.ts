@@ -73,6 +73,18 @@ export interface BackwardInputs {
   dHidden?: Map<number, Float32Array> | Tensor;
 }
 
+/** The linear layers of a {@linkcode DecoderBlock}, by HF module name, in checkpoint order. */
+type BlockLinear = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
+const BLOCK_FIELD: Record<LinearModule, BlockLinear> = {
+  q_proj: "q",
+  k_proj: "k",
+  v_proj: "v",
+  o_proj: "o",
+  gate_proj: "gate",
+  up_proj: "up",
+  down_proj: "down",
+};
+
 function blockDims(config: ModelConfig): BlockDims {
   return {
     hidden: config.hiddenSize,
@@ -153,18 +165,9 @@ export class CausalLM {
 
   /** Every linear layer of every block, in order, with its HF module path. */
   linears(): { path: string; linear: Linear }[] {
-    const modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
-    const keyOf = {
-      q_proj: "q",
-      k_proj: "k",
-      v_proj: "v",
-      o_proj: "o",
-      gate_proj: "gate",
-      up_proj: "up",
-      down_proj: "down",
-    } as const;
+    const fields = Object.entries(BLOCK_FIELD) as [LinearModule, BlockLinear][];
     return this.blocks.flatMap((block) =>
-      modules.map((m) => ({ path: linearModulePath(block.index, m), linear: block[keyOf[m]] }))
+      fields.map(([module, field]) => ({ path: linearModulePath(block.index, module), linear: block[field] }))
     );
   }
 
