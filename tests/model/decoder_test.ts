@@ -12,7 +12,7 @@ import {
   nextTokenTargets,
 } from "../../src/model/decoder.ts";
 import { tinyQwen2Config } from "../../src/model/config.ts";
-import { expectedTensorShapes } from "../../src/model/weights.ts";
+import { expectedTensorShapes, openWeights } from "../../src/model/weights.ts";
 import { readChunks } from "../../src/model/params.ts";
 import { SafetensorsFile } from "../../src/model/safetensors.ts";
 import { assertClose, randomArray } from "../ops/check.ts";
@@ -197,4 +197,35 @@ Deno.test("logits() splits a [T × vocab] result larger than one binding into ro
   } finally {
     model.dispose();
   }
+});
+
+Deno.test({
+  name:
+    "an untied LM head equal to the embedding gives the tied model's loss, and the two gradients sum to the tied one",
+  ignore: !existsSync(join(FIXTURES, "gemma2-tiny")),
+  async fn() {
+    const dir = join(FIXTURES, "gemma2-tiny");
+    const ref: Reference = JSON.parse(await Deno.readTextFile(join(dir, "reference.json")));
+    const tied = await loadModel(dir);
+    using weights = await openWeights(dir);
+    const tensors = new Map([...weights.shapes.keys()].map((name) => [name, weights.get(name)] as const));
+    tensors.set("lm_head.weight", tensors.get("model.embed_tokens.weight")!.slice());
+    const untied = await modelFromTensors({ ...tied.config, tieWordEmbeddings: false }, tensors);
+    try {
+      const a = await tied.lossAndGrads(ref.input_ids);
+      const b = await untied.lossAndGrads(ref.input_ids);
+      assertClose([b.loss], [a.loss], { atol: LOSS_ATOL }, "untied loss");
+      assert.deepEqual([...b.grads.keys()].sort(), [...a.grads.keys(), "lm_head.weight"].sort());
+      for (const [name, want] of a.grads) {
+        const got = name === "model.embed_tokens.weight"
+          ? b.grads.get(name)!.map((v, i) => v + b.grads.get("lm_head.weight")![i])
+          : b.grads.get(name)!;
+        const maxAbs = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        assertClose(got, want, { atol: ADDITIVITY_RELATIVE_TO_MAX * maxAbs }, `untied grad ${name}`);
+      }
+    } finally {
+      tied.dispose();
+      untied.dispose();
+    }
+  },
 });
