@@ -1,4 +1,4 @@
-import { getEngine } from "../../src/gpu/engine.ts";
+import { Engine, getEngine } from "../../src/gpu/engine.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
 import {
   bf16Round,
@@ -10,6 +10,7 @@ import {
   type MatmulOptions,
   type MatmulPath,
   matmulVia,
+  matmulWarmup,
 } from "../../src/ops/matmul.ts";
 import { assertClose, hasGpu, numericalGradient, randomArray, weightedSum } from "./check.ts";
 
@@ -258,3 +259,33 @@ for (const [rows, cols] of [[1, 1], [37, 19], [300, 40]]) {
     },
   });
 }
+
+Deno.test({
+  name: "matmulWarmup() compiles every pipeline that later products in each layout and path need",
+  ignore: !hasGpu,
+  async fn() {
+    // A fresh engine on the shared device: its pipeline cache starts empty.
+    const engine = new Engine((await getEngine()).gpu);
+    await matmulWarmup(engine);
+    const compiled = engine.kernels.size;
+    const [m, n, k] = [64, 256, 96];
+    const a = randomArray(m * k, 1), b = randomArray(k * n, 2);
+    const ta = engine.pool.upload(a, [m * k]), tb = engine.pool.upload(b, [k * n]);
+    const tc = engine.pool.tensor([m * n]), tdb = engine.pool.zeros([n]);
+    for (const layout of LAYOUTS) {
+      for (const path of ["texture", "general"] as const) {
+        const opts = { m, n, k, ...layoutFlags(layout), accumulate: false };
+        const rec = engine.recorder();
+        matmulVia(path, rec, ta, tb, tc, opts);
+        matmulBiasBackward(rec, tc, tdb, { rows: m, cols: n });
+        const out = rec.read(tc);
+        await rec.submit();
+        assertClose(await out, matmulForwardCpu(a, b, opts), tolerance(k), `${layout} ${path} after warm-up`);
+      }
+    }
+    if (engine.kernels.size !== compiled) {
+      throw new Error(`products after the warm-up compiled ${engine.kernels.size - compiled} more pipelines`);
+    }
+    for (const t of [ta, tb, tc, tdb]) engine.pool.release(t);
+  },
+});
