@@ -47,7 +47,7 @@ import {
 import { readLoraAdapter, writeDirectoryAtomic } from "../model/checkpoint.ts";
 import { TrainableModel } from "../model/trainable.ts";
 import { loraParams } from "../model/lora.ts";
-import { writeChunks } from "../model/params.ts";
+import { readChunks, writeChunks } from "../model/params.ts";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.ts";
 
 /** Checkpoints kept on disk; older ones are deleted once a newer one is complete. */
@@ -294,9 +294,13 @@ async function trainLoop(inputs: LoopInputs): Promise<PretrainSummary> {
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       progress.done();
       const what = Number.isFinite(loss) ? `gradient norm is ${gradNorm}` : `loss is ${loss}`;
+      const bad = await nonFiniteGradients(trainable);
+      const where = bad.length === 0
+        ? ""
+        : `, non-finite gradient in ${bad[0]}${bad.length > 1 ? ` and ${bad.length - 1} more tensors` : ""}`;
       const last = await latestCheckpoint(config.out);
       throw new Error(
-        `Training diverged at step ${state.global_step}: ${what}; last good checkpoint: ${
+        `Training diverged at step ${state.global_step}: ${what}${where}; last good checkpoint: ${
           last?.dir ?? "none"
         }`,
       );
@@ -348,6 +352,16 @@ async function trainLoop(inputs: LoopInputs): Promise<PretrainSummary> {
       } s; model in ${modelDir}`,
   );
   return summary;
+}
+
+/** Names of the trained tensors whose gradient (still on the GPU after a failed step) holds NaN or ±Inf. */
+async function nonFiniteGradients(trainable: TrainableModel): Promise<string[]> {
+  const rec = trainable.model.engine.recorder();
+  const reads = trainable.parameters.map((p) => ({ name: p.name, grad: p.grad && readChunks(rec, p.grad) }));
+  await rec.submit();
+  const bad: string[] = [];
+  for (const { name, grad } of reads) if (grad && !(await grad).every(Number.isFinite)) bad.push(name);
+  return bad;
 }
 
 /**
