@@ -216,3 +216,27 @@ for (const name of ["gemma2-tiny", "qwen2-tiny"]) {
     },
   });
 }
+
+Deno.test({
+  name: "logits(), hidden(), lossAndGrads() and generate() return every activation buffer to the pool",
+  ignore,
+  async fn() {
+    const model = await loadModel(DIR);
+    const pool = model.engine.pool;
+    const ids = [1, 403, 407, 261, 378];
+    const run = async () => {
+      await model.logits(ids);
+      await model.hidden(ids);
+      await model.lossAndGrads(ids);
+      await generate(model, [ids, [1]], { maxNewTokens: 4, temperature: 0.7, repetitionPenalty: 1.2 });
+    };
+    try {
+      await run(); // allocates the parameter gradients, which stay
+      const live = pool.liveBytes;
+      await run();
+      assert.equal(pool.liveBytes, live);
+    } finally {
+      model.dispose();
+    }
+  },
+});
