@@ -670,6 +670,140 @@ fn attention_backward_dkdv(@builtin(local_invocation_id) lid: vec3<u32>, @builti
 }
 
 // ---------------------------------------------------------------------------------------------
+// Decoding path (few query rows, long cache): the row tiles above would leave 63 of 64 rows idle,
+// so the work is split the other way — scores with lanes along keys, a softmax per row, then
+// P·V with lanes along the head dimension — through scores materialised in scratch
+// [B·H·Tq × Tmax]. Per new token and head: ~1.25·D/4 loads per key for the scores and 2 per key
+// per vec4 of D for P·V, against ~3.5·D/4 per key (for 64 rows, 1 used) in the tiled kernels.
+
+@group(0) @binding(1) var<storage, read> dec_q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dec_k: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> dec_offset: array<i32>;
+@group(0) @binding(4) var<storage, read> dec_len: array<i32>;
+@group(0) @binding(5) var<storage, read_write> dec_scores: array<f32>;
+
+// Visible keys of the row at pos (strided keys, so not key_mask's consecutive quad).
+fn visible4(pos: i32, keys: vec4<i32>, len: i32) -> vec4<bool> {
+  var ok = (keys <= vec4<i32>(pos)) & (keys < vec4<i32>(len));
+  if (p.window > 0u) {
+    ok = ok & (keys > vec4<i32>(pos - i32(p.window)));
+  }
+  return ok;
+}
+
+// One invocation = 4 keys (lane, lane + WG, …) of one query row; masked keys get NEG.
+@compute @workgroup_size(WG)
+fn attention_decode_scores(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let b = wid.z / p.tq;
+  let i = wid.z % p.tq;
+  let h = wid.y;
+  let kvh = h / (p.heads / p.kv_heads);
+  let pos = dec_offset[b] + i32(i);
+  let len = dec_len[b];
+  let keys = vec4<u32>(wid.x * WG * 4u + lid.x) + vec4<u32>(0u, WG, 2u * WG, 3u * WG);
+  let last = p.tmax - 1u;
+  let kb = vec4<u32>(kv_index(b, min(keys.x, last), kvh), kv_index(b, min(keys.y, last), kvh),
+                     kv_index(b, min(keys.z, last), kvh), kv_index(b, min(keys.w, last), kvh));
+  let ok = visible4(pos, vec4<i32>(keys), len);
+  var s = vec4<f32>(0.0);
+  if (any(ok)) {
+    let qb = q_index(b, i, h);
+    for (var c = 0u; c < HD4; c++) {
+      let qv = dec_q[qb + c];
+      s += vec4<f32>(dot(qv, dec_k[kb.x + c]), dot(qv, dec_k[kb.y + c]), dot(qv, dec_k[kb.z + c]),
+                     dot(qv, dec_k[kb.w + c]));
+    }
+  }
+  let sc = select(vec4<f32>(NEG), capped4(s), ok);
+  let row = ((b * p.heads + h) * p.tq + i) * p.tmax;
+  for (var r = 0u; r < 4u; r++) {
+    if (keys[r] < p.tmax) {
+      dec_scores[row + keys[r]] = sc[r];
+    }
+  }
+}
+
+// One workgroup of RED lanes per row: lse, then the probabilities in place (masked → 0).
+const RED: u32 = 64u;
+
+@group(0) @binding(1) var<storage, read_write> sm_scores: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sm_lse: array<f32>;
+
+var<workgroup> part_m: array<f32, RED>;
+var<workgroup> part_s: array<f32, RED>;
+var<workgroup> row_lse: f32;
+
+@compute @workgroup_size(RED)
+fn attention_decode_softmax(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let row = wid.x + wid.y * p.grid_stride;
+  if (row >= p.batch * p.heads * p.tq) {
+    return;
+  }
+  let base = row * p.tmax;
+  var m = NEG;
+  var sum = 0.0;
+  for (var j = lid.x; j < p.tmax; j += RED) {
+    let z = sm_scores[base + j];
+    let mx = max(m, z);
+    sum = sum * exp(m - mx) + select(0.0, exp(z - mx), z > NEG);
+    m = mx;
+  }
+  part_m[lid.x] = m;
+  part_s[lid.x] = sum;
+  workgroupBarrier();
+  for (var stride = RED / 2u; stride > 0u; stride /= 2u) {
+    if (lid.x < stride) {
+      let m2 = part_m[lid.x + stride];
+      let mx = max(part_m[lid.x], m2);
+      part_s[lid.x] = part_s[lid.x] * exp(part_m[lid.x] - mx) + part_s[lid.x + stride] * exp(m2 - mx);
+      part_m[lid.x] = mx;
+    }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) {
+    // A row that sees no key gets lse NEG and all-zero probabilities.
+    row_lse = select(NEG, part_m[0] + log(part_s[0]), part_s[0] > 0.0);
+    sm_lse[row] = row_lse;
+  }
+  let l = workgroupUniformLoad(&row_lse);
+  for (var j = lid.x; j < p.tmax; j += RED) {
+    let z = sm_scores[base + j];
+    sm_scores[base + j] = select(0.0, exp(z - l), z > NEG && l > NEG);
+  }
+}
+
+// out[b, i, h, c] = Σ_j P[j]·v[j, c]: lanes along the vec4 slices of the head dimension.
+@group(0) @binding(1) var<storage, read> pv_probs: array<f32>;
+@group(0) @binding(2) var<storage, read> pv_v: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> pv_offset: array<i32>;
+@group(0) @binding(4) var<storage, read> pv_len: array<i32>;
+@group(0) @binding(5) var<storage, read_write> pv_out: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn attention_decode_pv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let c = wid.x * WG + lid.x;
+  if (c >= HD4) {
+    return;
+  }
+  let b = wid.z / p.tq;
+  let i = wid.z % p.tq;
+  let h = wid.y;
+  let kvh = h / (p.heads / p.kv_heads);
+  let pos = pv_offset[b] + i32(i);
+  var j = 0;
+  if (p.window > 0u) {
+    j = max(0, pos - i32(p.window) + 1);
+  }
+  let j_end = min(pos + 1, pv_len[b]);
+  let row = ((b * p.heads + h) * p.tq + i) * p.tmax;
+  var acc = vec4<f32>(0.0);
+  for (; j < j_end; j++) {
+    acc += pv_probs[row + u32(j)] * pv_v[kv_index(b, u32(j), kvh) + c];
+  }
+  pv_out[q_index(b, i, h) + c] = acc;
+}
+
+// ---------------------------------------------------------------------------------------------
 // KV-cache write: new rows [B·Tq × KVH × D] go to cache rows q_offset[b] + i. A pure copy of
 // Tq·KVH·D values per sequence and layer: one dispatch overhead (~50 µs) dominates.
 

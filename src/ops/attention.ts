@@ -23,6 +23,7 @@
 import { params, type Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { elementGrid } from "./grid.ts";
+import { scratchBuffer } from "./scratch.ts";
 
 /** Workgroup x size: one 8-lane SIMD group on llvmpipe (8 rows each → 64 rows per workgroup). */
 const WG = 8;
@@ -208,6 +209,15 @@ function blocks(rows: number): number {
   return Math.ceil(rows / (WG * ROWS_PER_LANE));
 }
 
+/** Which kernels compute a forward: `auto` picks by shape, the others force one (tests, bench). */
+export type AttentionPath = "auto" | "tiled" | "decode";
+
+/**
+ * Below this many query rows per sequence the row-tiled kernels (64 rows per workgroup) would sit
+ * mostly idle, so `auto` takes the decoding path (scores, softmax, P·V through scratch).
+ */
+const DECODE_MAX_TQ = 16;
+
 /** Records the forward: writes `out [B·Tq × H·D]` and `lse [B × H × Tq]`. */
 export function attentionForward(
   rec: Recorder,
@@ -218,11 +228,57 @@ export function attentionForward(
   lse: Tensor,
   o: AttentionOptions,
 ): void {
+  attentionForwardVia("auto", rec, q, k, v, out, lse, o);
+}
+
+/** {@linkcode attentionForward} through a chosen kernel path. */
+export function attentionForwardVia(
+  path: AttentionPath,
+  rec: Recorder,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  lse: Tensor,
+  o: AttentionOptions,
+): void {
   checkShape(o);
+  const constants = { WG, HD4: o.headDim / 4 };
+  const scoreBytes = o.batch * o.heads * o.tq * o.tmax * 4;
+  const decode = path === "decode" ||
+    (path === "auto" && o.tq < DECODE_MAX_TQ &&
+      scoreBytes <= rec.gpu.device.limits.maxStorageBufferBindingSize);
+  if (!decode) {
+    rec.dispatch(
+      rec.kernel("attention", "attention_forward", constants),
+      [q, k, v, o.qOffset, o.kvLen, out, lse],
+      [blocks(o.tq), o.heads, o.batch],
+      attentionParams(o),
+    );
+    return;
+  }
+  const rows = o.batch * o.heads * o.tq;
+  const scores = {
+    buffer: scratchBuffer(rec, "attention.scores", Math.max(4, scoreBytes)),
+    size: scoreBytes,
+  };
   rec.dispatch(
-    rec.kernel("attention", "attention_forward", { WG, HD4: o.headDim / 4 }),
-    [q, k, v, o.qOffset, o.kvLen, out, lse],
-    [blocks(o.tq), o.heads, o.batch],
+    rec.kernel("attention", "attention_decode_scores", constants),
+    [q, k, o.qOffset, o.kvLen, scores],
+    [Math.ceil(o.tmax / (WG * 4)), o.heads, o.batch * o.tq],
+    attentionParams(o),
+  );
+  const { groups, rowStride } = elementGrid(rows, 1);
+  rec.dispatch(
+    rec.kernel("attention", "attention_decode_softmax", constants),
+    [scores, lse],
+    groups,
+    attentionParams(o, rowStride),
+  );
+  rec.dispatch(
+    rec.kernel("attention", "attention_decode_pv", constants),
+    [scores, v, o.qOffset, o.kvLen, out],
+    [Math.ceil(o.headDim / 4 / WG), o.heads, o.batch * o.tq],
     attentionParams(o),
   );
 }

@@ -6,6 +6,7 @@ import {
   type AttentionCpuOptions,
   attentionForward,
   attentionForwardCpu,
+  attentionForwardVia,
   kvCacheWrite,
 } from "../../src/ops/attention.ts";
 import { assertClose, hasGpu, numericalGradient, randomArray, weightedSum } from "./check.ts";
@@ -103,26 +104,28 @@ const GPU_FORWARD_SHAPES: Shape[] = [
 ];
 
 for (const shape of GPU_FORWARD_SHAPES) {
-  Deno.test({
-    name: `attentionForward() matches the CPU reference for ${describe(shape)}`,
-    ignore: !hasGpu,
-    async fn() {
-      const engine = await getEngine();
-      const o = options(shape);
-      const data = inputs(o, 21);
-      const t = await uploadCommon(o, data);
-      const out = engine.pool.tensor([data.q.length]);
-      const lse = engine.pool.tensor([o.batch * o.heads * o.tq]);
-      const rec = engine.recorder();
-      attentionForward(rec, t.q, t.k, t.v, out, lse, { ...o, qOffset: t.qOffset, kvLen: t.kvLen });
-      const [gotOut, gotLse] = [rec.read(out), rec.read(lse)];
-      await rec.submit();
-      const ref = attentionForwardCpu(data.q, data.k, data.v, o);
-      assertClose(await gotOut, ref.out, FORWARD_TOL, "out");
-      assertClose(await gotLse, ref.lse, FORWARD_TOL, "lse");
-      for (const x of [...Object.values(t), out, lse]) engine.pool.release(x);
-    },
-  });
+  for (const path of ["tiled", "decode"] as const) {
+    Deno.test({
+      name: `attentionForward() (${path} kernels) matches the CPU reference for ${describe(shape)}`,
+      ignore: !hasGpu,
+      async fn() {
+        const engine = await getEngine();
+        const o = options(shape);
+        const data = inputs(o, 21);
+        const t = await uploadCommon(o, data);
+        const out = engine.pool.tensor([data.q.length]);
+        const lse = engine.pool.tensor([o.batch * o.heads * o.tq]);
+        const rec = engine.recorder();
+        attentionForwardVia(path, rec, t.q, t.k, t.v, out, lse, { ...o, qOffset: t.qOffset, kvLen: t.kvLen });
+        const [gotOut, gotLse] = [rec.read(out), rec.read(lse)];
+        await rec.submit();
+        const ref = attentionForwardCpu(data.q, data.k, data.v, o);
+        assertClose(await gotOut, ref.out, FORWARD_TOL, "out");
+        assertClose(await gotLse, ref.lse, FORWARD_TOL, "lse");
+        for (const x of [...Object.values(t), out, lse]) engine.pool.release(x);
+      },
+    });
+  }
 }
 
 const GPU_BACKWARD_SHAPES: Shape[] = [
