@@ -25,6 +25,8 @@ import { matmul } from "./matmul.ts";
 import { scratchBuffer } from "./scratch.ts";
 
 const WG = 64;
+/** Default bound on one block of logits in scratch memory. */
+const DEFAULT_BLOCK_BYTES = 64 * 2 ** 20;
 
 /** Shape and logit transform of the LM head. */
 export interface LmHeadOptions {
@@ -40,8 +42,9 @@ export interface TokenLogProbOptions extends LmHeadOptions {
   /** Sampling temperature the log-probs are taken at (default 1). */
   temperature?: number;
   /**
-   * Upper bound on the bytes of one block of logits (default: the device's binding limit).
-   * Smaller values bound memory and let tests exercise token blocking.
+   * Upper bound on the bytes of one block of logits (default: 64 MiB or the binding limit if
+   * smaller — the reference decoder's 1024 × 8192 fits in one block, a 150k vocabulary is done
+   * in blocks of ~450 tokens). Smaller values bound memory and let tests exercise blocking.
    */
   blockBytes?: number;
 }
@@ -130,7 +133,8 @@ function scratchTensor(rec: Recorder, purpose: string, rows: number, cols: numbe
 
 /** Token rows per block so that one block of one chunk's logits fits `blockBytes`. */
 function tokenBlock(rec: Recorder, head: RowChunked, o: LmHeadOptions & { blockBytes?: number }): number {
-  const limit = o.blockBytes ?? rec.gpu.device.limits.maxStorageBufferBindingSize;
+  const limit = o.blockBytes ??
+    Math.min(DEFAULT_BLOCK_BYTES, rec.gpu.device.limits.maxStorageBufferBindingSize);
   const widest = Math.max(...head.chunks.map((c) => c.rows));
   const rows = Math.floor(limit / (4 * widest));
   if (rows < 1) throw new RangeError(`LM head chunk of ${widest} rows does not fit ${limit} bytes of logits`);
