@@ -141,7 +141,11 @@ fn lm_head_stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgrou
 
 // ---------------------------------------------------------------------------------------------
 // Gradient of Σ_t w_t·logprob_t w.r.t. the raw logits, in place:
-// dl = w_t·(onehot − exp(z − lse_t))·dz/dl; ignored targets (−1) give 0.
+// dl = w_t·(onehot − exp(z − lse_t))·dz/dl; ignored targets (−1) give 0. One invocation = SPAN
+// consecutive logits of one row (grid y = row), so the row's target, lse and weight are loaded
+// once per SPAN logits instead of per logit (2 instead of 5 memory accesses per logit).
+
+const SPAN: u32 = 32u;
 
 @group(0) @binding(1) var<storage, read> targets_g: array<i32>;
 @group(0) @binding(2) var<storage, read> lse_g: array<f32>;
@@ -150,15 +154,20 @@ fn lm_head_stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgrou
 
 @compute @workgroup_size(WG)
 fn lm_head_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let n = gid.x + gid.y * p.grid_stride;
-  if (n >= p.rows * p.cols) {
+  let t = gid.y;
+  let first = gid.x * SPAN;
+  if (t >= p.rows || first >= p.cols) {
     return;
   }
-  let row = p.row0 + n / p.cols;
-  let v = p.start + n % p.cols;
+  let row = p.row0 + t;
   let tgt = targets_g[row];
-  let l = grad[n];
-  let prob = exp(transform(l) - lse_g[row]);
-  let onehot = select(0.0, 1.0, i32(v) == tgt);
-  grad[n] = select(weights[row] * (onehot - prob) * slope(l), 0.0, tgt < 0);
+  let l_row = lse_g[row];
+  let w = select(weights[row], 0.0, tgt < 0);
+  let base = t * p.cols;
+  let end = min(first + SPAN, p.cols);
+  for (var j = first; j < end; j++) {
+    let l = grad[base + j];
+    let onehot = select(0.0, 1.0, i32(p.start + j) == tgt);
+    grad[base + j] = w * (onehot - exp(transform(l) - l_row)) * slope(l);
+  }
 }

@@ -25,6 +25,8 @@ import { matmul } from "./matmul.ts";
 import { scratchBuffer } from "./scratch.ts";
 
 const WG = 64;
+/** Logits per invocation of the gradient kernel; must equal `SPAN` in kernels/lm_head.wgsl. */
+const GRAD_SPAN = 32;
 /** Default bound on one block of logits in scratch memory. */
 const DEFAULT_BLOCK_BYTES = 64 * 2 ** 20;
 
@@ -138,7 +140,8 @@ function tokenBlock(rec: Recorder, head: RowChunked, o: LmHeadOptions & { blockB
   const widest = Math.max(...head.chunks.map((c) => c.rows));
   const rows = Math.floor(limit / (4 * widest));
   if (rows < 1) throw new RangeError(`LM head chunk of ${widest} rows does not fit ${limit} bytes of logits`);
-  return Math.min(o.tokens, rows);
+  // The gradient kernel's grid has one row of workgroups per token (at most 65535).
+  return Math.min(o.tokens, rows, 65535);
 }
 
 function checkHead(head: RowChunked, o: LmHeadOptions): void {
@@ -278,15 +281,14 @@ export function tokenLogProbsBackward(
       const dl = scratchTensor(rec, "lm_head.logits", block.rows, chunk.rows);
       const { m, n, k } = { m: block.rows, n: chunk.rows, k: o.hidden };
       matmul(rec, block.h, chunk.tensor, dl, { m, n, k, transB: true });
-      const { groups, rowStride } = elementGrid(block.rows * chunk.rows, WG);
       rec.dispatch(
         rec.kernel("lm_head", "lm_head_grad", { WG }),
         [targets, lse, dLogprob, dl],
-        groups,
+        [Math.ceil(chunk.rows / (WG * GRAD_SPAN)), block.rows],
         chunkParams(o, block, chunk, {
           first: false,
           last: false,
-          gridStride: rowStride,
+          gridStride: 0,
           temperature: o.temperature ?? 1,
         }),
       );
