@@ -30,6 +30,7 @@ import {
   pruneCheckpoints,
   readOptimizerState,
   readTrainerState,
+  removeDirectory,
   removePartialWrites,
   type TrainerState,
   truncateLog,
@@ -184,10 +185,11 @@ async function clearPreviousRun(out: string, print: (line: string) => void): Pro
       } (use --resume to continue instead)`,
     );
   }
-  for (const { dir } of old) await Deno.remove(dir, { recursive: true });
-  for (const name of ["model", "log.jsonl"]) {
-    await Deno.remove(join(out, name), { recursive: true }).catch(() => {});
-  }
+  for (const { dir } of old) await removeDirectory(dir);
+  await removeDirectory(join(out, "model"));
+  await Deno.remove(join(out, "log.jsonl")).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  });
 }
 
 async function buildModel(

@@ -63,9 +63,22 @@ export async function latestCheckpoint(out: string): Promise<{ step: number; dir
 /** Deletes all but the newest `keep` checkpoints. */
 export async function pruneCheckpoints(out: string, keep: number): Promise<void> {
   const all = await listCheckpoints(out);
-  for (const { dir } of all.slice(0, Math.max(0, all.length - keep))) {
-    await Deno.remove(dir, { recursive: true });
+  for (const { dir } of all.slice(0, Math.max(0, all.length - keep))) await removeDirectory(dir);
+}
+
+/**
+ * Deletes a directory by renaming it to a `.old-<pid>` name first, so a process killed while
+ * deleting leaves a name {@linkcode removePartialWrites} cleans, never a half-emptied checkpoint.
+ */
+export async function removeDirectory(dir: string): Promise<void> {
+  const aside = `${dir}.old-${Deno.pid}`;
+  try {
+    await Deno.rename(dir, aside);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
   }
+  await Deno.remove(aside, { recursive: true });
 }
 
 async function entries(dir: string): Promise<Deno.DirEntry[]> {
