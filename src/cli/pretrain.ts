@@ -61,12 +61,13 @@ gradient clipping and accumulation). With no flags it makes a fresh tiny Qwen2-s
 the bundled sample: a BPE tokenizer trained on ${PRETRAIN_DEFAULTS.data} (cached in OUT/tokenizer
 for the same text), seeded random weights, then training into ${PRETRAIN_DEFAULTS.out}/.
 
-The run directory holds config.json (the resolved config), log.jsonl (one record per step with
-loss, grad_norm, learning_rate, tokens_per_s, epoch, and eval_loss records), checkpoint-N/
-(HF model or PEFT adapter + optimizer.safetensors + trainer_state.json; the newest ${KEEP_CHECKPOINTS} kept),
-and model/ at the end (HF layout with tokenizer: r2ec generate --model OUT/model). Checkpoints
-are written under a temporary name and renamed, so a killed run leaves only complete ones.
-A fresh run into an existing OUT replaces its checkpoints; --resume continues the newest one.
+The run directory holds config.json (the resolved config), log.jsonl (trl key names: a record
+per step with loss, grad_norm, learning_rate, tokens_per_s, num_tokens, epoch; eval_loss
+records), checkpoint-N/ (HF model or PEFT adapter, optimizer.safetensors, trainer_state.json;
+the newest ${KEEP_CHECKPOINTS} are kept) and, at the end, model/ (HF layout with the tokenizer, LoRA merged:
+r2ec generate --model OUT/model). Checkpoints are written under a temporary name and renamed,
+so a killed run leaves only complete ones. A fresh run into an existing OUT replaces its
+checkpoints; --resume continues the newest one.
 
 Settings are a flat config: defaults, then --config FILE (a JSON object with the keys below),
 then flags. Each key is also a flag:

@@ -255,7 +255,7 @@ async function trainLoop(inputs: LoopInputs): Promise<PretrainSummary> {
     maxSteps: config.max_steps,
     minLrRatio: config.min_lr_ratio,
   };
-  const progress = new Progress(config.max_steps);
+  const progress = new Progress(config.max_steps, state.global_step);
   const tokensPerStep = config.batch_size * config.seq_len * config.grad_accum_steps;
   const started = performance.now();
   let trainedTokens = 0;
@@ -314,6 +314,7 @@ async function trainLoop(inputs: LoopInputs): Promise<PretrainSummary> {
       grad_norm: gradNorm,
       learning_rate: lr,
       tokens_per_s: tokensPerStep / seconds,
+      num_tokens: state.tokens_seen,
       epoch: state.tokens_seen / train.length,
     };
     await appendJsonLine(logPath, record);

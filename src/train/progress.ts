@@ -19,11 +19,18 @@ export class Progress {
   readonly #tty = Deno.stderr.isTerminal();
   #open = false;
 
-  constructor(readonly maxSteps: number, readonly plainEvery = 10) {}
+  readonly #started = performance.now();
+
+  /** `firstStep`: the step this process starts after (non-zero when resuming), for the ETA. */
+  constructor(readonly maxSteps: number, readonly firstStep = 0, readonly plainEvery = 10) {}
 
   /** Reports step `step` (1-based); `important` lines (evals, checkpoints) always print in plain mode. */
   step(step: number, text: string, important = false): void {
-    const line = `step ${String(step).padStart(String(this.maxSteps).length)}/${this.maxSteps} | ${text}`;
+    const perStep = (performance.now() - this.#started) / 1000 / Math.max(1, step - this.firstStep);
+    const eta = formatSeconds(perStep * (this.maxSteps - step));
+    const line = `step ${
+      String(step).padStart(String(this.maxSteps).length)
+    }/${this.maxSteps} | ${text} | eta ${eta}`;
     if (this.#tty) {
       Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));
       this.#open = true;
@@ -45,4 +52,10 @@ export class Progress {
     Deno.stderr.writeSync(encoder.encode("\n"));
     this.#open = false;
   }
+}
+
+/** `75` → `1m15s`. */
+function formatSeconds(seconds: number): string {
+  const s = Math.round(seconds);
+  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
 }

@@ -93,7 +93,7 @@ Deno.test("pretrain() lowers the eval loss of a fresh tiny model and writes trl-
   const log = await readLog(out);
   const steps = log.filter((r) => "loss" in r);
   assert.deepEqual(steps.map((r) => r.step), Array.from({ length: 24 }, (_, i) => i + 1));
-  for (const key of ["loss", "grad_norm", "learning_rate", "tokens_per_s", "epoch"]) {
+  for (const key of ["loss", "grad_norm", "learning_rate", "tokens_per_s", "num_tokens", "epoch"]) {
     assert.ok(steps.every((r) => Number.isFinite(r[key])), key);
   }
   assert.deepEqual(log.filter((r) => "eval_loss" in r).map((r) => r.step), [0, 8, 16, 24]);
