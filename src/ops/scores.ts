@@ -30,6 +30,11 @@ export interface CosineScoreOptions {
   m: number;
   d: number;
   tau: number;
+  /**
+   * The items are already unit rows (a cached catalogue passed once through
+   * {@linkcode normalizeRows}): skip normalising them again (forward only).
+   */
+  itemsNormalized?: boolean;
 }
 
 /** Sizes of a score matrix for the cross-entropy: `b` rows × `m` items. */
@@ -177,8 +182,16 @@ function perRow(rec: Recorder, entry: string, bindings: Tensor[], rows: number, 
 
 function normalizeInto(rec: Recorder, x: Tensor, purpose: string, rows: number, d: number): Tensor {
   const xn = scratchTensor(rec, purpose, rows, d);
-  perRow(rec, "l2_normalize_forward", [x, xn], rows, d);
+  normalizeRows(rec, x, xn, { rows, d });
   return xn;
+}
+
+/**
+ * Records `y = x / max(‖x‖, eps)` per row of `x [rows × d]`, e.g. once per refresh of a cached
+ * item catalogue, so later {@linkcode cosineScores} calls can pass `itemsNormalized`.
+ */
+export function normalizeRows(rec: Recorder, x: Tensor, y: Tensor, o: { rows: number; d: number }): void {
+  perRow(rec, "l2_normalize_forward", [x, y], o.rows, o.d);
 }
 
 /** Records `scores [b × m] = cos(u_i, items_j) / τ` from `u [b × d]` and `items [m × d]`. */
@@ -190,7 +203,7 @@ export function cosineScores(
   o: CosineScoreOptions,
 ): void {
   const un = normalizeInto(rec, u, "scores.u", o.b, o.d);
-  const vn = normalizeInto(rec, items, "scores.items", o.m, o.d);
+  const vn = o.itemsNormalized ? items : normalizeInto(rec, items, "scores.items", o.m, o.d);
   matmul(rec, un, vn, scores, { m: o.b, n: o.m, k: o.d, transB: true, alpha: 1 / o.tau });
 }
 

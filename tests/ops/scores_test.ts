@@ -7,6 +7,7 @@ import {
   cosineScoresBackward,
   cosineScoresBackwardCpu,
   cosineScoresCpu,
+  normalizeRows,
   scoreSoftmaxCE,
   scoreSoftmaxCEBackward,
   scoreSoftmaxCEBackwardCpu,
@@ -141,3 +142,23 @@ for (const o of GPU_SHAPES) {
     },
   });
 }
+
+Deno.test({
+  name: "cosineScores() with a pre-normalised catalogue (itemsNormalized) gives the same scores",
+  ignore: !hasGpu,
+  async fn() {
+    const engine = await getEngine();
+    const { pool } = engine;
+    const o = { b: 3, m: 50, d: 12, tau: 0.02 };
+    const u = randomArray(o.b * o.d, 31), items = randomArray(o.m * o.d, 32, 3);
+    const tu = pool.upload(u, [o.b, o.d]), tItems = pool.upload(items, [o.m, o.d]);
+    const unit = pool.tensor([o.m, o.d]), scores = pool.tensor([o.b, o.m]);
+    const rec = engine.recorder();
+    normalizeRows(rec, tItems, unit, { rows: o.m, d: o.d });
+    cosineScores(rec, tu, unit, scores, { ...o, itemsNormalized: true });
+    const got = rec.read(scores);
+    await rec.submit();
+    assertClose(await got, cosineScoresCpu(u, items, o), SCORE_TOL, "scores");
+    for (const t of [tu, tItems, unit, scores]) pool.release(t);
+  },
+});
