@@ -1,7 +1,8 @@
 /**
  * Attention benchmark cases at the reference decoder's shape (B 4, T 256, H 4 = KVH 4, D 64):
- * forward and backward. GFLOP/s counts the nominal causal work, 2·B·H·(T²/2)·D per product
- * (2 products forward, 5 backward), so it compares with the matmul figures.
+ * forward and backward of a training step, and one decoding step (1 new token per sequence
+ * against 256 cached keys). GFLOP/s counts the nominal causal work, 2·B·H·(T²/2)·D per product
+ * (2 products forward, 5 backward; 2·B·H·T·D per product when decoding).
  *
  * @module
  */
@@ -11,7 +12,7 @@ import { type BenchCase, benchCase } from "./harness.ts";
 
 const [B, T, H, D] = [4, 256, 4, 64];
 
-/** Forward and backward of one attention layer. */
+/** Forward and backward of one attention layer, and one decoding step. */
 export function attentionCases(): BenchCase[] {
   const shape = {
     batch: B,
@@ -58,6 +59,19 @@ export function attentionCases(): BenchCase[] {
       setup,
       record: (rec, s: State) =>
         attentionBackward(rec, s.out, s.q, s.k, s.v, s.out, s.lse, s.dq, s.dk, s.dv, { ...shape, ...s }),
+      teardown,
+    }),
+    benchCase({
+      name: "attention.decode",
+      shape: `B${B} Tq1 keys${T} H${H} D${D}`,
+      flops: 2 * 2 * B * H * T * D,
+      setup: (engine: Engine) => {
+        const s = setup(engine);
+        engine.pool.release(s.qOffset);
+        return { ...s, qOffset: engine.pool.upload(new Int32Array(B).fill(T - 1), [B]) };
+      },
+      record: (rec, s: State) =>
+        attentionForward(rec, s.q, s.k, s.v, s.out, s.lse, { ...shape, ...s, tq: 1 }),
       teardown,
     }),
   ];
