@@ -106,6 +106,8 @@ const GPU_CASES: GpuCase[] = [
   // Token blocks of 2 rows: 2 × 3 logits × 4 B = 24 bytes per block.
   { o: { tokens: 5, hidden: 8, vocab: 7, softcap: 2, temperature: 0.8, blockBytes: 24 }, rowsPerChunk: 3 },
   { o: { tokens: 70, hidden: 40, vocab: 300, softcap: 30, temperature: 1.3 }, rowsPerChunk: 128 },
+  // Large enough for matmul's texture path (≥ 2 MFLOP per product).
+  { o: { tokens: 256, hidden: 64, vocab: 1024, softcap: 30 }, rowsPerChunk: 512 },
 ];
 
 function describe({ o, rowsPerChunk }: GpuCase): string {
