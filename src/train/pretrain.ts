@@ -17,10 +17,10 @@
  * @module
  */
 import { join } from "node:path";
-import type { FlatConfig } from "./config.ts";
-import { formatConfig } from "./config.ts";
+import { type FlatConfig, formatConfig } from "./config.ts";
 import { appendJsonLine, writeTextAtomic } from "./files.ts";
 import { freshModelConfig, initialWeights, prepareTokenizer } from "./fresh_model.ts";
+import { lmEvalLoss, lmTrainStep, nonFiniteGradients } from "./lm_steps.ts";
 import { checkPretrainConfig, loraTargets, type PretrainConfig } from "./pretrain_config.ts";
 import { Progress } from "./progress.ts";
 import {
@@ -38,17 +38,11 @@ import {
 } from "./run_dir.ts";
 import { learningRate } from "./schedule.ts";
 import { evalWindows, readTextDocuments, sampleBatch, splitStream, tokenizeDocuments } from "./text_data.ts";
-import {
-  type CausalLM,
-  loadModel,
-  modelFromTensors,
-  nextTokenTargets,
-  type TokenBatch,
-} from "../model/decoder.ts";
+import { type CausalLM, loadModel, modelFromTensors } from "../model/decoder.ts";
 import { readLoraAdapter, writeDirectoryAtomic } from "../model/checkpoint.ts";
 import { TrainableModel } from "../model/trainable.ts";
 import { loraParams } from "../model/lora.ts";
-import { readChunks, writeChunks } from "../model/params.ts";
+import { writeChunks } from "../model/params.ts";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.ts";
 
 /** Checkpoints kept on disk; older ones are deleted once a newer one is complete. */
@@ -264,7 +258,8 @@ async function trainLoop(inputs: LoopInputs): Promise<PretrainSummary> {
   let lastLoss = NaN;
 
   const evaluate = async () => {
-    const loss = await evalLoss(trainable.model, evaluation, config);
+    const windows = evalWindows(evaluation, config.seq_len, config.eval_batches * config.batch_size);
+    const loss = await lmEvalLoss(trainable.model, windows, config.batch_size);
     await appendJsonLine(logPath, {
       step: state.global_step,
       eval_loss: loss,
@@ -283,7 +278,18 @@ async function trainLoop(inputs: LoopInputs): Promise<PretrainSummary> {
   while (state.global_step < config.max_steps) {
     const lr = learningRate(schedule, state.global_step);
     const t0 = performance.now();
-    const { loss, gradNorm } = await optimizerStep(trainable, train, config, state.batches_drawn, lr);
+    const batches = Array.from(
+      { length: config.grad_accum_steps },
+      (_, a) => sampleBatch(train, config.batch_size, config.seq_len, config.seed, state.batches_drawn + a),
+    );
+    const { loss, gradNorm } = await lmTrainStep(trainable, batches, config.seq_len, {
+      lr,
+      beta1: config.beta1,
+      beta2: config.beta2,
+      eps: config.eps,
+      weightDecay: config.weight_decay,
+      maxGradNorm: config.max_grad_norm,
+    });
     const seconds = (performance.now() - t0) / 1000;
     state.global_step++;
     state.batches_drawn += config.grad_accum_steps;
@@ -355,94 +361,6 @@ async function trainLoop(inputs: LoopInputs): Promise<PretrainSummary> {
       } s; model in ${modelDir}`,
   );
   return summary;
-}
-
-/** Names of the trained tensors whose gradient (still on the GPU after a failed step) holds NaN or ±Inf. */
-async function nonFiniteGradients(trainable: TrainableModel): Promise<string[]> {
-  const rec = trainable.model.engine.recorder();
-  const reads = trainable.parameters.map((p) => ({ name: p.name, grad: p.grad && readChunks(rec, p.grad) }));
-  await rec.submit();
-  const bad: string[] = [];
-  for (const { name, grad } of reads) if (grad && !(await grad).every(Number.isFinite)) bad.push(name);
-  return bad;
-}
-
-/**
- * Records every micro-batch (forward, log-probs, backward) and the AdamW step into one command
- * buffer, submits once, and returns the mean loss over all target tokens and the gradient norm.
- */
-async function optimizerStep(
-  trainable: TrainableModel,
-  train: Int32Array,
-  config: PretrainConfig,
-  firstBatch: number,
-  lr: number,
-): Promise<{ loss: number; gradNorm: number }> {
-  const model = trainable.model;
-  const rec = model.engine.recorder();
-  trainable.zeroGrad(rec);
-  const { batch_size: batch, seq_len: seqLen, grad_accum_steps: accum } = config;
-  const targetsPerBatch = batch * (seqLen - 1);
-  const weights = new Float32Array(batch * seqLen).fill(-1 / (targetsPerBatch * accum));
-  for (let b = 0; b < batch; b++) weights[b * seqLen + seqLen - 1] = 0;
-  const reads: Promise<Float32Array>[] = [];
-  for (let a = 0; a < accum; a++) {
-    const input: TokenBatch = {
-      ids: sampleBatch(train, batch, seqLen, config.seed, firstBatch + a),
-      batch,
-      seqLen,
-    };
-    const pass = model.forward(rec, input, { train: true });
-    const { logprob } = pass.logProbs(rec, nextTokenTargets(input));
-    pass.backward(rec, { dLogprob: weights });
-    reads.push(rec.read(logprob));
-    pass.release();
-  }
-  const norm = trainable.step(rec, {
-    lr,
-    beta1: config.beta1,
-    beta2: config.beta2,
-    eps: config.eps,
-    weightDecay: config.weight_decay,
-    maxGradNorm: config.max_grad_norm,
-  });
-  const gradNorm = rec.read(norm);
-  await rec.submit();
-  let sum = 0;
-  for (const read of reads) {
-    const lp = await read;
-    for (let i = 0; i < lp.length; i++) if ((i + 1) % seqLen !== 0) sum += lp[i];
-  }
-  return { loss: -sum / (targetsPerBatch * accum), gradNorm: (await gradNorm)[0] };
-}
-
-/** Mean next-token loss over up to `eval_batches × batch_size` consecutive windows of the eval tail. */
-async function evalLoss(model: CausalLM, evaluation: Int32Array, config: PretrainConfig): Promise<number> {
-  const { batch_size: batch, seq_len: seqLen } = config;
-  const windows = evalWindows(evaluation, seqLen, config.eval_batches * batch);
-  const rec = model.engine.recorder();
-  const reads: Promise<Float32Array>[] = [];
-  for (let at = 0; at < windows.length; at += batch) {
-    const group = windows.slice(at, at + batch);
-    const ids = new Int32Array(group.length * seqLen);
-    group.forEach((w, i) => ids.set(w, i * seqLen));
-    const input: TokenBatch = { ids, batch: group.length, seqLen };
-    const pass = model.forward(rec, input);
-    reads.push(rec.read(pass.logProbs(rec, nextTokenTargets(input)).logprob));
-    pass.release();
-  }
-  await rec.submit();
-  let sum = 0;
-  let count = 0;
-  for (const read of reads) {
-    const lp = await read;
-    for (let i = 0; i < lp.length; i++) {
-      if ((i + 1) % seqLen === 0) continue;
-      sum += lp[i];
-      count++;
-    }
-  }
-  return -sum / count;
 }
 
 /** Writes `checkpoint-<step>` atomically (model or adapter, optimizer, trainer state), then prunes old ones. */
