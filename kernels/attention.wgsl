@@ -673,8 +673,9 @@ fn attention_backward_dkdv(@builtin(local_invocation_id) lid: vec3<u32>, @builti
 // Decoding path (few query rows, long cache): the row tiles above would leave 63 of 64 rows idle,
 // so the work is split the other way — scores with lanes along keys, a softmax per row, then
 // P·V with lanes along the head dimension — through scores materialised in scratch
-// [B·H·Tq × Tmax]. Per new token and head: ~1.25·D/4 loads per key for the scores and 2 per key
-// per vec4 of D for P·V, against ~3.5·D/4 per key (for 64 rows, 1 used) in the tiled kernels.
+// [B·H·Tq × Tmax]. Per new token, 4 heads of a KV group and vec4 of D: 2 loads per key for the
+// scores (4 keys × 4 heads per 8 loads) and 5 per key for P·V (1 value slice, 4 probabilities),
+// against ~3.5 per key and head (for 64 rows, 1 used) in the tiled kernels.
 
 @group(0) @binding(1) var<storage, read> dec_q: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> dec_k: array<vec4<f32>>;
@@ -691,34 +692,63 @@ fn visible4(pos: i32, keys: vec4<i32>, len: i32) -> vec4<bool> {
   return ok;
 }
 
-// One invocation = 4 keys (lane, lane + WG, …) of one query row; masked keys get NEG.
+// The query heads of one KV group are taken 4 at a time (grid y = KV head × head chunk), so every
+// loaded key (value) slice serves 4 heads — GQA models share each K/V row across 2–8 heads.
+struct HeadChunk {
+  kvh: u32,
+  // The 4 heads (clamped into the group) and which of them exist.
+  heads: vec4<u32>,
+  valid: vec4<bool>,
+}
+
+fn head_chunk(y: u32) -> HeadChunk {
+  let group = p.heads / p.kv_heads;
+  let chunks = (group + 3u) / 4u;
+  let kvh = y / chunks;
+  let inner = vec4<u32>((y % chunks) * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+  return HeadChunk(kvh, vec4<u32>(kvh * group) + min(inner, vec4<u32>(group - 1u)), inner < vec4<u32>(group));
+}
+
+// Start of the score row of (b, head, query row i).
+fn score_row(b: u32, h: u32, i: u32) -> u32 {
+  return ((b * p.heads + h) * p.tq + i) * p.tmax;
+}
+
+// One invocation = 4 keys (lane, lane + WG, …) × 4 heads of one query row; masked keys get NEG.
 @compute @workgroup_size(WG)
 fn attention_decode_scores(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let b = wid.z / p.tq;
   let i = wid.z % p.tq;
-  let h = wid.y;
-  let kvh = h / (p.heads / p.kv_heads);
+  let hc = head_chunk(wid.y);
   let pos = dec_offset[b] + i32(i);
-  let len = dec_len[b];
   let keys = vec4<u32>(wid.x * WG * 4u + lid.x) + vec4<u32>(0u, WG, 2u * WG, 3u * WG);
   let last = p.tmax - 1u;
-  let kb = vec4<u32>(kv_index(b, min(keys.x, last), kvh), kv_index(b, min(keys.y, last), kvh),
-                     kv_index(b, min(keys.z, last), kvh), kv_index(b, min(keys.w, last), kvh));
-  let ok = visible4(pos, vec4<i32>(keys), len);
-  var s = vec4<f32>(0.0);
+  let kb = vec4<u32>(kv_index(b, min(keys.x, last), hc.kvh), kv_index(b, min(keys.y, last), hc.kvh),
+                     kv_index(b, min(keys.z, last), hc.kvh), kv_index(b, min(keys.w, last), hc.kvh));
+  let ok = visible4(pos, vec4<i32>(keys), dec_len[b]);
+  // Column t: the 4 keys' raw scores for head t.
+  var s = mat4x4<f32>();
   if (any(ok)) {
-    let qb = q_index(b, i, h);
+    let qb = vec4<u32>(q_index(b, i, hc.heads.x), q_index(b, i, hc.heads.y), q_index(b, i, hc.heads.z),
+                       q_index(b, i, hc.heads.w));
     for (var c = 0u; c < HD4; c++) {
-      let qv = dec_q[qb + c];
-      s += vec4<f32>(dot(qv, dec_k[kb.x + c]), dot(qv, dec_k[kb.y + c]), dot(qv, dec_k[kb.z + c]),
-                     dot(qv, dec_k[kb.w + c]));
+      let km = mat4x4<f32>(dec_k[kb.x + c], dec_k[kb.y + c], dec_k[kb.z + c], dec_k[kb.w + c]);
+      s[0] += dec_q[qb.x + c] * km;
+      s[1] += dec_q[qb.y + c] * km;
+      s[2] += dec_q[qb.z + c] * km;
+      s[3] += dec_q[qb.w + c] * km;
     }
   }
-  let sc = select(vec4<f32>(NEG), capped4(s), ok);
-  let row = ((b * p.heads + h) * p.tq + i) * p.tmax;
-  for (var r = 0u; r < 4u; r++) {
-    if (keys[r] < p.tmax) {
-      dec_scores[row + keys[r]] = sc[r];
+  for (var t = 0u; t < 4u; t++) {
+    if (!hc.valid[t]) {
+      continue;
+    }
+    let sc = select(vec4<f32>(NEG), capped4(s[t]), ok);
+    let row = score_row(b, hc.heads[t], i);
+    for (var r = 0u; r < 4u; r++) {
+      if (keys[r] < p.tmax) {
+        dec_scores[row + keys[r]] = sc[r];
+      }
     }
   }
 }
@@ -787,20 +817,30 @@ fn attention_decode_pv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wo
   }
   let b = wid.z / p.tq;
   let i = wid.z % p.tq;
-  let h = wid.y;
-  let kvh = h / (p.heads / p.kv_heads);
+  let hc = head_chunk(wid.y);
   let pos = pv_offset[b] + i32(i);
   var j = 0;
   if (p.window > 0u) {
     j = max(0, pos - i32(p.window) + 1);
   }
   let j_end = min(pos + 1, pv_len[b]);
-  let row = ((b * p.heads + h) * p.tq + i) * p.tmax;
-  var acc = vec4<f32>(0.0);
+  let rows = vec4<u32>(score_row(b, hc.heads.x, i), score_row(b, hc.heads.y, i), score_row(b, hc.heads.z, i),
+                       score_row(b, hc.heads.w, i));
+  // Column t: head t's slice c of the output.
+  var acc = mat4x4<f32>();
   for (; j < j_end; j++) {
-    acc += pv_probs[row + u32(j)] * pv_v[kv_index(b, u32(j), kvh) + c];
+    let vv = pv_v[kv_index(b, u32(j), hc.kvh) + c];
+    let jj = u32(j);
+    acc[0] += pv_probs[rows.x + jj] * vv;
+    acc[1] += pv_probs[rows.y + jj] * vv;
+    acc[2] += pv_probs[rows.z + jj] * vv;
+    acc[3] += pv_probs[rows.w + jj] * vv;
   }
-  pv_out[q_index(b, i, h) + c] = acc;
+  for (var t = 0u; t < 4u; t++) {
+    if (hc.valid[t]) {
+      pv_out[q_index(b, i, hc.heads[t]) + c] = acc[t];
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -258,6 +258,8 @@ export function attentionForwardVia(
     return;
   }
   const rows = o.batch * o.heads * o.tq;
+  // The decoding kernels take the query heads of a KV group 4 at a time.
+  const headChunks = o.kvHeads * Math.ceil(o.heads / o.kvHeads / 4);
   const scores = {
     buffer: scratchBuffer(rec, "attention.scores", Math.max(4, scoreBytes)),
     size: scoreBytes,
@@ -265,7 +267,7 @@ export function attentionForwardVia(
   rec.dispatch(
     rec.kernel("attention", "attention_decode_scores", constants),
     [q, k, o.qOffset, o.kvLen, scores],
-    [Math.ceil(o.tmax / (WG * 4)), o.heads, o.batch * o.tq],
+    [Math.ceil(o.tmax / (WG * 4)), headChunks, o.batch * o.tq],
     attentionParams(o),
   );
   const { groups, rowStride } = elementGrid(rows, 1);
@@ -278,7 +280,7 @@ export function attentionForwardVia(
   rec.dispatch(
     rec.kernel("attention", "attention_decode_pv", constants),
     [scores, v, o.qOffset, o.kvLen, out],
-    [Math.ceil(o.headDim / 4 / WG), o.heads, o.batch * o.tq],
+    [Math.ceil(o.headDim / 4 / WG), headChunks, o.batch * o.tq],
     attentionParams(o),
   );
 }

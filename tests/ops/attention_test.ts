@@ -101,6 +101,8 @@ const GPU_FORWARD_SHAPES: Shape[] = [
   // Decoding: one new token per sequence at different positions of a 12-row cache.
   { batch: 3, tq: 1, tmax: 12, heads: 4, kvHeads: 2, headDim: 8, softcap: 0, window: 0, qOffset: [0, 4, 11] },
   { batch: 2, tq: 3, tmax: 12, heads: 2, kvHeads: 1, headDim: 8, softcap: 20, window: 4, qOffset: [2, 9] },
+  // A KV group of 6 query heads: the decoding kernels take 4 heads at a time, the last chunk half-full.
+  { batch: 2, tq: 1, tmax: 9, heads: 12, kvHeads: 2, headDim: 8, softcap: 0, window: 0, qOffset: [3, 8] },
 ];
 
 for (const shape of GPU_FORWARD_SHAPES) {
