@@ -20,6 +20,7 @@
  *
  * @module
  */
+import type { Engine } from "../gpu/engine.ts";
 import { params, type Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { elementGrid } from "./grid.ts";
@@ -329,4 +330,28 @@ export function kvCacheWrite(rec: Recorder, kNew: Tensor, cache: Tensor, o: KvCa
     groups,
     attentionParams({ ...o, heads: o.kvHeads, scale: 1, softcap: 0, window: 0 }, rowStride),
   );
+}
+
+/**
+ * Compiles and runs once every attention pipeline for `headDim` (tiled and decoding forward,
+ * backward, KV-cache write) on a one-token problem, so the LLVM JIT (~0.3–0.8 s per kernel with
+ * Mesa's disk cache, several seconds cold) happens at start-up, not inside the first step.
+ * Returns the milliseconds it took (one sync).
+ */
+export async function attentionWarmup(engine: Engine, headDim: number): Promise<number> {
+  const start = performance.now();
+  const { pool } = engine;
+  const shape = { batch: 1, tq: 1, tmax: 1, heads: 1, kvHeads: 1, headDim, scale: 1, softcap: 0, window: 0 };
+  const [q, k, v, out, dq, dk, dv] = Array.from({ length: 7 }, () => pool.zeros([headDim]));
+  const lse = pool.zeros([1]), delta = pool.zeros([1]);
+  const qOffset = pool.zeros([1], "i32"), kvLen = pool.upload(new Int32Array([1]), [1]);
+  const o = { ...shape, qOffset, kvLen };
+  const rec = engine.recorder();
+  kvCacheWrite(rec, k, v, { batch: 1, tq: 1, tmax: 1, kvHeads: 1, headDim, qOffset });
+  attentionForwardVia("decode", rec, q, k, v, out, lse, o);
+  attentionForwardVia("tiled", rec, q, k, v, out, lse, o);
+  attentionBackward(rec, out, q, k, v, out, lse, dq, dk, dv, { ...o, delta });
+  await rec.submit();
+  for (const t of [q, k, v, out, dq, dk, dv, lse, delta, qOffset, kvLen]) pool.release(t);
+  return performance.now() - start;
 }

@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { getEngine } from "../../src/gpu/engine.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
 import {
@@ -7,6 +8,7 @@ import {
   attentionForward,
   attentionForwardCpu,
   attentionForwardVia,
+  attentionWarmup,
   kvCacheWrite,
 } from "../../src/ops/attention.ts";
 import { assertClose, hasGpu, numericalGradient, randomArray, weightedSum } from "./check.ts";
@@ -202,5 +204,40 @@ Deno.test({
     await rec.submit();
     assertClose(await got, expected, { atol: 0 }, "cache");
     for (const x of [tFresh, cache, qOffset]) pool.release(x);
+  },
+});
+
+Deno.test({
+  name: "attentionWarmup() compiles every pipeline a training step and a decoding step use",
+  ignore: !hasGpu,
+  async fn() {
+    const engine = await getEngine();
+    const headDim = 12;
+    await attentionWarmup(engine, headDim);
+    const compiled = engine.kernels.size;
+    const o = options({ batch: 2, tq: 3, tmax: 3, heads: 2, kvHeads: 1, headDim, softcap: 0, window: 0 });
+    const data = inputs(o, 61);
+    const t = await uploadCommon(o, data);
+    const { pool } = engine;
+    const out = pool.tensor([data.q.length]), lse = pool.tensor([o.batch * o.heads * o.tq]);
+    const delta = pool.tensor([o.batch * o.heads * o.tq]);
+    const grads = [pool.zeros([data.q.length]), pool.zeros([data.k.length]), pool.zeros([data.k.length])];
+    const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
+    const rec = engine.recorder();
+    for (const path of ["tiled", "decode"] as const) {
+      attentionForwardVia(path, rec, t.q, t.k, t.v, out, lse, launch);
+    }
+    attentionBackward(rec, out, t.q, t.k, t.v, out, lse, grads[0], grads[1], grads[2], { ...launch, delta });
+    kvCacheWrite(rec, t.k, t.v, {
+      batch: o.batch,
+      tq: o.tq,
+      tmax: o.tmax,
+      kvHeads: 1,
+      headDim,
+      qOffset: t.qOffset,
+    });
+    await rec.submit();
+    assert.equal(engine.kernels.size, compiled, "no pipeline compiled after the warm-up");
+    for (const x of [...Object.values(t), out, lse, delta, ...grads]) pool.release(x);
   },
 });
