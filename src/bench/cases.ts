@@ -13,16 +13,18 @@ import { matmulCases } from "./matmul_cases.ts";
 import { modelCases } from "./model_cases.ts";
 import { rmsnormCases } from "./rmsnorm_cases.ts";
 
-/** All registered benchmark cases. */
-export const benchCases: BenchCase[] = [
-  ...calibrationCases(),
-  ...matmulCases(),
-  ...matmulCases("auto", undefined, "bf16"),
-  // The plain storage-buffer kernel at one shape, to show what the texture path buys.
-  ...matmulCases("general", [[1024, 1024, 1024]]),
-  ...rmsnormCases(),
-  ...adamwCases(),
-  ...attentionCases(),
-  ...lmHeadCases(),
-  ...modelCases(),
-];
+/** All registered benchmark cases, built on demand (model cases look for `../shared`). */
+export function benchCases(): BenchCase[] {
+  return [
+    ...calibrationCases(),
+    ...matmulCases(),
+    ...matmulCases("auto", undefined, "bf16"),
+    // The plain storage-buffer kernel at one shape, to show what the texture path buys.
+    ...matmulCases("general", [[1024, 1024, 1024]]),
+    ...rmsnormCases(),
+    ...adamwCases(),
+    ...attentionCases(),
+    ...lmHeadCases(),
+    ...modelCases(),
+  ];
+}

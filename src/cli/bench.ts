@@ -59,7 +59,7 @@ export const benchCommand: Command = {
     } catch {
       throw new UsageError(`bench: --filter is not a valid regular expression: "${values.filter}"`);
     }
-    const cases = benchCases.filter((c) => filter.test(`${c.name} ${c.shape}`));
+    const cases = benchCases().filter((c) => filter.test(`${c.name} ${c.shape}`));
     if (cases.length === 0) throw new UsageError(`bench: no case matches --filter "${values.filter}"`);
     if (values.list) {
       for (const c of cases) console.log(`${c.name} ${c.shape}`);
