@@ -7,7 +7,7 @@ import { UsageError } from "../../src/cli/command.ts";
 import { hasGpu } from "../ops/check.ts";
 
 Deno.test("benchCases has one entry per name and shape", () => {
-  const keys = benchCases.map((c) => `${c.name} ${c.shape}`);
+  const keys = benchCases().map((c) => `${c.name} ${c.shape}`);
   assertEquals(new Set(keys).size, keys.length);
 });
 
