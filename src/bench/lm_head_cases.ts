@@ -1,7 +1,9 @@
 /**
  * LM-head cross-entropy benchmark at the reference decoder's shape (1024 tokens × d 256 × V 8192):
- * token log-probs forward (one NT matmul + the log-sum-exp pass) and backward (logit recompute,
- * gradient pass, dh and dHead matmuls). GFLOP/s counts the matmuls, 2·T·d·V each.
+ * token log-probs forward (one NT matmul + the log-sum-exp pass), backward alone (logit
+ * recompute, gradient pass, dh and dHead matmuls) and forward + backward as a training step
+ * records them (the backward then reuses the forward's logits). GFLOP/s counts the matmuls,
+ * 2·T·d·V each.
  *
  * @module
  */
@@ -56,6 +58,17 @@ export function lmHeadCases(): BenchCase[] {
       setup,
       record: (rec, s: State) =>
         tokenLogProbsBackward(rec, s.h, s.head, s.targets, s.lse, s.weights, s.dh, s.dHead, o),
+      teardown,
+    }),
+    benchCase({
+      name: "lm_head.logprob.forward+backward",
+      shape: label,
+      flops: 3 * matmulFlops,
+      setup,
+      record: (rec, s: State) => {
+        tokenLogProbs(rec, s.h, s.head, s.targets, s.logprob, s.lse, o);
+        tokenLogProbsBackward(rec, s.h, s.head, s.targets, s.lse, s.weights, s.dh, s.dHead, o);
+      },
       teardown,
     }),
   ];

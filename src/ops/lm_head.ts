@@ -7,7 +7,10 @@
  * `softcap > 0`, then `z / temperature`. `logprob_t = z_t[target_t] − logsumexp_v z_t[v]`, and
  * 0 for targets −1. The head is a `RowChunked` matrix `[V × hidden]` (HF layout); each chunk's
  * logits come from `matmul` (NT), one block of token rows at a time, so a logit block fits one
- * binding even for a 150k vocabulary.
+ * binding even for a 150k vocabulary. When all logits fit one block of one chunk (the reference
+ * decoder's 1024 × 8192), the backward reuses the forward's logits instead of recomputing them
+ * (one of its three T·d·V products), provided it is the next LM-head op recorded after that
+ * forward, with the same tensors and options; otherwise it recomputes them.
  *
  * @example
  * ```ts
@@ -127,6 +130,39 @@ export function tokenLogProbsBackwardCpu(
   return { dh, dHead };
 }
 
+/**
+ * What the scratch logits block holds after {@linkcode tokenLogProbs} covered every logit in one
+ * block: the raw logits of these inputs. Any other LM-head op overwrites or consumes the block.
+ */
+interface RetainedLogits {
+  block: GPUBuffer;
+  inputs: GPUBuffer[];
+  options: string;
+}
+
+const retained = new WeakMap<GPUDevice, RetainedLogits>();
+
+function retentionKey(
+  block: GPUBuffer,
+  h: Tensor,
+  head: RowChunked,
+  targets: Tensor,
+  lse: Tensor,
+  o: TokenLogProbOptions,
+): RetainedLogits {
+  const { tokens, hidden, vocab, softcap, temperature = 1 } = o;
+  return {
+    block,
+    inputs: [h.buffer, targets.buffer, lse.buffer, ...head.chunks.map((c) => c.tensor.buffer)],
+    options: JSON.stringify([tokens, hidden, vocab, softcap, temperature]),
+  };
+}
+
+function sameRetention(a: RetainedLogits | undefined, b: RetainedLogits): boolean {
+  return !!a && a.block === b.block && a.options === b.options && a.inputs.length === b.inputs.length &&
+    a.inputs.every((buffer, i) => buffer === b.inputs[i]);
+}
+
 /** A `[rows × cols]` f32 tensor over an op-owned scratch buffer. */
 function scratchTensor(rec: Recorder, purpose: string, rows: number, cols: number): Tensor {
   const buffer = scratchBuffer(rec, purpose, Math.max(4, rows * cols * 4));
@@ -209,6 +245,7 @@ export function lmHeadLogits(
   o: LmHeadOptions & { blockBytes?: number },
 ): void {
   checkHead(head, o);
+  retained.delete(rec.gpu.device);
   forEachBlock(rec, h, tokenBlock(rec, head, o), o, (block) => {
     for (const chunk of head.chunks) {
       const raw = scratchTensor(rec, "lm_head.logits", block.rows, chunk.rows);
@@ -235,8 +272,10 @@ export function tokenLogProbs(
   o: TokenLogProbOptions,
 ): void {
   checkHead(head, o);
+  retained.delete(rec.gpu.device);
   const stats = scratchTensor(rec, "lm_head.stats", o.tokens, 3);
-  forEachBlock(rec, h, tokenBlock(rec, head, o), o, (block) => {
+  const rowsPerBlock = tokenBlock(rec, head, o);
+  forEachBlock(rec, h, rowsPerBlock, o, (block) => {
     const { groups, rowStride } = elementGrid(block.rows, 1);
     head.chunks.forEach((chunk, i) => {
       const raw = scratchTensor(rec, "lm_head.logits", block.rows, chunk.rows);
@@ -252,14 +291,18 @@ export function tokenLogProbs(
           temperature: o.temperature ?? 1,
         }),
       );
+      if (rowsPerBlock === o.tokens && head.chunks.length === 1) {
+        retained.set(rec.gpu.device, retentionKey(raw.buffer, h, head, targets, lse, o));
+      }
     });
   });
 }
 
 /**
  * Records the backward of `Σ_t dLogprob_t·logprob_t`: `dh += ∂/∂h`, and `dHead += ∂/∂W` unless
- * `dHead` is null (frozen head). Recomputes each chunk's logits; `lse` comes from
- * {@linkcode tokenLogProbs} with the same options.
+ * `dHead` is null (frozen head). `lse` comes from {@linkcode tokenLogProbs} with the same
+ * options; that call's logits are reused when it was the last LM-head op and they fit one block
+ * (see the module doc), else each chunk's logits are recomputed.
  */
 export function tokenLogProbsBackward(
   rec: Recorder,
@@ -273,14 +316,24 @@ export function tokenLogProbsBackward(
   o: TokenLogProbOptions,
 ): void {
   checkHead(head, o);
-  forEachBlock(rec, h, tokenBlock(rec, head, o), o, (block) => {
+  const device = rec.gpu.device;
+  const rowsPerBlock = tokenBlock(rec, head, o);
+  const reuse = rowsPerBlock === o.tokens && head.chunks.length === 1 && sameRetention(
+    retained.get(device),
+    retentionKey(scratchTensor(rec, "lm_head.logits", o.tokens, o.vocab).buffer, h, head, targets, lse, o),
+  );
+  // The gradient pass overwrites the block in place.
+  retained.delete(device);
+  forEachBlock(rec, h, rowsPerBlock, o, (block) => {
     const whole = block.rows === o.tokens;
     const dhBlock = whole ? dh : scratchTensor(rec, "lm_head.dh", block.rows, o.hidden);
     if (!whole) rec.copy(dh, dhBlock, block.rows * o.hidden * 4, block.row0 * o.hidden * 4, 0);
     head.chunks.forEach((chunk, i) => {
       const dl = scratchTensor(rec, "lm_head.logits", block.rows, chunk.rows);
       const { m, n, k } = { m: block.rows, n: chunk.rows, k: o.hidden };
-      matmul(rec, block.h, chunk.tensor, dl, { m, n, k, transB: true });
+      if (!reuse) {
+        matmul(rec, block.h, chunk.tensor, dl, { m, n, k, transB: true });
+      }
       rec.dispatch(
         rec.kernel("lm_head", "lm_head_grad", { WG }),
         [targets, lse, dLogprob, dl],

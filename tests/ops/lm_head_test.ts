@@ -184,3 +184,44 @@ Deno.test({
     for (const ch of head.chunks) pool.release(ch.tensor);
   },
 });
+
+Deno.test({
+  name: "tokenLogProbsBackward() reuses the forward's logits once and recomputes them otherwise",
+  ignore: !hasGpu,
+  async fn() {
+    const engine = await getEngine();
+    const { pool } = engine;
+    // One chunk, one block and large enough for matmul's texture path: the reuse case.
+    const o = { tokens: 256, hidden: 64, vocab: 1024, softcap: 0 };
+    const w = randomArray(o.vocab * o.hidden, 31, 2);
+    const [h1, h2] = [randomArray(o.tokens * o.hidden, 32, 2), randomArray(o.tokens * o.hidden, 33, 2)];
+    const targets = targetsFor(o.tokens, o.vocab, 2), weights = randomArray(o.tokens, 34);
+    const head = uploadChunks(pool, w, o.vocab, o.hidden, o.vocab);
+    const [th1, th2] = [pool.upload(h1, [o.tokens, o.hidden]), pool.upload(h2, [o.tokens, o.hidden])];
+    const tTargets = pool.upload(targets, [o.tokens]), tWeights = pool.upload(weights, [o.tokens]);
+    const logprob = pool.tensor([o.tokens]);
+    const [lse1, lse2] = [pool.tensor([o.tokens]), pool.tensor([o.tokens])];
+    const [dh1, dh2] = [pool.zeros([o.tokens, o.hidden]), pool.zeros([o.tokens, o.hidden])];
+    const rec = engine.recorder();
+    // h1: forward, then two backwards (the second finds the logits consumed by the first).
+    tokenLogProbs(rec, th1, head, tTargets, logprob, lse1, o);
+    tokenLogProbsBackward(rec, th1, head, tTargets, lse1, tWeights, dh1, null, o);
+    tokenLogProbsBackward(rec, th1, head, tTargets, lse1, tWeights, dh1, null, o);
+    // h2: its forward's logits are replaced by the forward of h1 before its backward.
+    tokenLogProbs(rec, th2, head, tTargets, logprob, lse2, o);
+    tokenLogProbs(rec, th1, head, tTargets, logprob, lse1, o);
+    tokenLogProbsBackward(rec, th2, head, tTargets, lse2, tWeights, dh2, null, o);
+    const got = { dh1: rec.read(dh1), dh2: rec.read(dh2) };
+    await rec.submit();
+    const g1 = tokenLogProbsBackwardCpu(h1, w, targets, weights, o).dh;
+    assertClose(await got.dh1, g1.map((x) => 2 * x), BACKWARD_TOL, "dh of h1 after two backwards");
+    assertClose(
+      await got.dh2,
+      tokenLogProbsBackwardCpu(h2, w, targets, weights, o).dh,
+      BACKWARD_TOL,
+      "dh of h2",
+    );
+    for (const t of [th1, th2, tTargets, tWeights, logprob, lse1, lse2, dh1, dh2]) pool.release(t);
+    for (const ch of head.chunks) pool.release(ch.tensor);
+  },
+});
