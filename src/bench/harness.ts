@@ -38,6 +38,11 @@ export interface BenchCase<S = unknown> {
   tokens?: number;
   /** Allocates inputs and outputs (not timed). */
   setup(engine: Engine): S | Promise<S>;
+  /**
+   * Optional explicit warm-up (compiles every pipeline the case uses); its time is reported as
+   * `warmup_ms` instead of the cold first run's.
+   */
+  warmup?(engine: Engine, state: S): Promise<number>;
   /** Records one repetition; must not sync. */
   record(rec: Recorder, state: S): void;
   /** Releases what `setup` allocated. */
@@ -54,8 +59,13 @@ export interface BenchResult {
   gbps?: number;
   tokens_per_s?: number;
   ms_best: number;
-  /** Cold first run (pipeline JIT included), excluded from the samples. */
+  /**
+   * The case's explicit warm-up when it has one, else the cold first run (pipeline JIT included);
+   * excluded from the samples.
+   */
   warmup_ms: number;
+  /** With an explicit warm-up: the first repetition after it (≈ ms_best when nothing is left to compile). */
+  first_ms?: number;
   /**
    * CPU cores this process kept busy while sampling (lavapipe runs the kernels on its own
    * threads): well below 2 on this machine means other processes took the CPU and the wall-clock
@@ -93,7 +103,9 @@ export async function runCase<S>(
   const { samples = 5, targetMs = 250, maxReps = 400 } = options;
   const state = await c.setup(engine);
   try {
-    const warmup_ms = await timeReps(engine, c, state, 1);
+    const explicit = c.warmup ? await c.warmup(engine, state) : undefined;
+    const first = await timeReps(engine, c, state, 1);
+    const warmup_ms = explicit ?? first;
     const single = await timeReps(engine, c, state, 1);
     const reps = Math.max(1, Math.min(maxReps, Math.ceil(targetMs / Math.max(single, 0.05))));
     const times: number[] = [];
@@ -117,6 +129,7 @@ export async function runCase<S>(
       tokens_per_s: perSecond(c.tokens),
       ms_best: times[0],
       warmup_ms,
+      first_ms: explicit === undefined ? undefined : first,
       cpu_cores,
       reps,
       samples,

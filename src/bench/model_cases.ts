@@ -56,16 +56,23 @@ function recordTrainStep(rec: Recorder, s: TrainState): void {
   pass.release();
 }
 
-function trainCase(mode: "full" | "lora"): BenchCase {
+/** Full fine-tuning, LoRA, or full fine-tuning with the blocks' matmul operands in bf16. */
+type TrainMode = "full" | "lora" | "bf16";
+const MODE_SHAPE: Record<TrainMode, string> = {
+  full: "",
+  lora: ", LoRA r4 α128 q…down",
+  bf16: ", block matmuls with bf16 operands",
+};
+
+function trainCase(mode: TrainMode): BenchCase {
   return benchCase<TrainState>({
     name: `train_step_reference.${mode}`,
-    shape: `4L d256 h4 kv4 ff768 V8192, ${BATCH}×${SEQ} tokens, AdamW${
-      mode === "lora" ? ", LoRA r4 α128 q…down" : ""
-    }`,
+    shape: `4L d256 h4 kv4 ff768 V8192, ${BATCH}×${SEQ} tokens, AdamW${MODE_SHAPE[mode]}`,
     tokens: BATCH * SEQ,
     async setup() {
       const model = await referenceModel();
-      const trainable = mode === "full"
+      if (mode === "bf16") model.matmulPrecision = "bf16";
+      const trainable = mode !== "lora"
         ? TrainableModel.full(model)
         : TrainableModel.lora(model, { rank: 4, alpha: 128, targetModules: [...LORA_TARGETS] });
       const batch = { ids: tokens(BATCH * SEQ, model.config.vocabSize), batch: BATCH, seqLen: SEQ };
@@ -78,6 +85,7 @@ function trainCase(mode: "full" | "lora"): BenchCase {
         weights: Float32Array.from(targets, (t) => (t >= 0 ? -1 / count : 0)),
       };
     },
+    warmup: (_engine, s) => s.trainable.warmup(),
     record: recordTrainStep,
     teardown(_engine: Engine, s) {
       s.trainable.dispose();
@@ -122,7 +130,12 @@ function decodeCase(label: string, load: () => Promise<CausalLM>): BenchCase {
 
 /** The model cases; stories260k only when `../shared` is present. */
 export function modelCases(): BenchCase[] {
-  const cases = [trainCase("full"), trainCase("lora"), decodeCase("reference", referenceModel)];
+  const cases = [
+    trainCase("full"),
+    trainCase("lora"),
+    trainCase("bf16"),
+    decodeCase("reference", referenceModel),
+  ];
   if (existsSync(STORIES)) cases.push(decodeCase("stories260k", () => loadModel(STORIES)));
   return cases;
 }

@@ -13,13 +13,15 @@ const HELP = `Usage: r2ec bench [--json] [--filter REGEX] [--samples N] [--targe
 Runs the registered GPU benchmarks. Each sample records the case many times into one submit
 (so the ~11 ms CPU↔GPU sync is amortised) and the median per repetition is reported, with
 GFLOP/s, GB/s or tokens/s where the case defines them. The cold first run (pipeline JIT) is
-excluded and shown as "warm-up". "cores" is the CPU this process kept busy while sampling:
+excluded and shown as "warm-up"; cases with an explicit warm-up (the training steps) show its
+time instead, and the first run after it as first_ms in JSON. "cores" is the CPU this process kept busy while sampling:
 well below 2 on this 2-core machine means other processes took CPU time.
 Matmul shapes read M×K×N (C[M×N] = op(A)·op(B), inner dimension K).
 
 Flags:
   --json            one JSON object per line: {name, shape, adapter, ms_median, gflops?, gbps?,
-                    tokens_per_s?, ms_best, warmup_ms, cpu_cores, reps, samples} (default: table)
+                    tokens_per_s?, ms_best, warmup_ms, first_ms?, cpu_cores, reps, samples}
+                    (default: table)
   --filter REGEX    run only cases whose "name shape" matches (default: all)
   --samples N       timed samples per case, median reported (default: 5)
   --target-ms MS    minimum wall time of one sample (default: 250)

@@ -18,7 +18,7 @@ import { attentionBackward, attentionForward, kvCacheWrite } from "../ops/attent
 import { residualForward } from "../ops/residual.ts";
 import { rmsnormBackward, rmsnormForward } from "../ops/rmsnorm.ts";
 import { ropeBackward, ropeForward } from "../ops/rope.ts";
-import { type Linear, linearBackward, linearForward } from "./linear.ts";
+import { type Linear, linearBackward, linearForward, type MatmulPrecision } from "./linear.ts";
 import { ensureGrad, type Param, whole } from "./params.ts";
 
 /** Shapes that every block of a model shares. */
@@ -38,6 +38,8 @@ export interface BlockDims {
   /** Attention-logit softcap, 0 for none. */
   softcap: number;
   gelu: boolean;
+  /** Operand precision of the linear layers' matmuls: `"f32"` (default) or the opt-in `"bf16"`. */
+  matmulPrecision: MatmulPrecision;
 }
 
 /** The parameters of one decoder block. */
@@ -160,9 +162,6 @@ function normBackward(
   rmsnormBackward(rec, dy, x, whole(w.value), rstd, dx, dw, { rows, cols: d.hidden, offset: d.normOffset });
 }
 
-/** Backward option for the first writer of a fresh gradient buffer (saves a clear and a read of it). */
-const FIRST = { overwriteDx: true };
-
 function keep(lora: Map<Linear, Tensor>, lin: Linear, u: Tensor | null): void {
   if (u) lora.set(lin, u);
 }
@@ -193,7 +192,7 @@ export function blockForward(
   const k = t(kvHeads * headDim, "k");
   const v = t(kvHeads * headDim, "v");
   const raw = t(heads * headDim, "qk_raw");
-  keep(lora, block.q, linearForward(rec, pool, block.q, xnIn, raw, rows));
+  keep(lora, block.q, linearForward(rec, pool, block.q, xnIn, raw, rows, d.matmulPrecision));
   ropeForward(rec, raw, q, layout.positions, {
     tokens: rows,
     heads,
@@ -201,7 +200,7 @@ export function blockForward(
     theta: d.ropeTheta,
     invFreq: d.invFreq,
   });
-  keep(lora, block.k, linearForward(rec, pool, block.k, xnIn, raw, rows));
+  keep(lora, block.k, linearForward(rec, pool, block.k, xnIn, raw, rows, d.matmulPrecision));
   ropeForward(rec, raw, k, layout.positions, {
     tokens: rows,
     heads: kvHeads,
@@ -210,7 +209,7 @@ export function blockForward(
     invFreq: d.invFreq,
   });
   pool.release(raw);
-  keep(lora, block.v, linearForward(rec, pool, block.v, xnIn, v, rows));
+  keep(lora, block.v, linearForward(rec, pool, block.v, xnIn, v, rows, d.matmulPrecision));
 
   let keys = k;
   let values = v;
@@ -243,8 +242,8 @@ export function blockForward(
   const gate = t(ff, "gate");
   const up = t(ff, "up");
   const act = t(ff, "act");
-  keep(lora, block.gate, linearForward(rec, pool, block.gate, xnMlp, gate, rows));
-  keep(lora, block.up, linearForward(rec, pool, block.up, xnMlp, up, rows));
+  keep(lora, block.gate, linearForward(rec, pool, block.gate, xnMlp, gate, rows, d.matmulPrecision));
+  keep(lora, block.up, linearForward(rec, pool, block.up, xnMlp, up, rows, d.matmulPrecision));
   (d.gelu ? gegluForward : swigluForward)(rec, gate, up, act, { n: rows * ff });
   const mlpOut = projectBranch(rec, pool, d, block.down, block.postMlpNorm, act, branch, rows, lora);
   const out = t(hidden, "x_out");
@@ -292,12 +291,12 @@ function projectBranch(
   lora: Map<Linear, Tensor>,
 ): { raw: Tensor | null; rstd: Tensor | null } {
   if (!postNorm) {
-    keep(lora, lin, linearForward(rec, pool, lin, x, branch, rows));
+    keep(lora, lin, linearForward(rec, pool, lin, x, branch, rows, d.matmulPrecision));
     return { raw: null, rstd: null };
   }
   const raw = pool.tensor([rows, d.hidden], "f32", `${lin.weight.name}.out`);
   const rstd = pool.tensor([rows], "f32", `${postNorm.name}.rstd`);
-  keep(lora, lin, linearForward(rec, pool, lin, x, raw, rows));
+  keep(lora, lin, linearForward(rec, pool, lin, x, raw, rows, d.matmulPrecision));
   norm(rec, d, postNorm, raw, branch, rstd, rows);
   return { raw, rstd };
 }
@@ -358,6 +357,9 @@ export function blockBackward(
   const t = (cols: number, name: string) => pool.tensor([rows, cols], "f32", `L${block.index}.${name}`);
   const scratchDw = pool.tensor([hidden], "f32", "frozen_norm_dw");
   const u = (lin: Linear) => a.lora.get(lin) ?? null;
+  // The first writer of each fresh gradient buffer overwrites it (saves a clear and a read of it).
+  const first = { overwriteDx: true, precision: d.matmulPrecision };
+  const more = { precision: d.matmulPrecision };
 
   // MLP half: dRes is ∂L/∂(branch) as well as ∂L/∂xMid (residual identity).
   const dDown = postNormBackward(
@@ -372,7 +374,7 @@ export function blockBackward(
     scratchDw,
   );
   const dAct = t(ff, "d_act");
-  linearBackward(rec, pool, block.down, dDown, a.act, u(block.down), dAct, rows, FIRST);
+  linearBackward(rec, pool, block.down, dDown, a.act, u(block.down), dAct, rows, first);
   if (dDown !== dRes) pool.release(dDown);
   const dGate = t(ff, "d_gate");
   const dUp = t(ff, "d_up");
@@ -381,8 +383,8 @@ export function blockBackward(
   (d.gelu ? gegluBackward : swigluBackward)(rec, dAct, a.gate, a.up, dGate, dUp, { n: rows * ff });
   pool.release(dAct);
   const dxn = t(hidden, "d_xn");
-  linearBackward(rec, pool, block.gate, dGate, a.xnMlp, u(block.gate), dxn, rows, FIRST);
-  linearBackward(rec, pool, block.up, dUp, a.xnMlp, u(block.up), dxn, rows);
+  linearBackward(rec, pool, block.gate, dGate, a.xnMlp, u(block.gate), dxn, rows, first);
+  linearBackward(rec, pool, block.up, dUp, a.xnMlp, u(block.up), dxn, rows, more);
   pool.release(dGate);
   pool.release(dUp);
   normBackward(rec, pool, d, block.preMlpNorm, dxn, a.xMid, a.rstdMlp, dRes, rows, scratchDw);
@@ -400,7 +402,7 @@ export function blockBackward(
     scratchDw,
   );
   const dAttn = t(heads * headDim, "d_attn");
-  linearBackward(rec, pool, block.o, dO, a.attn, u(block.o), dAttn, rows, FIRST);
+  linearBackward(rec, pool, block.o, dO, a.attn, u(block.o), dAttn, rows, first);
   if (dO !== dRes) pool.release(dO);
   const dq = t(heads * headDim, "d_q");
   const dk = t(kvHeads * headDim, "d_k");
@@ -424,7 +426,7 @@ export function blockBackward(
     theta: d.ropeTheta,
     invFreq: d.invFreq,
   });
-  linearBackward(rec, pool, block.q, dRaw, a.xnIn, u(block.q), dxn, rows, FIRST);
+  linearBackward(rec, pool, block.q, dRaw, a.xnIn, u(block.q), dxn, rows, first);
   rec.clear(dRaw);
   ropeBackward(rec, dk, dRaw, layout.positions, {
     tokens: rows,
@@ -432,8 +434,8 @@ export function blockBackward(
     headDim,
     theta: d.ropeTheta,
   });
-  linearBackward(rec, pool, block.k, dRaw, a.xnIn, u(block.k), dxn, rows);
-  linearBackward(rec, pool, block.v, dv, a.xnIn, u(block.v), dxn, rows);
+  linearBackward(rec, pool, block.k, dRaw, a.xnIn, u(block.k), dxn, rows, more);
+  linearBackward(rec, pool, block.v, dv, a.xnIn, u(block.v), dxn, rows, more);
   for (const x of [dRaw, dq, dk, dv]) pool.release(x);
   normBackward(rec, pool, d, block.inputNorm, dxn, a.xIn, a.rstdIn, dRes, rows, scratchDw);
   pool.release(dxn);

@@ -7,7 +7,7 @@
  */
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor, TensorPool } from "../gpu/tensor.ts";
-import { matmul, matmulBiasBackward } from "../ops/matmul.ts";
+import { matmul, matmulBiasBackward, type MatmulOptions } from "../ops/matmul.ts";
 import { ensureGrad, type Param, whole } from "./params.ts";
 
 /** A LoRA pair on one linear layer: `ΔW = scale · B·A`, A `[rank × in]`, B `[out × rank]`. */
@@ -31,13 +31,17 @@ export interface Linear {
   readonly outFeatures: number;
 }
 
+/** Operand precision of every matmul of a linear layer (`"bf16"`: opt-in, f32 accumulation). */
+export type MatmulPrecision = NonNullable<MatmulOptions["precision"]>;
+
 /** The LoRA path runs when an unmerged adapter is attached. */
 function activeLora(lin: Linear): LoraPair | null {
   return lin.lora && !lin.lora.merged ? lin.lora : null;
 }
 
 /**
- * Records `y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ)` for `rows` rows. Returns the LoRA intermediate
+ * Records `y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ)` for `rows` rows, the base product with operands in
+ * `precision` (the rank-wide LoRA products are small and stay f32). Returns the LoRA intermediate
  * `uᵀ = A·xᵀ` (`[rank × rows]`, owned by the caller: keep it for backward, else release it), or null.
  */
 export function linearForward(
@@ -47,6 +51,7 @@ export function linearForward(
   x: Tensor,
   y: Tensor,
   rows: number,
+  precision: MatmulPrecision = "f32",
 ): Tensor | null {
   const { inFeatures: k, outFeatures: n } = lin;
   matmul(rec, x, whole(lin.weight.value), y, {
@@ -55,6 +60,7 @@ export function linearForward(
     k,
     transB: true,
     bias: lin.bias ? whole(lin.bias.value) : undefined,
+    precision,
   });
   const lora = activeLora(lin);
   if (!lora) return null;
@@ -77,7 +83,8 @@ export function linearForward(
 /**
  * Records the backward of {@linkcode linearForward}: `dx += dy·W (+ s·dy·B·A)` (`=` instead of
  * `+=` with `overwriteDx`, for the first writer of a fresh buffer) and, for trainable
- * parameters, `dW += dyᵀ·x`, `db += Σ dy`, `dB += s·dyᵀ·u`, `dA += (s·dy·B)ᵀ·x`.
+ * parameters, `dW += dyᵀ·x`, `db += Σ dy`, `dB += s·dyᵀ·u`, `dA += (s·dy·B)ᵀ·x` (the base-weight
+ * products with operands in `precision`).
  */
 export function linearBackward(
   rec: Recorder,
@@ -88,10 +95,10 @@ export function linearBackward(
   loraUT: Tensor | null,
   dx: Tensor,
   rows: number,
-  { overwriteDx = false }: { overwriteDx?: boolean } = {},
+  { overwriteDx = false, precision = "f32" }: { overwriteDx?: boolean; precision?: MatmulPrecision } = {},
 ): void {
   const { inFeatures: k, outFeatures: n } = lin;
-  matmul(rec, dy, whole(lin.weight.value), dx, { m: rows, n: k, k: n, accumulate: !overwriteDx });
+  matmul(rec, dy, whole(lin.weight.value), dx, { m: rows, n: k, k: n, accumulate: !overwriteDx, precision });
   if (lin.weight.trainable) {
     matmul(rec, dy, x, whole(ensureGrad(pool, lin.weight)), {
       m: n,
@@ -99,6 +106,7 @@ export function linearBackward(
       k: rows,
       transA: true,
       accumulate: true,
+      precision,
     });
   }
   if (lin.bias?.trainable) {

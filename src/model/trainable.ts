@@ -17,6 +17,7 @@
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { adamwStep } from "../ops/adamw.ts";
+import { matmulWarmup } from "../ops/matmul.ts";
 import { type SaveCheckpointOptions, saveHfCheckpoint, saveLoraAdapter } from "./checkpoint.ts";
 import { type CausalLM, nextTokenTargets, type TokenBatch } from "./decoder.ts";
 import { attachLora, loraAdapterOf, type LoraConfig, loraParams, readBaseWeights } from "./lora.ts";
@@ -39,6 +40,9 @@ export interface OptimizerSnapshot {
   step: number;
   moments: Map<string, { shape: readonly number[]; m: Float32Array; v: Float32Array }>;
 }
+
+/** Tokens of the warm-up sequence. */
+const WARMUP_TOKENS = 32;
 
 interface Moments {
   m: RowChunked;
@@ -110,6 +114,50 @@ export class TrainableModel {
       maxGradNorm: config.maxGradNorm ?? 0,
     }, this.#gradNorm);
     return this.#gradNorm;
+  }
+
+  /**
+   * Compiles every pipeline of this model's training step (llvmpipe JITs a pipeline at its first
+   * dispatch: seconds for the big tiled kernels without Mesa's disk cache) so that the first real
+   * step runs at full speed: matmul's warm-up in the model's precision, then forward, log-probs and
+   * backward of a short sequence with zero loss weights, AdamW on scratch tensors, and a clear of
+   * the gradients it touched. Weights and optimizer state are unchanged. Returns the milliseconds
+   * it took (two syncs).
+   */
+  async warmup(): Promise<number> {
+    const start = performance.now();
+    const { engine } = this.model;
+    await matmulWarmup(engine, this.model.matmulPrecision);
+    const rec = engine.recorder();
+    // 32 rows: enough for the training (tiled) attention path, which starts at 16 query rows.
+    const input: TokenBatch = { ids: new Int32Array(WARMUP_TOKENS), batch: 1, seqLen: WARMUP_TOKENS };
+    const pass = this.model.forward(rec, input, { train: true });
+    pass.logProbs(rec, nextTokenTargets(input));
+    pass.backward(rec, { dLogprob: new Float32Array(WARMUP_TOKENS) });
+    pass.release();
+    const pool = engine.pool;
+    const sizes = new Set(this.parameters.map((p) => (p.value.cols % 4 === 0 ? 4 : 1)));
+    const scratch = [...sizes].map((n) => ({
+      param: pool.zeros([n]),
+      grad: pool.zeros([n]),
+      m: pool.zeros([n]),
+      v: pool.zeros([n]),
+    }));
+    const norm = pool.tensor([1], "f32", "warmup_grad_norm");
+    adamwStep(rec, scratch, {
+      lr: 0,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      weightDecay: 0,
+      step: 1,
+      maxGradNorm: 1,
+    }, norm);
+    this.zeroGrad(rec);
+    await rec.submit();
+    for (const g of scratch) for (const t of Object.values(g)) pool.release(t);
+    pool.release(norm);
+    return performance.now() - start;
   }
 
   /**

@@ -41,6 +41,7 @@ import { evalWindows, readTextDocuments, sampleBatch, splitStream, tokenizeDocum
 import { type CausalLM, loadModel, modelFromTensors } from "../model/decoder.ts";
 import { readLoraAdapter, writeDirectoryAtomic } from "../model/checkpoint.ts";
 import { TrainableModel } from "../model/trainable.ts";
+import type { MatmulPrecision } from "../model/linear.ts";
 import { loraParams } from "../model/lora.ts";
 import { writeChunks } from "../model/params.ts";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.ts";
@@ -112,6 +113,7 @@ export async function pretrain(
   const tokenizer = await loadTokenizer(tokenizerDir);
   const { train, evaluation } = tokenStreams(config, docs, tokenizer, tokenizerDir);
   const model = await buildModel(config, tokenizer, resumeFrom?.dir ?? null);
+  model.matmulPrecision = config.matmul_precision as MatmulPrecision;
   const trainable = config.lora_r > 0
     ? TrainableModel.lora(model, {
       rank: config.lora_r,

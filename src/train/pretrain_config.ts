@@ -45,6 +45,7 @@ export const PRETRAIN_DEFAULTS = {
   lora_r: 0,
   lora_alpha: 16,
   lora_targets: "q,k,v,o,gate,up,down",
+  matmul_precision: "f32",
 };
 
 /** A resolved pretraining config. */
@@ -84,6 +85,8 @@ export const PRETRAIN_KEY_HELP: Record<keyof PretrainConfig, string> = {
   lora_r: "LoRA rank (0 = full fine-tuning; needs --model)",
   lora_alpha: "LoRA alpha (the update is scaled by alpha / r)",
   lora_targets: "comma-separated LoRA targets among q,k,v,o,gate,up,down",
+  matmul_precision:
+    "f32 | bf16: operands of the decoder blocks' matmuls (bf16: faster, f32 accumulation and f32 weights)",
 };
 
 const SHORT_TARGETS: Record<string, LinearModule> = {
@@ -140,6 +143,9 @@ export function checkPretrainConfig(c: PretrainConfig): void {
   if (c.seq_len < 2) throw new Error(`Config key "seq_len" must be at least 2, got ${c.seq_len}`);
   if (c.schedule !== "constant" && c.schedule !== "cosine") {
     throw new Error(`Config key "schedule" must be "constant" or "cosine", got "${c.schedule}"`);
+  }
+  if (c.matmul_precision !== "f32" && c.matmul_precision !== "bf16") {
+    throw new Error(`Config key "matmul_precision" must be "f32" or "bf16", got "${c.matmul_precision}"`);
   }
   if (!(c.lr > 0)) throw new Error(`Config key "lr" must be > 0, got ${c.lr}`);
   for (const key of ["beta1", "beta2", "min_lr_ratio"] as const) {
