@@ -1,22 +1,9 @@
 /** `r2ec preprocess`: flags, report, exit codes and one-line errors. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { main } from "../../cli.ts";
 import { defaultOutDir } from "../../src/data/preprocess.ts";
 import { cleanup, meta, review, tempDir, writeLines } from "./helpers.ts";
-
-async function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    return { code: await main(argv), out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+import { runCli } from "../cli/capture.ts";
 
 /** `r2ec preprocess` argv for the given inputs, output and extra flags. */
 function preprocessArgs(files: { reviews: string; meta: string }, out: string, ...extra: string[]): string[] {
@@ -47,7 +34,7 @@ Deno.test("r2ec preprocess writes the dataset and prints counts and drops by rea
   const dir = await tempDir();
   const { reviews, meta } = await inputs(dir);
   const out = join(dir, "ds");
-  const r = await capture(preprocessArgs({ reviews, meta }, out, "--min-items", "1"));
+  const r = await runCli(preprocessArgs({ reviews, meta }, out, "--min-items", "1"));
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /category Music: 1 users, 2 items, 2 reviews, 1 samples/);
   assert.match(r.out, /window used: 2022-10-01 \.\. 2023-10-01 \(0 widenings\)/);
@@ -67,7 +54,7 @@ Deno.test("r2ec preprocess writes the dataset and prints counts and drops by rea
 Deno.test("r2ec preprocess --strict exits 1 with one line naming file:line", async () => {
   const dir = await tempDir();
   const { reviews, meta } = await inputs(dir);
-  const r = await capture(preprocessArgs({ reviews, meta }, join(dir, "ds"), "--strict"));
+  const r = await runCli(preprocessArgs({ reviews, meta }, join(dir, "ds"), "--strict"));
   assert.equal(r.code, 1);
   const last = r.err.split("\n").at(-1)!;
   assert.match(last, /^r2ec preprocess: .*r\.jsonl:3: invalid JSON \(reviews\.malformed_json\)$/);
@@ -77,7 +64,7 @@ Deno.test("r2ec preprocess --strict exits 1 with one line naming file:line", asy
 Deno.test("r2ec preprocess reports a missing input and an existing output in one line with exit 1", async () => {
   const dir = await tempDir();
   const { reviews, meta } = await inputs(dir);
-  const missing = await capture([
+  const missing = await runCli([
     "preprocess",
     "--reviews",
     join(dir, "none"),
@@ -90,7 +77,7 @@ Deno.test("r2ec preprocess reports a missing input and an existing output in one
   ]);
   assert.equal(missing.code, 1);
   assert.match(missing.err, /^r2ec preprocess: --reviews file not found: .*none$/);
-  const existing = await capture(preprocessArgs({ reviews, meta }, dir));
+  const existing = await runCli(preprocessArgs({ reviews, meta }, dir));
   assert.equal(existing.code, 1);
   assert.match(existing.err, /already exists \(use --force to replace it\)$/);
   await cleanup(dir);
@@ -113,14 +100,14 @@ Deno.test("r2ec preprocess rejects missing and malformed flags with exit 2", asy
     ],
   ];
   for (const [argv, message] of cases) {
-    const r = await capture(["preprocess", ...argv]);
+    const r = await runCli(["preprocess", ...argv]);
     assert.equal(r.code, 2, argv.join(" "));
     assert.match(r.err, message);
   }
 });
 
 Deno.test("r2ec preprocess --help lists every flag with its default", async () => {
-  const r = await capture(["preprocess", "--help"]);
+  const r = await runCli(["preprocess", "--help"]);
   assert.equal(r.code, 0);
   for (
     const flag of [
