@@ -5,9 +5,12 @@
 // Transform of a raw logit l: z = softcap·tanh(l/softcap) (when softcap > 0), then z / temperature.
 //
 // Napkin math (reference decoder, 1024 tokens × V 8192 = 8 M logits): every pass reads each logit
-// once (stats) or reads and writes it (grad, place): 32–64 MB at the 1.5–3 GB/s that reductions
-// and elementwise kernels reach on llvmpipe (compute-notes §4) → ~15–25 ms per pass, against
-// ~90 ms for each of the three 1024×8192×256 matmuls around them.
+// once (stats) or reads and writes it (grad, place). llvmpipe pays per lane and per load: a vec4
+// storage load costs ~41 ns per 8 lanes against ~18 ns for a scalar one, and exp is a polynomial
+// of ~20 vector ops, so the vec4 kernels (chunk widths that are multiples of 4) read whole vec4s
+// and spend ~1 exp per logit: stats 8 M loads/32 + 8 M exps ≈ 16 ms of one core (the scalar
+// workgroup-per-row kernel: ~45 ms), gradient ≈ 36 ms (+19 ms when it also writes dlᵀ; the
+// scalar kernel: ~58 ms), against ~110 ms of two cores for each 1024×8192×256 f32 product.
 
 struct Params {
   rows: u32,
@@ -23,8 +26,9 @@ struct Params {
   grid_stride: u32,
   softcap: f32,
   inv_temp: f32,
-  _pad0: u32,
-  _pad1: u32,
+  // 1: lm_head_grad_quads also writes the gradient transposed.
+  write_t: u32,
+  _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -114,26 +118,39 @@ fn lm_head_stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgrou
   if (lid.x != 0u) {
     return;
   }
-  let row = p.row0 + t;
-  var mt = part_m[0];
-  var st = part_s[0];
+  let tgt = targets[p.row0 + t];
+  var z_here = 0.0;
+  if (in_chunk(tgt)) {
+    z_here = transform(chunk[base + u32(tgt) - p.start]);
+  }
+  finish_stats(p.row0 + t, part_m[0], part_s[0], tgt, z_here);
+}
+
+fn in_chunk(tgt: i32) -> bool {
+  return tgt >= i32(p.start) && tgt < i32(p.start + p.cols);
+}
+
+// Merges a row's (max, Σexp) over this chunk into the running stats, keeps the target's logit
+// (`z_here` when the target lies in this chunk) and, after the last chunk, writes lse and logprob.
+fn finish_stats(row: u32, m_chunk: f32, s_chunk: f32, tgt: i32, z_here: f32) {
+  var m = m_chunk;
+  var s = s_chunk;
   var zt = 0.0;
   if (p.first == 0u) {
     let mo = stats[row * 3u];
-    let mx = max(mt, mo);
-    st = merged_sum(mt, st, mo, stats[row * 3u + 1u], mx);
-    mt = mx;
+    let mx = max(m, mo);
+    s = merged_sum(m, s, mo, stats[row * 3u + 1u], mx);
+    m = mx;
     zt = stats[row * 3u + 2u];
   }
-  let tgt = targets[row];
-  if (tgt >= i32(p.start) && tgt < i32(p.start + p.cols)) {
-    zt = transform(chunk[base + u32(tgt) - p.start]);
+  if (in_chunk(tgt)) {
+    zt = z_here;
   }
-  stats[row * 3u] = mt;
-  stats[row * 3u + 1u] = st;
+  stats[row * 3u] = m;
+  stats[row * 3u + 1u] = s;
   stats[row * 3u + 2u] = zt;
   if (p.last == 1u) {
-    let l = mt + log(st);
+    let l = m + log(s);
     lse[row] = l;
     logprob[row] = select(zt - l, 0.0, tgt < 0);
   }
@@ -169,5 +186,131 @@ fn lm_head_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     let l = grad[base + j];
     let onehot = select(0.0, 1.0, i32(p.start + j) == tgt);
     grad[base + j] = w * (onehot - exp(transform(l) - l_row)) * slope(l);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vec4 fast paths for chunks whose width (cols) is a multiple of 4 (every row starts on a vec4).
+
+fn transform4(l: vec4<f32>) -> vec4<f32> {
+  var z = l;
+  if (p.softcap > 0.0) {
+    z = tanh(l / p.softcap) * p.softcap;
+  }
+  return z * p.inv_temp;
+}
+
+fn slope4(l: vec4<f32>) -> vec4<f32> {
+  if (p.softcap > 0.0) {
+    let t = tanh(l / p.softcap);
+    return (1.0 - t * t) * p.inv_temp;
+  }
+  return vec4(p.inv_temp);
+}
+
+fn max4(v: vec4<f32>) -> f32 {
+  return max(max(v.x, v.y), max(v.z, v.w));
+}
+
+fn sum4(v: vec4<f32>) -> f32 {
+  return dot(v, vec4(1.0));
+}
+
+// Running stats with one lane per row: no cross-lane reduction, no barrier. Blocks of 16 logits
+// share one rescale, so each logit costs ~1 exp (the scalar kernel pays 2).
+@group(0) @binding(1) var<storage, read> chunk4: array<vec4<f32>>;
+
+@compute @workgroup_size(16)
+fn lm_head_stats_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = gid.x;
+  if (t >= p.rows) {
+    return;
+  }
+  let n4 = p.cols / 4u;
+  let base4 = t * n4;
+  var m = NEG;
+  var s = 0.0;
+  var j = 0u;
+  for (; j + 4u <= n4; j += 4u) {
+    let z0 = transform4(chunk4[base4 + j]);
+    let z1 = transform4(chunk4[base4 + j + 1u]);
+    let z2 = transform4(chunk4[base4 + j + 2u]);
+    let z3 = transform4(chunk4[base4 + j + 3u]);
+    let mx = max(m, max4(max(max(z0, z1), max(z2, z3))));
+    let e = exp(z0 - mx) + exp(z1 - mx) + exp(z2 - mx) + exp(z3 - mx);
+    s = s * exp(m - mx) + sum4(e);
+    m = mx;
+  }
+  for (; j < n4; j++) {
+    let z = transform4(chunk4[base4 + j]);
+    let mx = max(m, max4(z));
+    s = s * exp(m - mx) + sum4(exp(z - mx));
+    m = mx;
+  }
+  let tgt = targets[p.row0 + t];
+  var z_here = 0.0;
+  if (in_chunk(tgt)) {
+    let j = u32(tgt) - p.start;
+    z_here = transform4(chunk4[base4 + j / 4u])[j % 4u];
+  }
+  finish_stats(p.row0 + t, m, s, tgt, z_here);
+}
+
+// Gradient of 4 rows × QSPAN column quads per invocation, in place, and (when p.write_t is 1)
+// also transposed into grad_t [cols × rows] (rows a multiple of 4), which the dHead product then
+// reads as a plain row-major A instead of transposing 8 M values in a packing pass.
+const QSPAN: u32 = 4u;
+
+@group(0) @binding(4) var<storage, read_write> grad4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> grad_t4: array<vec4<f32>>;
+
+struct RowGrad {
+  tgt: i32,
+  lse: f32,
+  w: f32,
+}
+
+fn row_grad(t: u32) -> RowGrad {
+  if (t >= p.rows) {
+    return RowGrad(-1, 0.0, 0.0);
+  }
+  let row = p.row0 + t;
+  let tgt = targets_g[row];
+  return RowGrad(tgt, lse_g[row], select(weights[row], 0.0, tgt < 0));
+}
+
+// dl of row t, columns 4q … 4q+3, stored in place; rows past the end are left alone.
+fn grad_quad(t: u32, q: u32, r: RowGrad) -> vec4<f32> {
+  if (t >= p.rows) {
+    return vec4<f32>();
+  }
+  let i = t * (p.cols / 4u) + q;
+  let l = grad4[i];
+  let cols = vec4(i32(p.start + 4u * q)) + vec4(0, 1, 2, 3);
+  let onehot = select(vec4(0.0), vec4(1.0), cols == vec4(r.tgt));
+  let g = r.w * (onehot - exp(transform4(l) - r.lse)) * slope4(l);
+  grad4[i] = g;
+  return g;
+}
+
+@compute @workgroup_size(16)
+fn lm_head_grad_quads(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t0 = gid.y * 4u;
+  let r0 = row_grad(t0);
+  let r1 = row_grad(t0 + 1u);
+  let r2 = row_grad(t0 + 2u);
+  let r3 = row_grad(t0 + 3u);
+  let n4 = p.cols / 4u;
+  let end = min(gid.x * QSPAN + QSPAN, n4);
+  for (var q = gid.x * QSPAN; q < end; q++) {
+    let g = transpose(mat4x4(grad_quad(t0, q, r0), grad_quad(t0 + 1u, q, r1), grad_quad(t0 + 2u, q, r2), grad_quad(t0 + 3u, q, r3)));
+    if (p.write_t == 1u) {
+      let base = (4u * q * p.rows + t0) / 4u;
+      let pitch = p.rows / 4u;
+      grad_t4[base] = g[0];
+      grad_t4[base + pitch] = g[1];
+      grad_t4[base + 2u * pitch] = g[2];
+      grad_t4[base + 3u * pitch] = g[3];
+    }
   }
 }

@@ -9,6 +9,7 @@ import {
   tokenLogProbsBackwardCpu,
   tokenLogProbsCpu,
 } from "../../src/ops/lm_head.ts";
+import { bf16Round, MATMUL_BF16_RTOL } from "../../src/ops/matmul.ts";
 import { assertClose, hasGpu, numericalGradient, randomArray, weightedSum } from "./check.ts";
 
 // Logits are f32 dot products over ≤ 40 values of size O(1) (errors ~1e-6); logprob and lse add
@@ -223,5 +224,52 @@ Deno.test({
     );
     for (const t of [th1, th2, tTargets, tWeights, logprob, lse1, lse2, dh1, dh2]) pool.release(t);
     for (const ch of head.chunks) pool.release(ch.tensor);
+  },
+});
+
+Deno.test({
+  name: "LM head with bf16 products is exact on bf16 inputs and within the bf16 bound in the backward",
+  ignore: !hasGpu,
+  async fn() {
+    const engine = await getEngine();
+    const { pool } = engine;
+    const o = { tokens: 256, hidden: 64, vocab: 1024, softcap: 0, precision: "bf16" as const };
+    // Inputs already on the bf16 grid: the forward products are exact f32 dot products.
+    const h = randomArray(o.tokens * o.hidden, 41, 2).map(bf16Round);
+    const w = randomArray(o.vocab * o.hidden, 42, 2).map(bf16Round);
+    const targets = targetsFor(o.tokens, o.vocab, 4), weights = randomArray(o.tokens, 43);
+    const th = pool.upload(h, [o.tokens, o.hidden]), head = uploadChunks(pool, w, o.vocab, o.hidden, o.vocab);
+    const dHead = uploadChunks(pool, new Float32Array(w.length), o.vocab, o.hidden, o.vocab);
+    const tTargets = pool.upload(targets, [o.tokens]), tWeights = pool.upload(weights, [o.tokens]);
+    const logprob = pool.tensor([o.tokens]), lse = pool.tensor([o.tokens]);
+    const dh = pool.zeros([o.tokens, o.hidden]);
+    const rec = engine.recorder();
+    tokenLogProbs(rec, th, head, tTargets, logprob, lse, o);
+    tokenLogProbsBackward(rec, th, head, tTargets, lse, tWeights, dh, dHead, o);
+    const got = { logprob: rec.read(logprob), dh: rec.read(dh) };
+    const gotHead = readChunks(rec, dHead);
+    await rec.submit();
+    assertClose(await got.logprob, tokenLogProbsCpu(h, w, targets, o).logprob, FORWARD_TOL, "logprob");
+    // The logit gradient dl (Σ_v |dl_tv| ≤ 2|weight_t|) is rounded to bf16 in the backward products:
+    // each dh element is off by ≤ MATMUL_BF16_RTOL·Σ_v |dl_tv|·|W_vc|, each dHead element by
+    // ≤ MATMUL_BF16_RTOL·Σ_t |dl_tv|·|h_tc|.
+    const maxAbs = (x: Float32Array) => x.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+    const weightSum = weights.reduce((a, v) => a + Math.abs(v), 0);
+    const grads = tokenLogProbsBackwardCpu(h, w, targets, weights, o);
+    const f32 = BACKWARD_TOL.atol;
+    assertClose(
+      await got.dh,
+      grads.dh,
+      { atol: MATMUL_BF16_RTOL * 2 * maxAbs(weights) * maxAbs(w) + f32 },
+      "dh",
+    );
+    assertClose(
+      await gotHead(),
+      grads.dHead,
+      { atol: MATMUL_BF16_RTOL * 2 * weightSum * maxAbs(h) + f32 },
+      "dHead",
+    );
+    for (const t of [th, tTargets, tWeights, logprob, lse, dh]) pool.release(t);
+    for (const m of [head, dHead]) for (const ch of m.chunks) pool.release(ch.tensor);
   },
 });
