@@ -9,7 +9,9 @@
  * (their contents no longer matter: no kernel here has data-dependent cost), so the profile adds
  * nothing to the real step.
  *
- * Run: `deno run --allow-read=.,/proc/self/maps --allow-env src/bench/step_profile.ts [full|lora] [f32|bf16]`
+ * Run: `deno run --allow-read=.,/proc/self/maps --allow-env src/bench/step_profile.ts [full|lora] [f32|bf16]
+ * [--detail] [--jit]` (`--detail`: rows per kernel and grid; `--jit`: which commands of a first step
+ * pay the pipeline JIT, with Mesa's cache as it is).
  *
  * @module
  */
@@ -198,7 +200,8 @@ for (const section of sections) {
   console.log(`\n${section.padEnd(20)} ${ms.toFixed(1).padStart(8)} ms  (${commands.length} commands)`);
   const byLabel = new Map<string, Command[]>();
   for (const c of commands) {
-    const key = c.label.replace(/ .*/, "");
+    // --detail: one row per kernel and grid (e.g. each matmul shape) instead of per kernel.
+    const key = Deno.args.includes("--detail") ? c.label : c.label.replace(/ .*/, "");
     byLabel.set(key, [...(byLabel.get(key) ?? []), c]);
   }
   const rows: [string, number, number][] = [];
