@@ -165,10 +165,11 @@ export class CausalLM {
   }
 
   /**
-   * Operand precision of the decoder blocks' matmuls. `"f32"` (default) is exact f32; the opt-in
-   * `"bf16"` rounds both operands of each product to bf16 and accumulates in f32 (DESIGN §3
-   * "Precision": master weights, activations and gradients stay f32), ~1.5× faster matmuls on
-   * llvmpipe at a relative error per product of up to 2⁻⁷. The LM head and attention stay f32.
+   * Operand precision of the matmuls of the blocks' linear layers and of the LM head. `"f32"`
+   * (default) is exact f32; the opt-in `"bf16"` rounds both operands of each product to bf16 and
+   * accumulates in f32 (DESIGN §3 "Precision": master weights, activations and gradients stay f32),
+   * ~1.4–1.5× faster matmuls on llvmpipe at a relative error per product of up to 2⁻⁷. Attention
+   * and the small LoRA products stay f32.
    */
   get matmulPrecision(): MatmulPrecision {
     return this.dims.matmulPrecision;
@@ -274,6 +275,7 @@ export class CausalLM {
       hidden: this.config.hiddenSize,
       vocab: this.config.vocabSize,
       softcap: this.config.finalLogitSoftcap ?? 0,
+      precision: this.matmulPrecision,
     });
     return logits;
   }
@@ -447,6 +449,7 @@ export class ForwardPass {
       vocab: config.vocabSize,
       softcap: config.finalLogitSoftcap ?? 0,
       temperature,
+      precision: this.model.matmulPrecision,
     });
     return { logprob: this.#logprob, lse: this.#lse };
   }
@@ -510,6 +513,7 @@ export class ForwardPass {
           vocab,
           softcap: model.config.finalLogitSoftcap ?? 0,
           temperature: this.#temperature,
+          precision: model.matmulPrecision,
         },
       );
       if (weights !== inputs.dLogprob) pool.release(weights);

@@ -8,11 +8,11 @@ import { initialWeights } from "../../src/train/fresh_model.ts";
 import { hasGpu } from "../ops/check.ts";
 
 /**
- * bf16 operands in the block matmuls vs exact f32. Each product carries a relative error up to
- * 2⁻⁷ (MATMUL_BF16_RTOL) of Σ|a||b|, ~2⁻⁹ typically; the residual stream, attention and the LM
- * head stay f32. Measured on this model: loss 1.7e-4 relative; gradients 0.8–3 % relative L2 error,
- * up to 5 % for q/k (their gradient passes the softmax derivative P⊙(dP − δ), whose cancellation
- * magnifies the rounding of dP). Tolerances are about 5× / 2× those.
+ * bf16 operands in the linear layers' and the LM head's matmuls vs exact f32. Each product carries
+ * a relative error up to 2⁻⁷ (MATMUL_BF16_RTOL) of Σ|a||b|, ~2⁻⁹ typically; the residual stream
+ * and attention stay f32. Measured on this model: loss 0.8–1.7e-4 relative; gradients 0.7–3 %
+ * relative L2 error, up to 5 % for q/k (their gradient passes the softmax derivative P⊙(dP − δ),
+ * whose cancellation magnifies the rounding of dP). Tolerances are about 5× / 2× those.
  */
 const BF16_LOSS_RTOL = 1e-3;
 const BF16_GRAD_RTOL = 0.1;
