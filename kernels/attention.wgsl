@@ -46,7 +46,8 @@ struct Params {
   window: u32,
   // Element stride of one grid row for kv_cache_write's 2-D grid.
   grid_stride: u32,
-  _pad1: u32,
+  // Row pitch (floats) of the dS scratch that attention_backward_dkdv fills; 0: no scratch.
+  ds_pitch: u32,
   _pad2: u32,
 }
 
@@ -124,7 +125,8 @@ fn key_range(block: u32, off: i32, len: i32) -> vec2<i32> {
   let last = min(block + WG * RQ, p.tq) - 1u;
   var j_begin = 0;
   if (p.window > 0u) {
-    j_begin = max(0, off + i32(block) - i32(p.window) + 1);
+    // Rounded down to a quad so dS rows load as whole vec4s (the extra keys are masked).
+    j_begin = max(0, off + i32(block) - i32(p.window) + 1) & ~3;
   }
   return vec2<i32>(j_begin, min(off + i32(last) + 1, len));
 }
@@ -505,6 +507,8 @@ fn attention_backward_dq(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(
 @group(0) @binding(8) var<storage, read> delta_kv: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dk: array<vec4<f32>>;
 @group(0) @binding(10) var<storage, read_write> dv: array<vec4<f32>>;
+// dS·slope per (query row, key): [B × H × Tq × ds_pitch], read back by attention_backward_dq_ds.
+@group(0) @binding(11) var<storage, read_write> ds_out: array<f32>;
 
 fn q_quad(rows: vec4<u32>, c: u32) -> mat4x4<f32> {
   return mat4x4<f32>(q[rows.x + c], q[rows.y + c], q[rows.z + c], q[rows.w + c]);
@@ -621,6 +625,32 @@ fn accumulate_keys(ks: Keys4, c: u32, x: Rows16, g: Grads4) {
   accumulate_kv(ks.valid.w, ks.kb.w + c, x, g.g3);
 }
 
+// dS of key j against rows i .. i+3 (rows past tq are not stored: they belong to the next head).
+fn store_ds4(j: u32, row_base: u32, i: u32, ds: vec4<f32>) {
+  let at = (row_base + i) * p.ds_pitch + j;
+  if (i < p.tq) { ds_out[at] = ds.x; }
+  if (i + 1u < p.tq) { ds_out[at + p.ds_pitch] = ds.y; }
+  if (i + 2u < p.tq) { ds_out[at + 2u * p.ds_pitch] = ds.z; }
+  if (i + 3u < p.tq) { ds_out[at + 3u * p.ds_pitch] = ds.w; }
+}
+
+// dS of one key against 16 query rows; each (row, key) has exactly one writer, the key's owner.
+fn store_key_ds(valid: bool, j: i32, row_base: u32, i0: u32, ds: mat4x4<f32>) {
+  if (valid && p.ds_pitch > 0u) {
+    store_ds4(u32(j), row_base, i0, ds[0]);
+    store_ds4(u32(j), row_base, i0 + 4u, ds[1]);
+    store_ds4(u32(j), row_base, i0 + 8u, ds[2]);
+    store_ds4(u32(j), row_base, i0 + 12u, ds[3]);
+  }
+}
+
+fn store_keys_ds(ks: Keys4, row_base: u32, i0: u32, g: Grads4) {
+  store_key_ds(ks.valid.x, ks.j.x, row_base, i0, g.g0.ds);
+  store_key_ds(ks.valid.y, ks.j.y, row_base, i0, g.g1.ds);
+  store_key_ds(ks.valid.z, ks.j.z, row_base, i0, g.g2.ds);
+  store_key_ds(ks.valid.w, ks.j.w, row_base, i0, g.g3.ds);
+}
+
 @compute @workgroup_size(WG)
 fn attention_backward_dkdv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let b = wid.z;
@@ -660,11 +690,91 @@ fn attention_backward_dkdv(@builtin(local_invocation_id) lid: vec3<u32>, @builti
                                row_values(b, h, iu + 8u, true), row_values(b, h, iu + 12u, true));
       let ga = grads4(ka, sa, dpa, i0, i_end, off, len, lse4, delta4);
       let gz = grads4(kz, sz, dpz, i0, i_end, off, len, lse4, delta4);
+      store_keys_ds(ka, (b * p.heads + h) * p.tq, iu, ga);
+      store_keys_ds(kz, (b * p.heads + h) * p.tq, iu, gz);
       for (var c = 0u; c < HD4; c++) {
         let x = rows16(r0, r1, r2, r3, c);
         accumulate_keys(ka, c, x, ga);
         accumulate_keys(kz, c, x, gz);
       }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward with the dS scratch (when it fits one binding): attention_backward_delta, then
+// attention_backward_dkdv (which also stores dS), then attention_backward_dq_ds, which reads dS
+// instead of recomputing the scores and dP: per 16-key block and 8 rows it loads 32 vec4 of dS
+// where the recomputing kernel loads ~770 vec4 of q, k, dout and v.
+
+@group(0) @binding(1) var<storage, read> delta_dout: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> delta_out: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> delta_rows: array<f32>;
+
+// delta of one (token row, head) = Σ_d dout·out; grid x = token rows b·tq + i, y = head.
+@compute @workgroup_size(WG)
+fn attention_backward_delta(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row = gid.x;
+  let h = gid.y;
+  if (row >= p.batch * p.tq) {
+    return;
+  }
+  let base = (row * p.heads + h) * HD4;
+  var d = vec4<f32>(0.0);
+  for (var c = 0u; c < HD4; c++) {
+    d += delta_dout[base + c] * delta_out[base + c];
+  }
+  delta_rows[((row / p.tq) * p.heads + h) * p.tq + row % p.tq] = sum4(d);
+}
+
+@group(0) @binding(1) var<storage, read> ds_in: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dq_out: array<vec4<f32>>;
+
+// dS of one row against keys j0 … j0+15 (j0 a multiple of 4), 0 where the key is not visible:
+// those entries may never have been written.
+fn ds_row(t: RowTile, pos: i32, j0: i32, j_end: i32) -> mat4x4<f32> {
+  let at = (lse_index(t, pos) * p.ds_pitch + u32(j0)) / 4u;
+  return mat4x4<f32>(
+    select(vec4<f32>(0.0), ds_in[at], key_mask(pos, j0, j_end)),
+    select(vec4<f32>(0.0), ds_in[at + 1u], key_mask(pos, j0 + 4, j_end)),
+    select(vec4<f32>(0.0), ds_in[at + 2u], key_mask(pos, j0 + 8, j_end)),
+    select(vec4<f32>(0.0), ds_in[at + 3u], key_mask(pos, j0 + 12, j_end)),
+  );
+}
+
+fn ds_half(t: RowTile, h: Half, j0: i32, j_end: i32) -> Tile4 {
+  return Tile4(ds_row(t, h.pos.x, j0, j_end), ds_row(t, h.pos.y, j0, j_end), ds_row(t, h.pos.z, j0, j_end),
+               ds_row(t, h.pos.w, j0, j_end));
+}
+
+fn add_dq(valid: bool, at: u32, add: vec4<f32>) {
+  if (valid) {
+    dq_out[at] += add;
+  }
+}
+
+fn add_dq_half(h: Half, c: u32, g: Tile4, k0: mat4x4<f32>, k1: mat4x4<f32>, k2: mat4x4<f32>, k3: mat4x4<f32>) {
+  add_dq(h.valid.x, h.base.x + c, mix16(k0, k1, k2, k3, g.r0));
+  add_dq(h.valid.y, h.base.y + c, mix16(k0, k1, k2, k3, g.r1));
+  add_dq(h.valid.z, h.base.z + c, mix16(k0, k1, k2, k3, g.r2));
+  add_dq(h.valid.w, h.base.w + c, mix16(k0, k1, k2, k3, g.r3));
+}
+
+@compute @workgroup_size(WG)
+fn attention_backward_dq_ds(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let t = row_tile(lid, wid);
+  for (var j0 = t.keys.x; j0 < t.keys.y; j0 += i32(KB)) {
+    let kb = kv_index(t.b, u32(j0), t.kvh);
+    let last = u32(t.keys.y - 1 - j0);
+    let g_lo = ds_half(t, t.lo, j0, t.keys.y);
+    let g_hi = ds_half(t, t.hi, j0, t.keys.y);
+    for (var c = 0u; c < HD4; c++) {
+      let k0 = k_quads(kb, t.kv_stride, last, c, 0u);
+      let k1 = k_quads(kb, t.kv_stride, last, c, 1u);
+      let k2 = k_quads(kb, t.kv_stride, last, c, 2u);
+      let k3 = k_quads(kb, t.kv_stride, last, c, 3u);
+      add_dq_half(t.lo, c, g_lo, k0, k1, k2, k3);
+      add_dq_half(t.hi, c, g_hi, k0, k1, k2, k3);
     }
   }
 }

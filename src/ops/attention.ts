@@ -191,7 +191,7 @@ function checkShape(o: AttentionShape): void {
   }
 }
 
-function attentionParams(o: AttentionShape, gridStride = 0): ArrayBuffer {
+function attentionParams(o: AttentionShape, gridStride = 0, dsPitch = 0): ArrayBuffer {
   return params([
     ["u32", o.batch],
     ["u32", o.tq],
@@ -203,6 +203,7 @@ function attentionParams(o: AttentionShape, gridStride = 0): ArrayBuffer {
     ["f32", o.softcap],
     ["u32", o.window],
     ["u32", gridStride],
+    ["u32", dsPitch],
   ]);
 }
 
@@ -286,6 +287,9 @@ export function attentionForwardVia(
   );
 }
 
+/** Which kernels compute a backward: `auto` takes `ds` when its scratch fits one binding. */
+export type AttentionBackwardPath = "auto" | "ds" | "recompute";
+
 /**
  * Records the backward: `dq += ∂L/∂q`, `dk += ∂L/∂k`, `dv += ∂L/∂v` from `dout`, recomputing the
  * probabilities from `lse`. Deterministic: every gradient element is summed by one invocation.
@@ -303,20 +307,69 @@ export function attentionBackward(
   dv: Tensor,
   o: AttentionBackwardOptions,
 ): void {
+  attentionBackwardVia("auto", rec, dout, q, k, v, out, lse, dq, dk, dv, o);
+}
+
+/**
+ * {@linkcode attentionBackward} through a chosen path. `ds`: a delta pass, then the dk/dv kernel,
+ * which also stores dS for every (query row, key) in scratch `[B × H × Tq × Tmax]`, then a dq
+ * kernel that reads dS instead of recomputing scores and dP (~2× less core time for dq).
+ * `recompute`: the dq kernel recomputes them (and delta) first; no scratch, any size.
+ */
+export function attentionBackwardVia(
+  path: AttentionBackwardPath,
+  rec: Recorder,
+  dout: Tensor,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  lse: Tensor,
+  dq: Tensor,
+  dk: Tensor,
+  dv: Tensor,
+  o: AttentionBackwardOptions,
+): void {
   checkShape(o);
   const constants = { WG, HD4: o.headDim / 4 };
-  const p = attentionParams(o);
+  const dsPitch = Math.ceil(o.tmax / 4) * 4;
+  const dsBytes = o.batch * o.heads * o.tq * dsPitch * 4;
+  const useDs = path === "ds" ||
+    (path === "auto" && dsBytes <= rec.gpu.device.limits.maxStorageBufferBindingSize);
+  const grid = (rows: number, heads: number): [number, number, number] => [blocks(rows), heads, o.batch];
+  const dkdv = (ds: { buffer: GPUBuffer; size: number }, pitch: number) =>
+    rec.dispatch(
+      rec.kernel("attention", "attention_backward_dkdv", constants),
+      [q, k, v, o.qOffset, o.kvLen, lse, dout, o.delta, dk, dv, ds],
+      grid(o.tmax, o.kvHeads),
+      attentionParams(o, 0, pitch),
+    );
+  if (!useDs) {
+    rec.dispatch(
+      rec.kernel("attention", "attention_backward_dq", constants),
+      [q, k, v, o.qOffset, o.kvLen, out, lse, dout, o.delta, dq],
+      grid(o.tq, o.heads),
+      attentionParams(o),
+    );
+    dkdv({ buffer: scratchBuffer(rec, "attention.no_ds", 16), size: 16 }, 0);
+    return;
+  }
   rec.dispatch(
-    rec.kernel("attention", "attention_backward_dq", constants),
-    [q, k, v, o.qOffset, o.kvLen, out, lse, dout, o.delta, dq],
-    [blocks(o.tq), o.heads, o.batch],
-    p,
+    rec.kernel("attention", "attention_backward_delta", constants),
+    [dout, out, o.delta],
+    [Math.ceil(o.batch * o.tq / WG), o.heads],
+    attentionParams(o),
   );
+  const ds = {
+    buffer: scratchBuffer(rec, "attention.ds", Math.max(16, dsBytes)),
+    size: Math.max(16, dsBytes),
+  };
+  dkdv(ds, dsPitch);
   rec.dispatch(
-    rec.kernel("attention", "attention_backward_dkdv", constants),
-    [q, k, v, o.qOffset, o.kvLen, lse, dout, o.delta, dk, dv],
-    [blocks(o.tmax), o.kvHeads, o.batch],
-    p,
+    rec.kernel("attention", "attention_backward_dq_ds", constants),
+    [ds, k, dq, o.qOffset, o.kvLen],
+    grid(o.tq, o.heads),
+    attentionParams(o, 0, dsPitch),
   );
 }
 
@@ -350,7 +403,9 @@ export async function attentionWarmup(engine: Engine, headDim: number): Promise<
   kvCacheWrite(rec, k, v, { batch: 1, tq: 1, tmax: 1, kvHeads: 1, headDim, qOffset });
   attentionForwardVia("decode", rec, q, k, v, out, lse, o);
   attentionForwardVia("tiled", rec, q, k, v, out, lse, o);
-  attentionBackward(rec, out, q, k, v, out, lse, dq, dk, dv, { ...o, delta });
+  for (const path of ["ds", "recompute"] as const) {
+    attentionBackwardVia(path, rec, out, q, k, v, out, lse, dq, dk, dv, { ...o, delta });
+  }
   await rec.submit();
   for (const t of [q, k, v, out, dq, dk, dv, lse, delta, qOffset, kvLen]) pool.release(t);
   return performance.now() - start;

@@ -4,6 +4,7 @@ import type { Tensor } from "../../src/gpu/tensor.ts";
 import {
   attentionBackward,
   attentionBackwardCpu,
+  attentionBackwardVia,
   type AttentionCpuOptions,
   attentionForward,
   attentionForwardCpu,
@@ -140,39 +141,43 @@ const GPU_BACKWARD_SHAPES: Shape[] = [
 ];
 
 for (const shape of GPU_BACKWARD_SHAPES) {
-  Deno.test({
-    name: `attentionBackward() accumulates the CPU reference gradients for ${describe(shape)}`,
-    ignore: !hasGpu,
-    async fn() {
-      const engine = await getEngine();
-      const { pool } = engine;
-      const o = options(shape);
-      const data = inputs(o, 31);
-      const t = await uploadCommon(o, data);
-      const out = pool.tensor([data.q.length]);
-      const lse = pool.tensor([o.batch * o.heads * o.tq]);
-      const delta = pool.tensor([o.batch * o.heads * o.tq]);
-      const dout = pool.upload(data.dout, [data.dout.length]);
-      // Start from non-zero gradients to check that the launchers accumulate.
-      const previous = { dq: randomArray(data.q.length, 41), dk: randomArray(data.k.length, 42) };
-      const dq = pool.upload(previous.dq, [data.q.length]);
-      const dk = pool.upload(previous.dk, [data.k.length]);
-      const dv = pool.upload(data.v, [data.v.length]);
-      const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
-      const rec = engine.recorder();
-      attentionForward(rec, t.q, t.k, t.v, out, lse, launch);
-      attentionBackward(rec, dout, t.q, t.k, t.v, out, lse, dq, dk, dv, { ...launch, delta });
-      const got = [rec.read(dq), rec.read(dk), rec.read(dv)];
-      await rec.submit();
-      const ref = attentionBackwardCpu(data.dout, data.q, data.k, data.v, o);
-      const plus = (a: ArrayLike<number>, b: ArrayLike<number>) => Float64Array.from(a, (x, i) => x + b[i]);
-      assertClose(await got[0], plus(previous.dq, ref.dq), BACKWARD_TOL, "dq");
-      assertClose(await got[1], plus(previous.dk, ref.dk), BACKWARD_TOL, "dk");
-      assertClose(await got[2], plus(data.v, ref.dv), BACKWARD_TOL, "dv");
-      const all: Tensor[] = [...Object.values(t), out, lse, delta, dout, dq, dk, dv];
-      for (const x of all) pool.release(x);
-    },
-  });
+  for (const path of ["ds", "recompute"] as const) {
+    Deno.test({
+      name: `attentionBackward() (${path} path) accumulates the CPU reference gradients for ${
+        describe(shape)
+      }`,
+      ignore: !hasGpu,
+      async fn() {
+        const engine = await getEngine();
+        const { pool } = engine;
+        const o = options(shape);
+        const data = inputs(o, 31);
+        const t = await uploadCommon(o, data);
+        const out = pool.tensor([data.q.length]);
+        const lse = pool.tensor([o.batch * o.heads * o.tq]);
+        const delta = pool.tensor([o.batch * o.heads * o.tq]);
+        const dout = pool.upload(data.dout, [data.dout.length]);
+        // Start from non-zero gradients to check that the launchers accumulate.
+        const previous = { dq: randomArray(data.q.length, 41), dk: randomArray(data.k.length, 42) };
+        const dq = pool.upload(previous.dq, [data.q.length]);
+        const dk = pool.upload(previous.dk, [data.k.length]);
+        const dv = pool.upload(data.v, [data.v.length]);
+        const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
+        const rec = engine.recorder();
+        attentionForward(rec, t.q, t.k, t.v, out, lse, launch);
+        attentionBackwardVia(path, rec, dout, t.q, t.k, t.v, out, lse, dq, dk, dv, { ...launch, delta });
+        const got = [rec.read(dq), rec.read(dk), rec.read(dv)];
+        await rec.submit();
+        const ref = attentionBackwardCpu(data.dout, data.q, data.k, data.v, o);
+        const plus = (a: ArrayLike<number>, b: ArrayLike<number>) => Float64Array.from(a, (x, i) => x + b[i]);
+        assertClose(await got[0], plus(previous.dq, ref.dq), BACKWARD_TOL, "dq");
+        assertClose(await got[1], plus(previous.dk, ref.dk), BACKWARD_TOL, "dk");
+        assertClose(await got[2], plus(data.v, ref.dv), BACKWARD_TOL, "dv");
+        const all: Tensor[] = [...Object.values(t), out, lse, delta, dout, dq, dk, dv];
+        for (const x of all) pool.release(x);
+      },
+    });
+  }
 }
 
 Deno.test({
