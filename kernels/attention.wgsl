@@ -23,10 +23,16 @@
 //   ≈ 10 ms of core time forward, ~1.5× that for dq.
 // * dk/dv: one invocation = 8 keys (lanes along keys), query rows in blocks of 16, over every
 //   query head of the KV group in a fixed order: each gradient element is summed by exactly one
-//   invocation (deterministic, no atomics).
+//   invocation (deterministic, no atomics). The 16 rows of q and dout are the same for every lane
+//   and were half of this kernel's time as storage loads; they are read from textures (the
+//   launcher copies them in, ~1 MiB each at the reference shape). It also stores dS for the dq
+//   kernel when the [B·H·Tq × Tmax] scratch fits one binding (4 MiB at the reference shape), so
+//   dq costs one dS load per 4 row-keys instead of recomputing scores and dP.
 // The online softmax rescales once per 16-key block. No shared memory, no barriers.
-// Measured here (host heavily shared, load 4–5 on 2 cores; process CPU time per call, B4 T256
-// H4 D64): forward ~25 ms, dq ~31–39 ms, dk/dv ~51–65 ms of core time, against 33–42 / 44–46 /
+// Backward, B4 T256 H4 D64, interleaved A/B in one process: recompute path 86 ms of core time,
+// dS scratch 57 ms, plus q/dout textures in dk/dv 67 vs 87 ms (a less loaded period: wall 37
+// vs 46 ms). Earlier (host heavily shared, load 4–5 on 2 cores; process CPU time per call):
+// forward ~25 ms, dq ~31–39 ms, dk/dv ~51–65 ms of core time, against 33–42 / 44–46 /
 // 67–69 ms for 4 rows × 16 lanes and 110 / 120 / 210 ms wall for the first design (private
 // arrays, which live in scratch memory and took 10–140 s to JIT once unrolled). Cold JIT (no
 // Mesa cache) is ~3–5 s per kernel under that load, 0.3–0.8 s warm.
@@ -48,7 +54,9 @@ struct Params {
   grid_stride: u32,
   // Row pitch (floats) of the dS scratch that attention_backward_dkdv fills; 0: no scratch.
   ds_pitch: u32,
-  _pad2: u32,
+  // Row textures (q and dout in attention_backward_dkdv): token row r of W = heads·HD4 texels
+  // lives at texel ((r & (2^tex_shift − 1))·W + x, r >> tex_shift), 2^tex_shift rows side by side.
+  tex_shift: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -139,11 +147,17 @@ fn kv_index(b: u32, j: u32, kvh: u32) -> u32 {
   return ((b * p.tmax + j) * p.kv_heads + kvh) * HD4;
 }
 
-// Start of the vec4 rows of query rows i .. i+3 (clamped to the last row) of head h.
-fn q_rows(b: u32, i: u32, h: u32) -> vec4<u32> {
-  let last = p.tq - 1u;
-  return vec4<u32>(q_index(b, min(i, last), h), q_index(b, min(i + 1u, last), h),
-                   q_index(b, min(i + 2u, last), h), q_index(b, min(i + 3u, last), h));
+// Texel coordinates of the start of one head's slice of 4 token rows in a row texture.
+struct TexRows {
+  x: vec4<u32>,
+  y: vec4<u32>,
+}
+
+// Token rows b·tq + i … i+3 (clamped to the last row) of head h in a row texture.
+fn tex_rows(b: u32, i: u32, h: u32) -> TexRows {
+  let r = vec4<u32>(b * p.tq) + min(vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.tq - 1u));
+  let mask = vec4<u32>((1u << p.tex_shift) - 1u);
+  return TexRows((r & mask) * vec4<u32>(p.heads * HD4) + vec4<u32>(h * HD4), r >> vec4<u32>(p.tex_shift));
 }
 
 // Four rows (or keys) of an invocation: vec4-row starts, validity, absolute positions.
@@ -510,12 +524,17 @@ fn attention_backward_dq(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(
 // dS·slope per (query row, key): [B × H × Tq × ds_pitch], read back by attention_backward_dq_ds.
 @group(0) @binding(11) var<storage, read_write> ds_out: array<f32>;
 
-fn q_quad(rows: vec4<u32>, c: u32) -> mat4x4<f32> {
-  return mat4x4<f32>(q[rows.x + c], q[rows.y + c], q[rows.z + c], q[rows.w + c]);
-}
+// q and dout are read through textures here: every lane loads the same 16 query rows, and a
+// texel fetch costs ~17 ns per 8 lanes against ~27 ns for a storage load (these loads were about
+// half of this kernel's time).
+@group(0) @binding(1) var q_tex: texture_2d<f32>;
+@group(0) @binding(7) var dout_tex: texture_2d<f32>;
 
-fn dout_quad(rows: vec4<u32>, c: u32) -> mat4x4<f32> {
-  return mat4x4<f32>(dout_kv[rows.x + c], dout_kv[rows.y + c], dout_kv[rows.z + c], dout_kv[rows.w + c]);
+fn tex_quad(t: texture_2d<f32>, rows: TexRows, c: u32) -> mat4x4<f32> {
+  return mat4x4<f32>(textureLoad(t, vec2<u32>(rows.x.x + c, rows.y.x), 0),
+                     textureLoad(t, vec2<u32>(rows.x.y + c, rows.y.y), 0),
+                     textureLoad(t, vec2<u32>(rows.x.z + c, rows.y.z), 0),
+                     textureLoad(t, vec2<u32>(rows.x.w + c, rows.y.w), 0));
 }
 
 // lse or delta of query rows i .. i+3 (clamped) of head h.
@@ -558,9 +577,10 @@ struct Rows16 {
   o3: mat4x4<f32>,
 }
 
-fn rows16(r0: vec4<u32>, r1: vec4<u32>, r2: vec4<u32>, r3: vec4<u32>, c: u32) -> Rows16 {
-  return Rows16(q_quad(r0, c), q_quad(r1, c), q_quad(r2, c), q_quad(r3, c),
-                dout_quad(r0, c), dout_quad(r1, c), dout_quad(r2, c), dout_quad(r3, c));
+fn rows16(r0: TexRows, r1: TexRows, r2: TexRows, r3: TexRows, c: u32) -> Rows16 {
+  return Rows16(tex_quad(q_tex, r0, c), tex_quad(q_tex, r1, c), tex_quad(q_tex, r2, c), tex_quad(q_tex, r3, c),
+                tex_quad(dout_tex, r0, c), tex_quad(dout_tex, r1, c), tex_quad(dout_tex, r2, c),
+                tex_quad(dout_tex, r3, c));
 }
 
 // Adds slice c of the raw scores k·q and of dP = v·dout of 4 keys against 16 rows.
@@ -671,10 +691,10 @@ fn attention_backward_dkdv(@builtin(local_invocation_id) lid: vec3<u32>, @builti
     let h = kvh * group + g;
     for (var i0 = i_begin; i0 < i_end; i0 += i32(KB)) {
       let iu = u32(i0);
-      let r0 = q_rows(b, iu, h);
-      let r1 = q_rows(b, iu + 4u, h);
-      let r2 = q_rows(b, iu + 8u, h);
-      let r3 = q_rows(b, iu + 12u, h);
+      let r0 = tex_rows(b, iu, h);
+      let r1 = tex_rows(b, iu + 4u, h);
+      let r2 = tex_rows(b, iu + 8u, h);
+      let r3 = tex_rows(b, iu + 12u, h);
       var sa = Tile4();
       var dpa = Tile4();
       var sz = Tile4();
@@ -777,6 +797,23 @@ fn attention_backward_dq_ds(@builtin(local_invocation_id) lid: vec3<u32>, @built
       add_dq_half(t.hi, c, g_hi, k0, k1, k2, k3);
     }
   }
+}
+
+// Packs token rows [rows × W texels] (W = heads·HD4) into a row texture (see Params.tex_shift);
+// a 1-D grid over all texels, folded into 2-D by grid_stride.
+@group(0) @binding(1) var<storage, read> pack_src: array<vec4<f32>>;
+@group(0) @binding(2) var pack_dst: texture_storage_2d<rgba32float, write>;
+
+@compute @workgroup_size(WG)
+fn attention_pack_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n = gid.x + gid.y * p.grid_stride;
+  let width = p.heads * HD4;
+  if (n >= p.batch * p.tq * width) {
+    return;
+  }
+  let r = n / width;
+  let x = (r & ((1u << p.tex_shift) - 1u)) * width + n % width;
+  textureStore(pack_dst, vec2<u32>(x, r >> p.tex_shift), pack_src[n]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -191,7 +191,7 @@ function checkShape(o: AttentionShape): void {
   }
 }
 
-function attentionParams(o: AttentionShape, gridStride = 0, dsPitch = 0): ArrayBuffer {
+function attentionParams(o: AttentionShape, gridStride = 0, dsPitch = 0, texShift = 0): ArrayBuffer {
   return params([
     ["u32", o.batch],
     ["u32", o.tq],
@@ -204,6 +204,7 @@ function attentionParams(o: AttentionShape, gridStride = 0, dsPitch = 0): ArrayB
     ["u32", o.window],
     ["u32", gridStride],
     ["u32", dsPitch],
+    ["u32", texShift],
   ]);
 }
 
@@ -337,12 +338,13 @@ export function attentionBackwardVia(
   const useDs = path === "ds" ||
     (path === "auto" && dsBytes <= rec.gpu.device.limits.maxStorageBufferBindingSize);
   const grid = (rows: number, heads: number): [number, number, number] => [blocks(rows), heads, o.batch];
+  const rowTextures = [q, dout].map((t, i) => rowTexture(rec, t, o, i === 0 ? "q" : "dout"));
   const dkdv = (ds: { buffer: GPUBuffer; size: number }, pitch: number) =>
     rec.dispatch(
       rec.kernel("attention", "attention_backward_dkdv", constants),
-      [q, k, v, o.qOffset, o.kvLen, lse, dout, o.delta, dk, dv, ds],
+      [rowTextures[0].view, k, v, o.qOffset, o.kvLen, lse, rowTextures[1].view, o.delta, dk, dv, ds],
       grid(o.tmax, o.kvHeads),
-      attentionParams(o, 0, pitch),
+      attentionParams(o, 0, pitch, rowTextures[0].shift),
     );
   if (!useDs) {
     rec.dispatch(
@@ -371,6 +373,71 @@ export function attentionBackwardVia(
     grid(o.tq, o.heads),
     attentionParams(o, 0, dsPitch),
   );
+}
+
+const rowTextureCache = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
+
+/**
+ * Copies token rows `[B·Tq × H·D]` (q or dout) into an rgba32float texture: `2^shift` rows side by
+ * side per texture row (the smallest power of two that keeps the height within the limit), so
+ * the dk/dv kernel reads them with texel fetches. Textures are cached per device, role and size
+ * class; reuse within one recorded step is safe because commands run in submission order.
+ */
+function rowTexture(
+  rec: Recorder,
+  t: Tensor,
+  o: AttentionShape,
+  role: string,
+): { view: GPUTextureView; shift: number } {
+  const device = rec.gpu.device;
+  const limit = device.limits.maxTextureDimension2D;
+  const rows = o.batch * o.tq, width = o.heads * o.headDim / 4;
+  let shift = 0;
+  while (Math.ceil(rows / 2 ** shift) > limit && width * 2 ** (shift + 1) <= limit) shift++;
+  const height = Math.ceil(rows / 2 ** shift);
+  if (height > limit || width > limit) {
+    throw new RangeError(
+      `Attention backward: ${rows} rows of ${width} texels do not fit a ${limit}² texture`,
+    );
+  }
+  // Sizes rounded up to a class (≤ 25 % extra) and never a power of two: llvmpipe compiles one
+  // shader variant per power-of-two-ness of texture sizes.
+  const extent = (x: number) => {
+    const step = 2 ** Math.max(0, Math.ceil(Math.log2(x)) - 3);
+    let y = Math.ceil(x / step) * step;
+    while ((y & (y - 1)) === 0) y++;
+    return Math.min(y, limit);
+  };
+  const size = { width: extent(width * 2 ** shift), height: extent(height) };
+  const cache = rowTextureCache.get(device) ?? new Map<string, GPUTexture>();
+  rowTextureCache.set(device, cache);
+  const key = `${role}:${size.width}x${size.height}`;
+  let texture = cache.get(key);
+  if (!texture) {
+    texture = device.createTexture({
+      label: `attention:${key}`,
+      size,
+      format: "rgba32float",
+      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
+    });
+    cache.set(key, texture);
+  }
+  if (shift === 0 && (width * 16) % 256 === 0) {
+    rec.encoder().copyBufferToTexture(
+      { buffer: t.buffer, bytesPerRow: width * 16, rowsPerImage: rows },
+      { texture },
+      { width, height: rows },
+    );
+  } else {
+    const { groups, rowStride } = elementGrid(rows * width, WG);
+    rec.dispatch(
+      rec.kernel("attention", "attention_pack_rows", { WG, HD4: o.headDim / 4 }),
+      [t, texture.createView()],
+      groups,
+      attentionParams(o, rowStride, 0, shift),
+    );
+  }
+  return { view: texture.createView(), shift };
 }
 
 /** Records the copy of new K (or V) rows `[B·Tq × KVH × D]` into cache rows `qOffset[b] + i`. */
