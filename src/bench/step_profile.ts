@@ -10,8 +10,8 @@
  * nothing to the real step.
  *
  * Run: `deno run --allow-read=.,/proc/self/maps --allow-env src/bench/step_profile.ts [full|lora] [f32|bf16]
- * [--detail] [--jit]` (`--detail`: rows per kernel and grid; `--jit`: which commands of a first step
- * pay the pipeline JIT, with Mesa's cache as it is).
+ * [--detail] [--jit [--warm]]` (`--detail`: rows per kernel and grid; `--jit`: which commands of a
+ * first step pay the pipeline JIT, with Mesa's cache as it is; `--warm`: after the explicit warm-up).
  *
  * @module
  */
@@ -133,6 +133,8 @@ async function step(rec: Recorder & { section?: string }): Promise<number> {
 if (Deno.args.includes("--jit")) {
   // Which commands pay the JIT: capture the first step without running it, then run each command
   // alone (cold pipelines compile at their first dispatch) and list the slow ones.
+  // --warm: after TrainableModel.warmup(), to find what it leaves uncompiled.
+  if (Deno.args.includes("--warm")) console.log(`warm-up ${(await trainable.warmup()).toFixed(0)} ms`);
   const probe = new CapturingRecorder(engine.gpu, engine.kernels);
   trainable.zeroGrad(probe);
   const pass = model.forward(probe, input, { train: true });
