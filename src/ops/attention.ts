@@ -191,7 +191,19 @@ function checkShape(o: AttentionShape): void {
   }
 }
 
-function attentionParams(o: AttentionShape, gridStride = 0, dsPitch = 0, texShift = 0): ArrayBuffer {
+/** Launch parameters past the shape (see `Params` in kernels/attention.wgsl). */
+interface LaunchExtras {
+  gridStride?: number;
+  dsPitch?: number;
+  /** Row packing of the q / dout and of the K / V row textures. */
+  rowShift?: number;
+  kvShift?: number;
+}
+
+function attentionParams(
+  o: AttentionShape,
+  { gridStride = 0, dsPitch = 0, rowShift = 0, kvShift = 0 }: LaunchExtras = {},
+): ArrayBuffer {
   return params([
     ["u32", o.batch],
     ["u32", o.tq],
@@ -204,7 +216,8 @@ function attentionParams(o: AttentionShape, gridStride = 0, dsPitch = 0, texShif
     ["u32", o.window],
     ["u32", gridStride],
     ["u32", dsPitch],
-    ["u32", texShift],
+    ["u32", rowShift],
+    ["u32", kvShift],
   ]);
 }
 
@@ -252,11 +265,12 @@ export function attentionForwardVia(
     (path === "auto" && o.tq < DECODE_MAX_TQ &&
       scoreBytes <= rec.gpu.device.limits.maxStorageBufferBindingSize);
   if (!decode) {
+    const kv = kvTextures(rec, k, v, o);
     rec.dispatch(
       rec.kernel("attention", "attention_forward", constants),
-      [q, k, v, o.qOffset, o.kvLen, out, lse],
+      [q, kv.k, kv.v, o.qOffset, o.kvLen, out, lse],
       [blocks(o.tq), o.heads, o.batch],
-      attentionParams(o),
+      attentionParams(o, { kvShift: kv.shift }),
     );
     return;
   }
@@ -278,7 +292,7 @@ export function attentionForwardVia(
     rec.kernel("attention", "attention_decode_softmax", constants),
     [scores, lse],
     groups,
-    attentionParams(o, rowStride),
+    attentionParams(o, { gridStride: rowStride }),
   );
   rec.dispatch(
     rec.kernel("attention", "attention_decode_pv", constants),
@@ -338,20 +352,21 @@ export function attentionBackwardVia(
   const useDs = path === "ds" ||
     (path === "auto" && dsBytes <= rec.gpu.device.limits.maxStorageBufferBindingSize);
   const grid = (rows: number, heads: number): [number, number, number] => [blocks(rows), heads, o.batch];
-  const rowTextures = [q, dout].map((t, i) => rowTexture(rec, t, o, i === 0 ? "q" : "dout"));
-  const dkdv = (ds: { buffer: GPUBuffer; size: number }, pitch: number) =>
+  const qt = rowTexture(rec, q, o, "q"), doutT = rowTexture(rec, dout, o, "dout");
+  const kv = kvTextures(rec, k, v, o);
+  const dkdv = (ds: { buffer: GPUBuffer; size: number }, dsPitch: number) =>
     rec.dispatch(
       rec.kernel("attention", "attention_backward_dkdv", constants),
-      [rowTextures[0].view, k, v, o.qOffset, o.kvLen, lse, rowTextures[1].view, o.delta, dk, dv, ds],
+      [qt.view, kv.k, kv.v, o.qOffset, o.kvLen, lse, doutT.view, o.delta, dk, dv, ds],
       grid(o.tmax, o.kvHeads),
-      attentionParams(o, 0, pitch, rowTextures[0].shift),
+      attentionParams(o, { dsPitch, rowShift: qt.shift, kvShift: kv.shift }),
     );
   if (!useDs) {
     rec.dispatch(
       rec.kernel("attention", "attention_backward_dq", constants),
-      [q, k, v, o.qOffset, o.kvLen, out, lse, dout, o.delta, dq],
+      [q, kv.k, kv.v, o.qOffset, o.kvLen, out, lse, dout, o.delta, dq],
       grid(o.tq, o.heads),
-      attentionParams(o),
+      attentionParams(o, { kvShift: kv.shift }),
     );
     dkdv({ buffer: scratchBuffer(rec, "attention.no_ds", 16), size: 16 }, 0);
     return;
@@ -369,16 +384,28 @@ export function attentionBackwardVia(
   dkdv(ds, dsPitch);
   rec.dispatch(
     rec.kernel("attention", "attention_backward_dq_ds", constants),
-    [ds, k, dq, o.qOffset, o.kvLen],
+    [ds, kv.k, dq, o.qOffset, o.kvLen],
     grid(o.tq, o.heads),
-    attentionParams(o, 0, dsPitch),
+    attentionParams(o, { dsPitch, kvShift: kv.shift }),
   );
 }
 
 const rowTextureCache = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
 
+/** K and V `[B × Tmax × KVH × D]` as row textures (same packing, so one shift). */
+function kvTextures(
+  rec: Recorder,
+  k: Tensor,
+  v: Tensor,
+  o: AttentionShape,
+): { k: GPUTextureView; v: GPUTextureView; shift: number } {
+  const rows = { ...o, tq: o.tmax, heads: o.kvHeads };
+  const kt = rowTexture(rec, k, rows, "k"), vt = rowTexture(rec, v, rows, "v");
+  return { k: kt.view, v: vt.view, shift: kt.shift };
+}
+
 /**
- * Copies token rows `[B·Tq × H·D]` (q or dout) into an rgba32float texture: `2^shift` rows side by
+ * Copies token rows `[B·Tq × H·D]` (q, dout, or K / V with Tmax and KVH) into an rgba32float texture: `2^shift` rows side by
  * side per texture row (the smallest power of two that keeps the height within the limit), so
  * the dk/dv kernel reads them with texel fetches. Textures are cached per device, role and size
  * class; reuse within one recorded step is safe because commands run in submission order.
@@ -434,7 +461,7 @@ function rowTexture(
       rec.kernel("attention", "attention_pack_rows", { WG, HD4: o.headDim / 4 }),
       [t, texture.createView()],
       groups,
-      attentionParams(o, rowStride, 0, shift),
+      attentionParams(o, { gridStride: rowStride, rowShift: shift }),
     );
   }
   return { view: texture.createView(), shift };
@@ -448,7 +475,7 @@ export function kvCacheWrite(rec: Recorder, kNew: Tensor, cache: Tensor, o: KvCa
     rec.kernel("attention", "kv_cache_write", { WG, HD4: o.headDim / 4 }),
     [kNew, o.qOffset, cache],
     groups,
-    attentionParams({ ...o, heads: o.kvHeads, scale: 1, softcap: 0, window: 0 }, rowStride),
+    attentionParams({ ...o, heads: o.kvHeads, scale: 1, softcap: 0, window: 0 }, { gridStride: rowStride }),
   );
 }
 
