@@ -122,12 +122,15 @@ export class TrainableModel {
    * step runs at full speed: matmul's warm-up in the model's precision, then forward, log-probs and
    * backward of a short sequence with zero loss weights, AdamW on scratch tensors, and a clear of
    * the gradients it touched. Weights and optimizer state are unchanged. Returns the milliseconds
-   * it took (two syncs).
+   * it took (two or three syncs).
    */
   async warmup(): Promise<number> {
     const start = performance.now();
     const { engine } = this.model;
-    await matmulWarmup(engine, this.model.matmulPrecision);
+    // The rank-sized LoRA products always run in f32.
+    const precision = this.model.matmulPrecision;
+    if (precision !== "f32" && this.mode === "lora") await matmulWarmup(engine, "f32");
+    await matmulWarmup(engine, precision);
     const rec = engine.recorder();
     // 32 rows: enough for the training (tiled) attention path, which starts at 16 query rows.
     const input: TokenBatch = { ids: new Int32Array(WARMUP_TOKENS), batch: 1, seqLen: WARMUP_TOKENS };

@@ -68,31 +68,39 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "TrainableModel.warmup() compiles every pipeline of a step and changes no weight or gradient",
-  ignore: !hasGpu,
-  async fn() {
-    const engine = await getEngine();
-    const model = await freshModel();
-    const trainable = TrainableModel.full(model);
-    try {
-      const weight = model.params.get("model.layers.0.self_attn.q_proj.weight")!;
-      const before = await engine.read(weight.value.chunks[0].tensor);
-      await trainable.warmup();
-      const compiled = engine.kernels.size;
-      assertEquals(await engine.read(weight.value.chunks[0].tensor), before);
-      const grad = await readGrad(trainable, weight.name);
-      assertEquals(maxAbs(grad), 0);
-      assertEquals(trainable.stepCount, 0);
-      const batch = { ids: Int32Array.from(ids), batch: 1, seqLen: ids.length };
-      await trainable.trainStep(batch, { lr: 1e-3 });
-      assertEquals(engine.kernels.size, compiled, "the first step compiled a pipeline the warm-up missed");
-    } finally {
-      trainable.dispose();
-      model.dispose();
-    }
-  },
-});
+for (const mode of ["full f32", "LoRA bf16"] as const) {
+  Deno.test({
+    name:
+      `TrainableModel.warmup() compiles every pipeline of a ${mode} step and changes no weight or gradient`,
+    ignore: !hasGpu,
+    async fn() {
+      const engine = await getEngine();
+      const model = await freshModel();
+      const lora = mode === "LoRA bf16";
+      if (lora) model.matmulPrecision = "bf16";
+      const trainable = lora
+        ? TrainableModel.lora(model, { rank: 4, alpha: 8, targetModules: ["q_proj", "up_proj"] })
+        : TrainableModel.full(model);
+      try {
+        const weight = model.params.get("model.layers.0.self_attn.q_proj.weight")!;
+        const before = await engine.read(weight.value.chunks[0].tensor);
+        await trainable.warmup();
+        const compiled = engine.kernels.size;
+        assertEquals(await engine.read(weight.value.chunks[0].tensor), before);
+        for (const p of trainable.parameters) {
+          assertEquals(maxAbs(await readGrad(trainable, p.name)), 0, p.name);
+        }
+        assertEquals(trainable.stepCount, 0);
+        const batch = { ids: Int32Array.from(ids), batch: 1, seqLen: ids.length };
+        await trainable.trainStep(batch, { lr: 1e-3 });
+        assertEquals(engine.kernels.size, compiled, "the first step compiled a pipeline the warm-up missed");
+      } finally {
+        trainable.dispose();
+        model.dispose();
+      }
+    },
+  });
+}
 
 async function readGrad(trainable: TrainableModel, name: string): Promise<Float32Array> {
   const p = trainable.parameters.find((q) => q.name === name)!;
