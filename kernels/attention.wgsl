@@ -155,16 +155,22 @@ struct TexRows {
   y: vec4<u32>,
 }
 
-// Token rows b·tq + i … i+3 (clamped to the last row) of head h in a row texture.
-fn tex_rows(b: u32, i: u32, h: u32) -> TexRows {
-  let r = vec4<u32>(b * p.tq) + min(vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.tq - 1u));
+// Query rows `rows` (already clamped to tq) of sequence b, head h, in a row texture.
+fn tex_rows_of(b: u32, rows: vec4<u32>, h: u32) -> TexRows {
+  let r = vec4<u32>(b * p.tq) + rows;
   let mask = vec4<u32>((1u << p.tex_shift) - 1u);
   return TexRows((r & mask) * vec4<u32>(p.heads * HD4) + vec4<u32>(h * HD4), r >> vec4<u32>(p.tex_shift));
 }
 
-// Four rows (or keys) of an invocation: vec4-row starts, validity, absolute positions.
+// Query rows i … i+3 (clamped to the last row).
+fn tex_rows(b: u32, i: u32, h: u32) -> TexRows {
+  return tex_rows_of(b, min(vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.tq - 1u)), h);
+}
+
+// Four rows of an invocation: vec4-row starts, texels in the q texture, validity, absolute positions.
 struct Half {
   base: vec4<u32>,
+  tex: TexRows,
   valid: vec4<bool>,
   pos: vec4<i32>,
 }
@@ -172,10 +178,10 @@ struct Half {
 // Query rows first, first + WG, first + 2·WG, first + 3·WG of head h (loads clamp to the last row).
 fn row_half(b: u32, h: u32, off: i32, first: u32) -> Half {
   let rows = vec4<u32>(first) + vec4<u32>(0u, WG, 2u * WG, 3u * WG);
-  let last = p.tq - 1u;
+  let clamped = min(rows, vec4<u32>(p.tq - 1u));
   return Half(
-    vec4<u32>(q_index(b, min(rows.x, last), h), q_index(b, min(rows.y, last), h),
-              q_index(b, min(rows.z, last), h), q_index(b, min(rows.w, last), h)),
+    vec4<u32>(q_index(b, clamped.x, h), q_index(b, clamped.y, h), q_index(b, clamped.z, h), q_index(b, clamped.w, h)),
+    tex_rows_of(b, clamped, h),
     rows < vec4<u32>(p.tq),
     vec4<i32>(off) + vec4<i32>(rows),
   );
@@ -213,7 +219,9 @@ fn lse_index(t: RowTile, pos: i32) -> u32 {
   return t.lse_base + min(u32(pos - q_offset[t.b]), p.tq - 1u);
 }
 
-@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
+// q as a row texture (lane-varying rows: a texel fetch costs ~17 ns per 8 lanes, a storage load
+// ~41 ns).
+@group(0) @binding(1) var q_tex: texture_2d<f32>;
 // K and V as row textures (the launcher copies them in): texel fetches cost ~17 ns per 8 lanes
 // against 27–41 ns for storage loads.
 @group(0) @binding(2) var k_tex: texture_2d<f32>;
@@ -258,12 +266,12 @@ struct Tile8 {
   hi: Tile4,
 }
 
-fn add_q_dots(s: ptr<function, Tile4>, base: vec4<u32>, c: u32, k0: mat4x4<f32>, k1: mat4x4<f32>,
+fn add_q_dots(s: ptr<function, Tile4>, rows: TexRows, c: u32, k0: mat4x4<f32>, k1: mat4x4<f32>,
               k2: mat4x4<f32>, k3: mat4x4<f32>) {
-  (*s).r0 += dots16(q[base.x + c], k0, k1, k2, k3);
-  (*s).r1 += dots16(q[base.y + c], k0, k1, k2, k3);
-  (*s).r2 += dots16(q[base.z + c], k0, k1, k2, k3);
-  (*s).r3 += dots16(q[base.w + c], k0, k1, k2, k3);
+  (*s).r0 += dots16(textureLoad(q_tex, vec2<u32>(rows.x.x + c, rows.y.x), 0), k0, k1, k2, k3);
+  (*s).r1 += dots16(textureLoad(q_tex, vec2<u32>(rows.x.y + c, rows.y.y), 0), k0, k1, k2, k3);
+  (*s).r2 += dots16(textureLoad(q_tex, vec2<u32>(rows.x.z + c, rows.y.z), 0), k0, k1, k2, k3);
+  (*s).r3 += dots16(textureLoad(q_tex, vec2<u32>(rows.x.w + c, rows.y.w), 0), k0, k1, k2, k3);
 }
 
 fn qk_tile(t: RowTile, kb: u32, last: u32) -> Tile8 {
@@ -274,8 +282,8 @@ fn qk_tile(t: RowTile, kb: u32, last: u32) -> Tile8 {
     let k1 = k_quads(kb, t.kvh, last, c, 1u);
     let k2 = k_quads(kb, t.kvh, last, c, 2u);
     let k3 = k_quads(kb, t.kvh, last, c, 3u);
-    add_q_dots(&lo, t.lo.base, c, k0, k1, k2, k3);
-    add_q_dots(&hi, t.hi.base, c, k0, k1, k2, k3);
+    add_q_dots(&lo, t.lo.tex, c, k0, k1, k2, k3);
+    add_q_dots(&hi, t.hi.tex, c, k0, k1, k2, k3);
   }
   return Tile8(lo, hi);
 }
@@ -540,7 +548,6 @@ fn attention_backward_dq(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(
 // q and dout are read through textures here: every lane loads the same 16 query rows, and a
 // texel fetch costs ~17 ns per 8 lanes against ~27 ns for a storage load (these loads were about
 // half of this kernel's time).
-@group(0) @binding(1) var q_tex: texture_2d<f32>;
 @group(0) @binding(7) var dout_tex: texture_2d<f32>;
 
 fn tex_quad(t: texture_2d<f32>, rows: TexRows, c: u32) -> mat4x4<f32> {

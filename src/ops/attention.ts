@@ -265,12 +265,12 @@ export function attentionForwardVia(
     (path === "auto" && o.tq < DECODE_MAX_TQ &&
       scoreBytes <= rec.gpu.device.limits.maxStorageBufferBindingSize);
   if (!decode) {
-    const kv = kvTextures(rec, k, v, o);
+    const qt = rowTexture(rec, q, o, "q"), kv = kvTextures(rec, k, v, o);
     rec.dispatch(
       rec.kernel("attention", "attention_forward", constants),
-      [q, kv.k, kv.v, o.qOffset, o.kvLen, out, lse],
+      [qt.view, kv.k, kv.v, o.qOffset, o.kvLen, out, lse],
       [blocks(o.tq), o.heads, o.batch],
-      attentionParams(o, { kvShift: kv.shift }),
+      attentionParams(o, { rowShift: qt.shift, kvShift: kv.shift }),
     );
     return;
   }
@@ -364,9 +364,9 @@ export function attentionBackwardVia(
   if (!useDs) {
     rec.dispatch(
       rec.kernel("attention", "attention_backward_dq", constants),
-      [q, kv.k, kv.v, o.qOffset, o.kvLen, out, lse, dout, o.delta, dq],
+      [qt.view, kv.k, kv.v, o.qOffset, o.kvLen, out, lse, dout, o.delta, dq],
       grid(o.tq, o.heads),
-      attentionParams(o, { kvShift: kv.shift }),
+      attentionParams(o, { rowShift: qt.shift, kvShift: kv.shift }),
     );
     dkdv({ buffer: scratchBuffer(rec, "attention.no_ds", 16), size: 16 }, 0);
     return;
