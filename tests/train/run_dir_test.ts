@@ -90,6 +90,11 @@ Deno.test("checkPretrainConfig() names the key of an unusable value", () => {
   );
   assert.throws(() => checkPretrainConfig(config({ lora_r: "4" })), /"lora_r" needs "model"/);
   assert.throws(
+    () => checkPretrainConfig(config({ matmul_precision: "f16" })),
+    /"matmul_precision" must be "f32" or "bf16"/,
+  );
+  checkPretrainConfig(config({ matmul_precision: "bf16" }));
+  assert.throws(
     () => checkPretrainConfig(config({ batch_size: "0" })),
     /"batch_size" must be a positive integer/,
   );
