@@ -31,6 +31,7 @@ const VALUE_NAMES: Partial<Record<keyof PretrainConfig, string>> = {
   model: "DIR",
   schedule: "NAME",
   lora_targets: "LIST",
+  matmul_precision: "NAME",
 };
 
 /** `text` wrapped to `width` columns, continuation lines indented by `indent`. */

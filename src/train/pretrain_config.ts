@@ -86,7 +86,7 @@ export const PRETRAIN_KEY_HELP: Record<keyof PretrainConfig, string> = {
   lora_alpha: "LoRA alpha (the update is scaled by alpha / r)",
   lora_targets: "comma-separated LoRA targets among q,k,v,o,gate,up,down",
   matmul_precision:
-    "f32 | bf16: operands of the decoder blocks' matmuls (bf16: faster, f32 accumulation and f32 weights)",
+    "f32 | bf16: operands of the linear layers' and LM head's matmuls (bf16: faster; f32 accumulation, weights and gradients)",
 };
 
 const SHORT_TARGETS: Record<string, LinearModule> = {
