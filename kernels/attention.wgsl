@@ -603,22 +603,60 @@ struct Rows16 {
   o3: mat4x4<f32>,
 }
 
-fn rows16(r0: TexRows, r1: TexRows, r2: TexRows, r3: TexRows, c: u32) -> Rows16 {
-  return Rows16(tex_quad(q_tex, r0, c), tex_quad(q_tex, r1, c), tex_quad(q_tex, r2, c), tex_quad(q_tex, r3, c),
-                tex_quad(dout_tex, r0, c), tex_quad(dout_tex, r1, c), tex_quad(dout_tex, r2, c),
-                tex_quad(dout_tex, r3, c));
+// Texels of 16 query rows, by quads.
+struct RowBlock {
+  r0: TexRows,
+  r1: TexRows,
+  r2: TexRows,
+  r3: TexRows,
+}
+
+fn rows16(rb: RowBlock, c: u32) -> Rows16 {
+  return Rows16(tex_quad(q_tex, rb.r0, c), tex_quad(q_tex, rb.r1, c), tex_quad(q_tex, rb.r2, c),
+                tex_quad(q_tex, rb.r3, c), tex_quad(dout_tex, rb.r0, c), tex_quad(dout_tex, rb.r1, c),
+                tex_quad(dout_tex, rb.r2, c), tex_quad(dout_tex, rb.r3, c));
+}
+
+// lse and delta of 16 query rows i .. i+15 (columns = quads of rows).
+struct RowTerms16 {
+  lse: mat4x4<f32>,
+  delta: mat4x4<f32>,
+}
+
+fn row_terms16(b: u32, h: u32, i: u32) -> RowTerms16 {
+  return RowTerms16(
+    mat4x4<f32>(row_values(b, h, i, false), row_values(b, h, i + 4u, false), row_values(b, h, i + 8u, false),
+                row_values(b, h, i + 12u, false)),
+    mat4x4<f32>(row_values(b, h, i, true), row_values(b, h, i + 4u, true), row_values(b, h, i + 8u, true),
+                row_values(b, h, i + 12u, true)),
+  );
+}
+
+// Slice c of k and of v of 4 keys (one column per key).
+struct KV4 {
+  k: mat4x4<f32>,
+  v: mat4x4<f32>,
+}
+
+fn kv4(ks: Keys4, c: u32) -> KV4 {
+  return KV4(
+    mat4x4<f32>(textureLoad(k_tex, vec2<u32>(ks.tx.x + c, ks.ty.x), 0), textureLoad(k_tex, vec2<u32>(ks.tx.y + c, ks.ty.y), 0),
+                textureLoad(k_tex, vec2<u32>(ks.tx.z + c, ks.ty.z), 0), textureLoad(k_tex, vec2<u32>(ks.tx.w + c, ks.ty.w), 0)),
+    mat4x4<f32>(textureLoad(v_tex, vec2<u32>(ks.tx.x + c, ks.ty.x), 0), textureLoad(v_tex, vec2<u32>(ks.tx.y + c, ks.ty.y), 0),
+                textureLoad(v_tex, vec2<u32>(ks.tx.z + c, ks.ty.z), 0), textureLoad(v_tex, vec2<u32>(ks.tx.w + c, ks.ty.w), 0)),
+  );
 }
 
 // Adds slice c of the raw scores k·q and of dP = v·dout of 4 keys against 16 rows.
-fn key_dots(ks: Keys4, c: u32, x: Rows16, s: ptr<function, Tile4>, dp: ptr<function, Tile4>) {
-  (*s).r0 += dots16(textureLoad(k_tex, vec2<u32>(ks.tx.x + c, ks.ty.x), 0), x.q0, x.q1, x.q2, x.q3);
-  (*s).r1 += dots16(textureLoad(k_tex, vec2<u32>(ks.tx.y + c, ks.ty.y), 0), x.q0, x.q1, x.q2, x.q3);
-  (*s).r2 += dots16(textureLoad(k_tex, vec2<u32>(ks.tx.z + c, ks.ty.z), 0), x.q0, x.q1, x.q2, x.q3);
-  (*s).r3 += dots16(textureLoad(k_tex, vec2<u32>(ks.tx.w + c, ks.ty.w), 0), x.q0, x.q1, x.q2, x.q3);
-  (*dp).r0 += dots16(textureLoad(v_tex, vec2<u32>(ks.tx.x + c, ks.ty.x), 0), x.o0, x.o1, x.o2, x.o3);
-  (*dp).r1 += dots16(textureLoad(v_tex, vec2<u32>(ks.tx.y + c, ks.ty.y), 0), x.o0, x.o1, x.o2, x.o3);
-  (*dp).r2 += dots16(textureLoad(v_tex, vec2<u32>(ks.tx.z + c, ks.ty.z), 0), x.o0, x.o1, x.o2, x.o3);
-  (*dp).r3 += dots16(textureLoad(v_tex, vec2<u32>(ks.tx.w + c, ks.ty.w), 0), x.o0, x.o1, x.o2, x.o3);
+fn key_dots(kv: KV4, x: Rows16, s: ptr<function, Tile4>, dp: ptr<function, Tile4>) {
+  (*s).r0 += dots16(kv.k[0], x.q0, x.q1, x.q2, x.q3);
+  (*s).r1 += dots16(kv.k[1], x.q0, x.q1, x.q2, x.q3);
+  (*s).r2 += dots16(kv.k[2], x.q0, x.q1, x.q2, x.q3);
+  (*s).r3 += dots16(kv.k[3], x.q0, x.q1, x.q2, x.q3);
+  (*dp).r0 += dots16(kv.v[0], x.o0, x.o1, x.o2, x.o3);
+  (*dp).r1 += dots16(kv.v[1], x.o0, x.o1, x.o2, x.o3);
+  (*dp).r2 += dots16(kv.v[2], x.o0, x.o1, x.o2, x.o3);
+  (*dp).r3 += dots16(kv.v[3], x.o0, x.o1, x.o2, x.o3);
 }
 
 struct KeyGrads {
@@ -647,28 +685,29 @@ struct Grads4 {
   g3: KeyGrads,
 }
 
-fn grads4(ks: Keys4, s: Tile4, dp: Tile4, i0: i32, i_end: i32, off: i32, len: i32, lse4: mat4x4<f32>,
-          delta4: mat4x4<f32>) -> Grads4 {
+fn grads4(ks: Keys4, s: Tile4, dp: Tile4, i0: i32, i_end: i32, off: i32, len: i32, t: RowTerms16) -> Grads4 {
   return Grads4(
-    key_grads(s.r0, dp.r0, ks.j.x, i0, i_end, off, len, lse4, delta4),
-    key_grads(s.r1, dp.r1, ks.j.y, i0, i_end, off, len, lse4, delta4),
-    key_grads(s.r2, dp.r2, ks.j.z, i0, i_end, off, len, lse4, delta4),
-    key_grads(s.r3, dp.r3, ks.j.w, i0, i_end, off, len, lse4, delta4),
+    key_grads(s.r0, dp.r0, ks.j.x, i0, i_end, off, len, t.lse, t.delta),
+    key_grads(s.r1, dp.r1, ks.j.y, i0, i_end, off, len, t.lse, t.delta),
+    key_grads(s.r2, dp.r2, ks.j.z, i0, i_end, off, len, t.lse, t.delta),
+    key_grads(s.r3, dp.r3, ks.j.w, i0, i_end, off, len, t.lse, t.delta),
   );
 }
 
-fn accumulate_kv(valid: bool, at: u32, x: Rows16, g: KeyGrads) {
+// dk, dv of one key += its terms from two blocks of 16 rows (one read-modify-write for 32 rows:
+// with q, dout, k and v in textures these storage updates were the largest cost).
+fn accumulate_kv(valid: bool, at: u32, x: Rows16, g: KeyGrads, y: Rows16, h: KeyGrads) {
   if (valid) {
-    dk[at] += mix16(x.q0, x.q1, x.q2, x.q3, g.ds);
-    dv[at] += mix16(x.o0, x.o1, x.o2, x.o3, g.p);
+    dk[at] += mix16(x.q0, x.q1, x.q2, x.q3, g.ds) + mix16(y.q0, y.q1, y.q2, y.q3, h.ds);
+    dv[at] += mix16(x.o0, x.o1, x.o2, x.o3, g.p) + mix16(y.o0, y.o1, y.o2, y.o3, h.p);
   }
 }
 
-fn accumulate_keys(ks: Keys4, c: u32, x: Rows16, g: Grads4) {
-  accumulate_kv(ks.valid.x, ks.kb.x + c, x, g.g0);
-  accumulate_kv(ks.valid.y, ks.kb.y + c, x, g.g1);
-  accumulate_kv(ks.valid.z, ks.kb.z + c, x, g.g2);
-  accumulate_kv(ks.valid.w, ks.kb.w + c, x, g.g3);
+fn accumulate_keys(ks: Keys4, c: u32, x: Rows16, g: Grads4, y: Rows16, h: Grads4) {
+  accumulate_kv(ks.valid.x, ks.kb.x + c, x, g.g0, y, h.g0);
+  accumulate_kv(ks.valid.y, ks.kb.y + c, x, g.g1, y, h.g1);
+  accumulate_kv(ks.valid.z, ks.kb.z + c, x, g.g2, y, h.g2);
+  accumulate_kv(ks.valid.w, ks.kb.w + c, x, g.g3, y, h.g3);
 }
 
 // dS of key j against rows i .. i+3 (rows past tq are not stored: they belong to the next head).
@@ -715,33 +754,46 @@ fn attention_backward_dkdv(@builtin(local_invocation_id) lid: vec3<u32>, @builti
   }
   for (var g = 0u; g < group; g++) {
     let h = kvh * group + g;
-    for (var i0 = i_begin; i0 < i_end; i0 += i32(KB)) {
+    // Query rows in pairs of 16-row blocks (u, w): every k/v fetch and dk/dv update serves 32 rows.
+    for (var i0 = i_begin; i0 < i_end; i0 += 2 * i32(KB)) {
       let iu = u32(i0);
-      let r0 = tex_rows(b, iu, h);
-      let r1 = tex_rows(b, iu + 4u, h);
-      let r2 = tex_rows(b, iu + 8u, h);
-      let r3 = tex_rows(b, iu + 12u, h);
-      var sa = Tile4();
-      var dpa = Tile4();
-      var sz = Tile4();
-      var dpz = Tile4();
+      let iw = iu + KB;
+      let u = RowBlock(tex_rows(b, iu, h), tex_rows(b, iu + 4u, h), tex_rows(b, iu + 8u, h), tex_rows(b, iu + 12u, h));
+      let w = RowBlock(tex_rows(b, iw, h), tex_rows(b, iw + 4u, h), tex_rows(b, iw + 8u, h), tex_rows(b, iw + 12u, h));
+      var sau = Tile4();
+      var dpau = Tile4();
+      var szu = Tile4();
+      var dpzu = Tile4();
+      var saw = Tile4();
+      var dpaw = Tile4();
+      var szw = Tile4();
+      var dpzw = Tile4();
       for (var c = 0u; c < HD4; c++) {
-        let x = rows16(r0, r1, r2, r3, c);
-        key_dots(ka, c, x, &sa, &dpa);
-        key_dots(kz, c, x, &sz, &dpz);
+        let kva = kv4(ka, c);
+        let kvz = kv4(kz, c);
+        let xu = rows16(u, c);
+        key_dots(kva, xu, &sau, &dpau);
+        key_dots(kvz, xu, &szu, &dpzu);
+        let xw = rows16(w, c);
+        key_dots(kva, xw, &saw, &dpaw);
+        key_dots(kvz, xw, &szw, &dpzw);
       }
-      let lse4 = mat4x4<f32>(row_values(b, h, iu, false), row_values(b, h, iu + 4u, false),
-                             row_values(b, h, iu + 8u, false), row_values(b, h, iu + 12u, false));
-      let delta4 = mat4x4<f32>(row_values(b, h, iu, true), row_values(b, h, iu + 4u, true),
-                               row_values(b, h, iu + 8u, true), row_values(b, h, iu + 12u, true));
-      let ga = grads4(ka, sa, dpa, i0, i_end, off, len, lse4, delta4);
-      let gz = grads4(kz, sz, dpz, i0, i_end, off, len, lse4, delta4);
-      store_keys_ds(ka, (b * p.heads + h) * p.tq, iu, ga);
-      store_keys_ds(kz, (b * p.heads + h) * p.tq, iu, gz);
+      let tu = row_terms16(b, h, iu);
+      let tw = row_terms16(b, h, iw);
+      let gau = grads4(ka, sau, dpau, i0, i_end, off, len, tu);
+      let gzu = grads4(kz, szu, dpzu, i0, i_end, off, len, tu);
+      let gaw = grads4(ka, saw, dpaw, i0 + i32(KB), i_end, off, len, tw);
+      let gzw = grads4(kz, szw, dpzw, i0 + i32(KB), i_end, off, len, tw);
+      let row_base = (b * p.heads + h) * p.tq;
+      store_keys_ds(ka, row_base, iu, gau);
+      store_keys_ds(kz, row_base, iu, gzu);
+      store_keys_ds(ka, row_base, iw, gaw);
+      store_keys_ds(kz, row_base, iw, gzw);
       for (var c = 0u; c < HD4; c++) {
-        let x = rows16(r0, r1, r2, r3, c);
-        accumulate_keys(ka, c, x, ga);
-        accumulate_keys(kz, c, x, gz);
+        let xu = rows16(u, c);
+        let xw = rows16(w, c);
+        accumulate_keys(ka, c, xu, gau, xw, gaw);
+        accumulate_keys(kz, c, xu, gzu, xw, gzw);
       }
     }
   }
