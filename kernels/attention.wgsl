@@ -851,28 +851,51 @@ fn add_dq(valid: bool, at: u32, add: vec4<f32>) {
   }
 }
 
-fn add_dq_half(h: Half, c: u32, g: Tile4, k0: mat4x4<f32>, k1: mat4x4<f32>, k2: mat4x4<f32>, k3: mat4x4<f32>) {
-  add_dq(h.valid.x, h.base.x + c, mix16(k0, k1, k2, k3, g.r0));
-  add_dq(h.valid.y, h.base.y + c, mix16(k0, k1, k2, k3, g.r1));
-  add_dq(h.valid.z, h.base.z + c, mix16(k0, k1, k2, k3, g.r2));
-  add_dq(h.valid.w, h.base.w + c, mix16(k0, k1, k2, k3, g.r3));
+// Slice c of 16 keys (4 quads) from key row kr (rows past `last` repeat it).
+struct Keys16 {
+  k0: mat4x4<f32>,
+  k1: mat4x4<f32>,
+  k2: mat4x4<f32>,
+  k3: mat4x4<f32>,
+}
+
+fn keys16(kr: u32, kvh: u32, last: u32, c: u32) -> Keys16 {
+  return Keys16(k_quads(kr, kvh, last, c, 0u), k_quads(kr, kvh, last, c, 1u), k_quads(kr, kvh, last, c, 2u),
+                k_quads(kr, kvh, last, c, 3u));
+}
+
+fn dq_terms(a: Keys16, ga: mat4x4<f32>, z: Keys16, gz: mat4x4<f32>) -> vec4<f32> {
+  return mix16(a.k0, a.k1, a.k2, a.k3, ga) + mix16(z.k0, z.k1, z.k2, z.k3, gz);
+}
+
+// dq of 4 rows += dS·K over two 16-key blocks (one read-modify-write per 32 keys).
+fn add_dq_half(h: Half, c: u32, a: Keys16, ga: Tile4, z: Keys16, gz: Tile4) {
+  add_dq(h.valid.x, h.base.x + c, dq_terms(a, ga.r0, z, gz.r0));
+  add_dq(h.valid.y, h.base.y + c, dq_terms(a, ga.r1, z, gz.r1));
+  add_dq(h.valid.z, h.base.z + c, dq_terms(a, ga.r2, z, gz.r2));
+  add_dq(h.valid.w, h.base.w + c, dq_terms(a, ga.r3, z, gz.r3));
 }
 
 @compute @workgroup_size(WG)
 fn attention_backward_dq_ds(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let t = row_tile(lid, wid);
-  for (var j0 = t.keys.x; j0 < t.keys.y; j0 += i32(KB)) {
-    let kb = t.b * p.tmax + u32(j0);
-    let last = u32(t.keys.y - 1 - j0);
-    let g_lo = ds_half(t, t.lo, j0, t.keys.y);
-    let g_hi = ds_half(t, t.hi, j0, t.keys.y);
+  // Keys in pairs of 16-key blocks (a, z); a z block past the last key is all masked (dS 0) and
+  // reads the last key's row.
+  for (var j0 = t.keys.x; j0 < t.keys.y; j0 += 2 * i32(KB)) {
+    let j1 = j0 + i32(KB);
+    let kra = t.b * p.tmax + u32(j0);
+    let lasta = u32(t.keys.y - 1 - j0);
+    let krz = t.b * p.tmax + u32(min(j1, t.keys.y - 1));
+    let lastz = u32(max(t.keys.y - 1 - j1, 0));
+    let ga_lo = ds_half(t, t.lo, j0, t.keys.y);
+    let ga_hi = ds_half(t, t.hi, j0, t.keys.y);
+    let gz_lo = ds_half(t, t.lo, j1, t.keys.y);
+    let gz_hi = ds_half(t, t.hi, j1, t.keys.y);
     for (var c = 0u; c < HD4; c++) {
-      let k0 = k_quads(kb, t.kvh, last, c, 0u);
-      let k1 = k_quads(kb, t.kvh, last, c, 1u);
-      let k2 = k_quads(kb, t.kvh, last, c, 2u);
-      let k3 = k_quads(kb, t.kvh, last, c, 3u);
-      add_dq_half(t.lo, c, g_lo, k0, k1, k2, k3);
-      add_dq_half(t.hi, c, g_hi, k0, k1, k2, k3);
+      let a = keys16(kra, t.kvh, lasta, c);
+      let z = keys16(krz, t.kvh, lastz, c);
+      add_dq_half(t.lo, c, a, ga_lo, z, gz_lo);
+      add_dq_half(t.hi, c, a, ga_hi, z, gz_hi);
     }
   }
 }
