@@ -346,19 +346,20 @@ fn stats_of(o: Online4) -> RowStats {
   return RowStats(vec4<f32>(o.o0.m, o.o1.m, o.o2.m, o.o3.m), vec4<f32>(o.o0.l, o.o1.l, o.o2.l, o.o3.l));
 }
 
-fn accumulate_out(valid: bool, at: u32, o: Online, v0: mat4x4<f32>, v1: mat4x4<f32>, v2: mat4x4<f32>,
-                  v3: mat4x4<f32>) {
+// One row's output += two consecutive 16-key blocks a, z (z's online step came after a's):
+// out·α_a·α_z + (P_a·V_a)·α_z + P_z·V_z, one read-modify-write per 32 keys.
+fn accumulate_out(valid: bool, at: u32, oa: Online, va: Slice16, oz: Online, vz: Slice16) {
   if (valid) {
-    out[at] = out[at] * o.alpha + mix16(v0, v1, v2, v3, o.p);
+    out[at] = (out[at] * oa.alpha + mix16(va.k0, va.k1, va.k2, va.k3, oa.p)) * oz.alpha +
+      mix16(vz.k0, vz.k1, vz.k2, vz.k3, oz.p);
   }
 }
 
-fn accumulate_half(h: Half, c: u32, o: Online4, v0: mat4x4<f32>, v1: mat4x4<f32>, v2: mat4x4<f32>,
-                   v3: mat4x4<f32>) {
-  accumulate_out(h.valid.x, h.base.x + c, o.o0, v0, v1, v2, v3);
-  accumulate_out(h.valid.y, h.base.y + c, o.o1, v0, v1, v2, v3);
-  accumulate_out(h.valid.z, h.base.z + c, o.o2, v0, v1, v2, v3);
-  accumulate_out(h.valid.w, h.base.w + c, o.o3, v0, v1, v2, v3);
+fn accumulate_half(h: Half, c: u32, oa: Online4, va: Slice16, oz: Online4, vz: Slice16) {
+  accumulate_out(h.valid.x, h.base.x + c, oa.o0, va, oz.o0, vz);
+  accumulate_out(h.valid.y, h.base.y + c, oa.o1, va, oz.o1, vz);
+  accumulate_out(h.valid.z, h.base.z + c, oa.o2, va, oz.o2, vz);
+  accumulate_out(h.valid.w, h.base.w + c, oa.o3, va, oz.o3, vz);
 }
 
 fn clear_half(h: Half) {
@@ -392,21 +393,26 @@ fn attention_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
   clear_half(t.hi);
   var st_lo = RowStats(vec4<f32>(NEG), vec4<f32>(0.0));
   var st_hi = RowStats(vec4<f32>(NEG), vec4<f32>(0.0));
-  for (var j0 = t.keys.x; j0 < t.keys.y; j0 += i32(KB)) {
-    let kb = t.b * p.tmax + u32(j0);
-    let last = u32(t.keys.y - 1 - j0);
-    let s = qk_tile(t, kb, last);
-    let o_lo = online4(s.lo, t.lo, j0, t.keys.y, st_lo);
-    let o_hi = online4(s.hi, t.hi, j0, t.keys.y, st_hi);
-    st_lo = stats_of(o_lo);
-    st_hi = stats_of(o_hi);
+  // Keys in pairs of 16-key blocks (a, z), as in attention_backward_dq_ds.
+  for (var j0 = t.keys.x; j0 < t.keys.y; j0 += 2 * i32(KB)) {
+    let j1 = j0 + i32(KB);
+    let kra = t.b * p.tmax + u32(j0);
+    let lasta = u32(t.keys.y - 1 - j0);
+    let krz = t.b * p.tmax + u32(min(j1, t.keys.y - 1));
+    let lastz = u32(max(t.keys.y - 1 - j1, 0));
+    let sa = qk_tile(t, kra, lasta);
+    let sz = qk_tile(t, krz, lastz);
+    let oa_lo = online4(sa.lo, t.lo, j0, t.keys.y, st_lo);
+    let oa_hi = online4(sa.hi, t.hi, j0, t.keys.y, st_hi);
+    let oz_lo = online4(sz.lo, t.lo, j1, t.keys.y, stats_of(oa_lo));
+    let oz_hi = online4(sz.hi, t.hi, j1, t.keys.y, stats_of(oa_hi));
+    st_lo = stats_of(oz_lo);
+    st_hi = stats_of(oz_hi);
     for (var c = 0u; c < HD4; c++) {
-      let v0 = v_quads(kb, t.kvh, last, c, 0u);
-      let v1 = v_quads(kb, t.kvh, last, c, 1u);
-      let v2 = v_quads(kb, t.kvh, last, c, 2u);
-      let v3 = v_quads(kb, t.kvh, last, c, 3u);
-      accumulate_half(t.lo, c, o_lo, v0, v1, v2, v3);
-      accumulate_half(t.hi, c, o_hi, v0, v1, v2, v3);
+      let va = slice16(v_tex, kra, t.kvh, lasta, c);
+      let vz = slice16(v_tex, krz, t.kvh, lastz, c);
+      accumulate_half(t.lo, c, oa_lo, va, oz_lo, vz);
+      accumulate_half(t.hi, c, oa_hi, va, oz_hi, vz);
     }
   }
   finish_half(t, t.lo, st_lo);
@@ -851,29 +857,30 @@ fn add_dq(valid: bool, at: u32, add: vec4<f32>) {
   }
 }
 
-// Slice c of 16 keys (4 quads) from key row kr (rows past `last` repeat it).
-struct Keys16 {
+// Slice c of 16 K or V rows (4 quads) from key row kr (rows past `last` repeat it).
+struct Slice16 {
   k0: mat4x4<f32>,
   k1: mat4x4<f32>,
   k2: mat4x4<f32>,
   k3: mat4x4<f32>,
 }
 
-fn keys16(kr: u32, kvh: u32, last: u32, c: u32) -> Keys16 {
-  return Keys16(k_quads(kr, kvh, last, c, 0u), k_quads(kr, kvh, last, c, 1u), k_quads(kr, kvh, last, c, 2u),
-                k_quads(kr, kvh, last, c, 3u));
+fn slice16(t: texture_2d<f32>, kr: u32, kvh: u32, last: u32, c: u32) -> Slice16 {
+  return Slice16(kv_quads(t, kr, kvh, last, c, 0u), kv_quads(t, kr, kvh, last, c, 1u),
+                 kv_quads(t, kr, kvh, last, c, 2u), kv_quads(t, kr, kvh, last, c, 3u));
 }
 
-fn dq_terms(a: Keys16, ga: mat4x4<f32>, z: Keys16, gz: mat4x4<f32>) -> vec4<f32> {
-  return mix16(a.k0, a.k1, a.k2, a.k3, ga) + mix16(z.k0, z.k1, z.k2, z.k3, gz);
+// Σ over two 16-row slices of rows·weights (each weight column belongs to a quad of rows).
+fn mix32(a: Slice16, wa: mat4x4<f32>, z: Slice16, wz: mat4x4<f32>) -> vec4<f32> {
+  return mix16(a.k0, a.k1, a.k2, a.k3, wa) + mix16(z.k0, z.k1, z.k2, z.k3, wz);
 }
 
 // dq of 4 rows += dS·K over two 16-key blocks (one read-modify-write per 32 keys).
-fn add_dq_half(h: Half, c: u32, a: Keys16, ga: Tile4, z: Keys16, gz: Tile4) {
-  add_dq(h.valid.x, h.base.x + c, dq_terms(a, ga.r0, z, gz.r0));
-  add_dq(h.valid.y, h.base.y + c, dq_terms(a, ga.r1, z, gz.r1));
-  add_dq(h.valid.z, h.base.z + c, dq_terms(a, ga.r2, z, gz.r2));
-  add_dq(h.valid.w, h.base.w + c, dq_terms(a, ga.r3, z, gz.r3));
+fn add_dq_half(h: Half, c: u32, a: Slice16, ga: Tile4, z: Slice16, gz: Tile4) {
+  add_dq(h.valid.x, h.base.x + c, mix32(a, ga.r0, z, gz.r0));
+  add_dq(h.valid.y, h.base.y + c, mix32(a, ga.r1, z, gz.r1));
+  add_dq(h.valid.z, h.base.z + c, mix32(a, ga.r2, z, gz.r2));
+  add_dq(h.valid.w, h.base.w + c, mix32(a, ga.r3, z, gz.r3));
 }
 
 @compute @workgroup_size(WG)
@@ -892,8 +899,8 @@ fn attention_backward_dq_ds(@builtin(local_invocation_id) lid: vec3<u32>, @built
     let gz_lo = ds_half(t, t.lo, j1, t.keys.y);
     let gz_hi = ds_half(t, t.hi, j1, t.keys.y);
     for (var c = 0u; c < HD4; c++) {
-      let a = keys16(kra, t.kvh, lasta, c);
-      let z = keys16(krz, t.kvh, lastz, c);
+      let a = slice16(k_tex, kra, t.kvh, lasta, c);
+      let z = slice16(k_tex, krz, t.kvh, lastz, c);
       add_dq_half(t.lo, c, a, ga_lo, z, gz_lo);
       add_dq_half(t.hi, c, a, ga_hi, z, gz_hi);
     }
