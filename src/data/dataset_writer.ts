@@ -15,6 +15,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
+import { pathExists } from "../io/files.ts";
 
 /** A cannot-write problem: output exists, or the directory is not writable. */
 export class OutputError extends Error {
@@ -56,16 +57,6 @@ export class JsonlWriter {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /** A temporary directory that becomes the output directory on {@linkcode StagedDirectory.commit}. */
 export class StagedDirectory {
   private constructor(readonly target: string, readonly temp: string, readonly force: boolean) {}
@@ -79,7 +70,7 @@ export class StagedDirectory {
     const temp = join(dirname(target), `.${basename(target)}.tmp-${Deno.pid}-${Date.now()}`);
     let taken: boolean;
     try {
-      taken = await exists(target);
+      taken = await pathExists(target);
       if (!taken || options.force) await Deno.mkdir(temp, { recursive: true });
     } catch (e) {
       throw new OutputError(`Cannot write output ${target}: ${(e as Error).message.split("\n")[0]}`);
@@ -102,7 +93,7 @@ export class StagedDirectory {
 
   /** Moves the finished directory into place (replacing an old output when `force`). */
   async commit(): Promise<void> {
-    if (await exists(this.target)) {
+    if (await pathExists(this.target)) {
       if (!this.force) {
         await this.discard();
         throw new OutputError(

@@ -9,7 +9,8 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import { type ModelConfig, writeJsonAtomic, writeModelConfig } from "./config.ts";
+import { writeJsonAtomic } from "../io/files.ts";
+import { type ModelConfig, writeModelConfig } from "./config.ts";
 import { SafetensorsFile, type TensorToWrite, type WritableDtype, writeSafetensors } from "./safetensors.ts";
 import {
   expectedTensorShapes,

@@ -8,6 +8,7 @@
  * @module
  */
 import { join } from "node:path";
+import { writeJsonAtomic } from "../io/files.ts";
 
 /** The architectures r2ec can load. */
 export const SUPPORTED_ARCHITECTURES = ["Qwen2ForCausalLM", "Gemma2ForCausalLM", "LlamaForCausalLM"] as const;
@@ -509,13 +510,6 @@ export async function writeModelConfig(dir: string, config: ModelConfig, torchDt
   // transformers 5 renamed torch_dtype to dtype; keep a source's spelling current.
   if ("dtype" in json) json.dtype = torchDtype;
   await writeJsonAtomic(join(dir, "config.json"), { ...json, torch_dtype: torchDtype });
-}
-
-/** Writes `value` as indented JSON to `path` through a temporary file and a rename. */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const temp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(temp, JSON.stringify(value, null, 2) + "\n");
-  await Deno.rename(temp, path);
 }
 
 /** Sizes of a fresh model; every field is optional in {@linkcode tinyQwen2Config}. */

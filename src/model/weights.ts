@@ -8,6 +8,7 @@
 import { basename, join } from "node:path";
 import { type ModelConfig, readModelConfig } from "./config.ts";
 import { SafetensorsFile } from "./safetensors.ts";
+import { pathExists } from "../io/files.ts";
 
 /** The linear layers of a decoder block, with the submodule that holds each (HF names). */
 export const LINEAR_MODULES = {
@@ -101,16 +102,6 @@ export class WeightsError extends Error {
 const SINGLE_FILE = "model.safetensors";
 const INDEX_FILE = "model.safetensors.index.json";
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /** Reads the index's weight_map, refusing shard names that would leave the folder. */
 async function readWeightMap(indexPath: string): Promise<Map<string, string>> {
   let json: unknown;
@@ -182,19 +173,21 @@ export class ModelWeights implements Disposable {
 
 async function openAll(dir: string): Promise<Map<string, SafetensorsFile>> {
   const fileOf = new Map<string, SafetensorsFile>();
-  if (await exists(join(dir, SINGLE_FILE))) {
+  if (await pathExists(join(dir, SINGLE_FILE))) {
     const file = await SafetensorsFile.open(join(dir, SINGLE_FILE));
     for (const name of file.tensors.keys()) fileOf.set(name, file);
     return fileOf;
   }
   const indexPath = join(dir, INDEX_FILE);
-  if (!(await exists(indexPath))) throw new WeightsError(`No ${SINGLE_FILE} or ${INDEX_FILE} in ${dir}`);
+  if (!(await pathExists(indexPath))) throw new WeightsError(`No ${SINGLE_FILE} or ${INDEX_FILE} in ${dir}`);
   const weightMap = await readWeightMap(indexPath);
   const shards = new Map<string, SafetensorsFile>();
   try {
     for (const shard of new Set(weightMap.values())) {
       const shardPath = join(dir, shard);
-      if (!(await exists(shardPath))) throw new WeightsError(`Missing shard ${shard} listed in ${indexPath}`);
+      if (!(await pathExists(shardPath))) {
+        throw new WeightsError(`Missing shard ${shard} listed in ${indexPath}`);
+      }
       shards.set(shard, await SafetensorsFile.open(shardPath));
     }
     for (const [name, shard] of weightMap) {

@@ -12,7 +12,7 @@
  */
 import { SplitPreTokenizer } from "@huggingface/tokenizers";
 import { join } from "node:path";
-import { writeTextAtomic } from "../train/files.ts";
+import { writeTextAtomic } from "../io/files.ts";
 import type { JsonObject } from "./json_file.ts";
 
 /** The parsed contents of the two files {@linkcode writeTokenizer} writes. */

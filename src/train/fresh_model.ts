@@ -20,7 +20,7 @@ import { type ModelConfig, tinyQwen2Config } from "../model/config.ts";
 import { expectedTensorShapes } from "../model/weights.ts";
 import { trainBpeTokenizer, writeTokenizer } from "../text/bpe_trainer.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
-import { writeTextAtomic } from "./files.ts";
+import { writeTextAtomic } from "../io/files.ts";
 import type { PretrainConfig } from "./pretrain_config.ts";
 
 /** Written beside the tokenizer files: what they were trained on. */

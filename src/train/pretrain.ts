@@ -18,7 +18,7 @@
  */
 import { join } from "node:path";
 import { type FlatConfig, formatConfig } from "./config.ts";
-import { appendJsonLine, writeTextAtomic } from "./files.ts";
+import { appendJsonLine, writeTextAtomic } from "../io/files.ts";
 import { freshModelConfig, initialWeights, prepareTokenizer } from "./fresh_model.ts";
 import { lmEvalLoss, lmTrainStep, nonFiniteGradients } from "./lm_steps.ts";
 import { checkPretrainConfig, loraTargets, type PretrainConfig } from "./pretrain_config.ts";

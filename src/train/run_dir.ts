@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { SafetensorsFile, type TensorToWrite, writeSafetensors } from "../model/safetensors.ts";
 import type { OptimizerSnapshot } from "../model/trainable.ts";
 import type { FlatConfig } from "./config.ts";
-import { writeTextAtomic } from "./files.ts";
+import { writeTextAtomic } from "../io/files.ts";
 
 const CHECKPOINT = /^checkpoint-(\d+)$/;
 const PARTIAL = /\.(tmp|old)-\d+/;
