@@ -17,7 +17,7 @@ import { findStopString, IncrementalDecoder } from "../text/incremental_decoder.
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { embeddingForward } from "../ops/embedding.ts";
-import { sampleTokens } from "../ops/sampling.ts";
+import { sampleTokens, type SamplingOptions as OpSamplingOptions } from "../ops/sampling.ts";
 import type { CausalLM } from "./decoder.ts";
 import { KvCache } from "./kv_cache.ts";
 import { uploadInStep, writeInStep } from "./staging.ts";
@@ -25,14 +25,8 @@ import { uploadInStep, writeInStep } from "./staging.ts";
 /** Why a sequence stopped. */
 export type FinishReason = "stop" | "length" | "eos";
 
-/** Sampling settings; temperature 0 is greedy, topK 0 and topP 1 turn those filters off. */
-export interface SamplingOptions {
-  temperature: number;
-  topK: number;
-  topP: number;
-  repetitionPenalty: number;
-  seed: number;
-}
+/** Sampling settings of a whole generation; the per-step counter is generate's own. */
+export type SamplingOptions = Omit<OpSamplingOptions, "step">;
 
 /** Options of {@linkcode generate}. */
 export interface GenerateOptions extends Partial<SamplingOptions> {
