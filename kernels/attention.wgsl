@@ -20,7 +20,9 @@
 //   of D: 8 q loads + 16 k (+ 16 v) loads for 128 row-keys, plus a read-modify-write of the 8
 //   output (dq) rows — accumulating straight into the output keeps registers small. ≈ 0.44
 //   loads per row-key per vec4 → B·H·T²/2·(1.25 for the block diagonal)·D/4·0.44·35 ns / 8 lanes
-//   ≈ 10 ms of core time forward, ~1.5× that for dq.
+//   ≈ 10 ms of core time forward, ~1.5× that for dq. q, K and V come from textures (~17 ns per
+//   fetch, copied in by the launcher), and blocks go in pairs so each output (dq) row is read,
+//   updated and written once per 32 keys: those storage updates are now the largest cost.
 // * dk/dv: one invocation = 8 keys (lanes along keys), query rows in blocks of 16, over every
 //   query head of the KV group in a fixed order: each gradient element is summed by exactly one
 //   invocation (deterministic, no atomics). The 16 rows of q and dout are the same for every lane
@@ -29,9 +31,11 @@
 //   kernel when the [B·H·Tq × Tmax] scratch fits one binding (4 MiB at the reference shape), so
 //   dq costs one dS load per 4 row-keys instead of recomputing scores and dP.
 // The online softmax rescales once per 16-key block. No shared memory, no barriers.
-// Backward, B4 T256 H4 D64, interleaved A/B in one process: recompute path 86 ms of core time,
-// dS scratch 57 ms, plus q/dout textures in dk/dv 67 vs 87 ms (a less loaded period: wall 37
-// vs 46 ms). Earlier (host heavily shared, load 4–5 on 2 cores; process CPU time per call):
+// B4 T256 H4 D64, interleaved A/B in one process (quiet period, wall / process CPU per call):
+// forward 12.3 / 22.1 ms with storage loads → 9.3 / 15.7 ms with q, K, V textures and 32-key
+// output updates; backward 41.1 / 74.6 ms (recomputing dq kernel, storage loads) → 22.2 / 39.0 ms
+// (dS scratch, textures, 32-row dk/dv and 32-key dq updates). Earlier, host heavily shared
+// (load 4–5 on 2 cores; process CPU time per call), the first storage-buffer version measured
 // forward ~25 ms, dq ~31–39 ms, dk/dv ~51–65 ms of core time, against 33–42 / 44–46 /
 // 67–69 ms for 4 rows × 16 lanes and 110 / 120 / 210 ms wall for the first design (private
 // arrays, which live in scratch memory and took 10–140 s to JIT once unrolled). Cold JIT (no
