@@ -44,6 +44,7 @@ export class Recorder {
   #uniformOffset = 0;
   #reads: PendingRead[] = [];
   #kernels: string[] = [];
+  #stagingBuffers: GPUBuffer[] = [];
   /** Dispatches recorded so far. */
   dispatches = 0;
 
@@ -100,6 +101,30 @@ export class Recorder {
     this.encoder().copyBufferToBuffer(src.buffer, srcOffset, dst.buffer, dstOffset, bytes);
   }
 
+  /**
+   * Records a host → GPU write at this point of the step. Unlike `queue.writeBuffer` (which runs
+   * before the whole command buffer), the copy lands in order, so a pool buffer reused within the
+   * step receives the data after its earlier users are done with it.
+   */
+  write(t: Tensor, data: Float32Array | Int32Array | Uint32Array): void {
+    if (data.length > t.size) {
+      throw new RangeError(`Tensor ${t.name} holds ${t.size} values, cannot write ${data.length}`);
+    }
+    if (data.length === 0) return;
+    const bytes = Math.ceil(data.byteLength / 4) * 4;
+    const staging = this.gpu.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(staging.getMappedRange()).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    staging.unmap();
+    this.encoder().copyBufferToBuffer(staging, 0, t.buffer, 0, bytes);
+    this.#stagingBuffers.push(staging);
+  }
+
   /** Records zero-filling of a tensor. */
   clear(t: Tensor): void {
     if (t.size > 0) this.encoder().clearBuffer(t.buffer, 0, t.size * 4);
@@ -147,7 +172,8 @@ export class Recorder {
       await device.queue.onSubmittedWorkDone();
     }
     const error = await errorPromise;
-    for (const b of this.#uniformBuffers) b.destroy();
+    for (const b of [...this.#uniformBuffers, ...this.#stagingBuffers]) b.destroy();
+    this.#stagingBuffers = [];
     this.gpu.throwIfFailed(`Step with kernels ${summarise(this.#kernels)} failed`);
     if (error) {
       throw new Error(

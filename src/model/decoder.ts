@@ -55,7 +55,7 @@ import {
   whole,
 } from "./params.ts";
 import { ropeInverseFrequencies } from "./rope_frequencies.ts";
-import { stepOrderedPool, uploadInStep, writeInStep } from "./staging.ts";
+import { stepOrderedPool, uploadInStep } from "./staging.ts";
 import { expectedTensorShapes, type LinearModule, linearModulePath, openWeights } from "./weights.ts";
 
 /** `batch` token sequences of `seqLen` ids each, row-major (right-padded when lengths differ). */
@@ -488,7 +488,7 @@ export class ForwardPass {
         }
         dense.set(g, row * hidden);
       }
-      writeInStep(rec, dh, dense);
+      rec.write(dh, dense);
     } else if (inputs.dHidden) rec.copy(inputs.dHidden, dh);
     else rec.clear(dh);
 

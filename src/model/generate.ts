@@ -20,7 +20,7 @@ import { embeddingForward } from "../ops/embedding.ts";
 import { sampleTokens, type SamplingOptions as OpSamplingOptions } from "../ops/sampling.ts";
 import type { CausalLM } from "./decoder.ts";
 import { KvCache } from "./kv_cache.ts";
-import { uploadInStep, writeInStep } from "./staging.ts";
+import { uploadInStep } from "./staging.ts";
 
 /** Why a sequence stopped. */
 export type FinishReason = "stop" | "length" | "eos";
@@ -195,8 +195,8 @@ export class DecodeSession {
   recordStep(rec: Recorder, positions: Int32Array, step: number): Promise<Int32Array> {
     const { model, batch } = this;
     const pool = model.engine.pool;
-    writeInStep(rec, this.#position, positions);
-    writeInStep(rec, this.#kvLen, positions.map((p) => p + 1));
+    rec.write(this.#position, positions);
+    rec.write(this.#kvLen, positions.map((p) => p + 1));
     const layout = {
       batch,
       tq: 1,
@@ -215,7 +215,7 @@ export class DecodeSession {
   #sample(rec: Recorder, last: Tensor, step: number): Promise<Int32Array> {
     const { model, batch, sampling } = this;
     const pool = model.engine.pool;
-    writeInStep(rec, this.#prevTokens, this.history);
+    rec.write(this.#prevTokens, this.history);
     const { h, rstd } = model.finalNormForward(rec, last, batch);
     const logits = model.logitsOf(rec, h, batch);
     sampleTokens(rec, logits, this.#prevTokens, this.#sampled, {

@@ -12,24 +12,7 @@
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor, TensorPool } from "../gpu/tensor.ts";
 
-/** Records a copy of `data` into `t` at this point of the step. */
-export function writeInStep(rec: Recorder, t: Tensor, data: Float32Array | Int32Array | Uint32Array): void {
-  if (data.length > t.size) {
-    throw new RangeError(`Tensor ${t.name} holds ${t.size} values, cannot write ${data.length}`);
-  }
-  if (data.length === 0) return;
-  const bytes = Math.ceil(data.byteLength / 4) * 4;
-  const staging = rec.gpu.device.createBuffer({
-    size: bytes,
-    usage: GPUBufferUsage.COPY_SRC,
-    mappedAtCreation: true,
-  });
-  new Uint8Array(staging.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  staging.unmap();
-  rec.encoder().copyBufferToBuffer(staging, 0, t.buffer, 0, bytes);
-}
-
-/** A pool tensor holding `data`, written in step order (see {@linkcode writeInStep}). */
+/** A pool tensor holding `data`, written in step order (see `Recorder.write`). */
 export function uploadInStep(
   rec: Recorder,
   pool: TensorPool,
@@ -39,7 +22,7 @@ export function uploadInStep(
 ): Tensor {
   const dtype = data instanceof Int32Array ? "i32" : data instanceof Uint32Array ? "u32" : "f32";
   const t = pool.tensor(shape, dtype, name);
-  writeInStep(rec, t, data);
+  rec.write(t, data);
   return t;
 }
 
