@@ -59,6 +59,61 @@ async function referenceUsable(dir: string): Promise<boolean> {
   return false;
 }
 
+/** What a conformance check compares against: forward outputs, the loss and a gradient per HF name. */
+interface Expected {
+  ids: number[];
+  logits: ArrayLike<number>;
+  hidden: ArrayLike<number>;
+  loss: number;
+  grads: { names: string[]; read(name: string): Float32Array };
+}
+
+async function checkForward(dir: string, want: Expected, atol: number, what: string): Promise<void> {
+  const model = await loadModel(dir);
+  try {
+    assertClose(await model.logits(want.ids), want.logits, { atol }, `${what} logits`);
+    assertClose(await model.hidden(want.ids), want.hidden, { atol }, `${what} final hidden`);
+  } finally {
+    model.dispose();
+  }
+}
+
+async function checkLossAndGrads(dir: string, want: Expected, what: string): Promise<void> {
+  const model = await loadModel(dir);
+  try {
+    const { loss, grads } = await model.lossAndGrads(want.ids);
+    assertClose([loss], [want.loss], { atol: LOSS_ATOL }, `${what} loss`);
+    const names = [...want.grads.names].sort();
+    if ([...grads.keys()].sort().join() !== names.join()) {
+      throw new Error(`${what} gradient names differ: got ${[...grads.keys()].sort().join(", ")}`);
+    }
+    for (const tensor of names) {
+      const expected = want.grads.read(tensor);
+      const maxAbs = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      assertClose(
+        grads.get(tensor)!,
+        expected,
+        { atol: GRAD_RELATIVE_TO_MAX * maxAbs },
+        `${what} grad ${tensor}`,
+      );
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The fixture's own reference.json + grads.safetensors. */
+async function fixtureExpected(dir: string, grads: SafetensorsFile): Promise<Expected> {
+  const ref: Reference = JSON.parse(await Deno.readTextFile(join(dir, "reference.json")));
+  return {
+    ids: ref.input_ids,
+    logits: ref.logits.flat(),
+    hidden: ref.final_hidden.flat(),
+    loss: ref.loss,
+    grads: { names: [...grads.tensors.keys()], read: (n) => grads.read(n) },
+  };
+}
+
 for (const name of ["qwen2", "gemma2"] as const) {
   const dir = join(FIXTURES, `${name}-tiny`);
   const ignore = !(await referenceUsable(dir));
@@ -67,16 +122,8 @@ for (const name of ["qwen2", "gemma2"] as const) {
     name: `loadModel(${name}-tiny) logits and hidden() match the PyTorch reference`,
     ignore,
     async fn() {
-      const ref: Reference = JSON.parse(await Deno.readTextFile(join(dir, "reference.json")));
-      const model = await loadModel(dir);
-      try {
-        const logits = await model.logits(ref.input_ids);
-        assertClose(logits, ref.logits.flat(), { atol: FORWARD_ATOL[name] }, `${name} logits`);
-        const hidden = await model.hidden(ref.input_ids);
-        assertClose(hidden, ref.final_hidden.flat(), { atol: FORWARD_ATOL[name] }, `${name} final hidden`);
-      } finally {
-        model.dispose();
-      }
+      using grads = await SafetensorsFile.open(join(dir, "grads.safetensors"));
+      await checkForward(dir, await fixtureExpected(dir, grads), FORWARD_ATOL[name], name);
     },
   });
 
@@ -84,32 +131,49 @@ for (const name of ["qwen2", "gemma2"] as const) {
     name: `lossAndGrads(${name}-tiny) matches the PyTorch loss and every gradient`,
     ignore,
     async fn() {
-      const ref: Reference = JSON.parse(await Deno.readTextFile(join(dir, "reference.json")));
-      const model = await loadModel(dir);
-      try {
-        const { loss, grads } = await model.lossAndGrads(ref.input_ids);
-        assertClose([loss], [ref.loss], { atol: LOSS_ATOL }, `${name} loss`);
-        using expected = await SafetensorsFile.open(join(dir, "grads.safetensors"));
-        const names = [...expected.tensors.keys()].sort();
-        if ([...grads.keys()].sort().join() !== names.join()) {
-          throw new Error(`${name} gradient names differ: got ${[...grads.keys()].sort().join(", ")}`);
-        }
-        for (const tensor of names) {
-          const want = expected.read(tensor);
-          const maxAbs = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-          assertClose(
-            grads.get(tensor)!,
-            want,
-            { atol: GRAD_RELATIVE_TO_MAX * maxAbs },
-            `${name} grad ${tensor}`,
-          );
-        }
-      } finally {
-        model.dispose();
-      }
+      using grads = await SafetensorsFile.open(join(dir, "grads.safetensors"));
+      await checkLossAndGrads(dir, await fixtureExpected(dir, grads), name);
     },
   });
 }
+
+/**
+ * qwen2-tiny against an independent f32 PyTorch run on its STORED BF16 weights
+ * (tests/model/oracle/qwen2_tiny_torch.py wrote qwen2_tiny_reference.safetensors), with the
+ * DESIGN §4 tolerances, while the fixture's own reference.json cannot be used (see above).
+ */
+const QWEN_ORACLE = new URL("./oracle/qwen2_tiny_reference.safetensors", import.meta.url);
+const qwenDir = join(FIXTURES, "qwen2-tiny");
+
+async function oracleExpected(oracle: SafetensorsFile): Promise<Expected> {
+  const ref: Reference = JSON.parse(await Deno.readTextFile(join(qwenDir, "reference.json")));
+  const names = [...oracle.tensors.keys()].filter((n) => n.startsWith("grad.")).map((n) => n.slice(5));
+  return {
+    ids: ref.input_ids,
+    logits: oracle.read("logits"),
+    hidden: oracle.read("final_hidden"),
+    loss: oracle.read("loss")[0],
+    grads: { names, read: (n) => oracle.read(`grad.${n}`) },
+  };
+}
+
+Deno.test({
+  name: "loadModel(qwen2-tiny) matches an independent f32 PyTorch forward on its stored weights",
+  ignore: !existsSync(qwenDir),
+  async fn() {
+    using oracle = await SafetensorsFile.open(QWEN_ORACLE.pathname);
+    await checkForward(qwenDir, await oracleExpected(oracle), FORWARD_ATOL.qwen2, "qwen2 (oracle)");
+  },
+});
+
+Deno.test({
+  name: "lossAndGrads(qwen2-tiny) matches an independent f32 PyTorch loss and every gradient",
+  ignore: !existsSync(qwenDir),
+  async fn() {
+    using oracle = await SafetensorsFile.open(QWEN_ORACLE.pathname);
+    await checkLossAndGrads(qwenDir, await oracleExpected(oracle), "qwen2 (oracle)");
+  },
+});
 
 Deno.test({
   name:
