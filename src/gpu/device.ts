@@ -104,7 +104,7 @@ async function createGpu(): Promise<Gpu> {
       description,
       vendor: info.vendor,
       architecture: info.architecture,
-      backend: detectBackend(),
+      backend: detectBackend(adapter),
       isCpu: CPU_ADAPTER.test(description) ||
         Boolean((adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
       features,
@@ -119,17 +119,12 @@ async function createGpu(): Promise<Gpu> {
 }
 
 /**
- * The backend actually loaded: Deno reads `DENO_WEBGPU_BACKEND`; the mapped driver libraries
- * confirm it (lavapipe's `libvulkan_lvp` vs Mesa's GL `swrast_dri`/`libEGL`).
+ * The backend in use: `DENO_WEBGPU_BACKEND` when set (Deno ignores `WGPU_BACKEND`). Unset, wgpu
+ * tries Vulkan first and falls back to GL; only its Vulkan path offers `shader-f16`, which tells
+ * the two apart (reading /proc/self/maps would need --allow-all in Deno).
  */
-function detectBackend(): string {
+function detectBackend(adapter: GPUAdapter): string {
   const requested = Deno.env.get("DENO_WEBGPU_BACKEND");
-  try {
-    const maps = Deno.readTextFileSync("/proc/self/maps");
-    if (/libvulkan/.test(maps)) return "vulkan";
-    if (/libEGL|_dri\.so/.test(maps)) return "gl";
-  } catch {
-    // No /proc (or no permission to read it): trust the request.
-  }
-  return requested ?? "vulkan (default)";
+  if (requested) return requested;
+  return adapter.features.has("shader-f16") ? "vulkan" : "gl (inferred: no shader-f16)";
 }
