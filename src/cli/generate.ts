@@ -9,6 +9,7 @@ import { loadModel } from "../model/decoder.ts";
 import { generate } from "../model/generate.ts";
 import { applyChatTemplate } from "../text/chat_template.ts";
 import { loadTokenizer } from "../text/tokenizer.ts";
+import { describeGpu, getGpu } from "../gpu/device.ts";
 
 /** Token budget when neither the flag nor generation_config.json sets one. */
 const DEFAULT_MAX_NEW_TOKENS = 256;
@@ -99,6 +100,7 @@ export const generateCommand: Command = {
       if (tokenizer.bosId === null) throw new Error(`Cannot start from BOS: ${dir} defines no BOS token`);
       prompt = [tokenizer.bosId, ...prompt];
     }
+    console.error(describeGpu((await getGpu()).info));
     const model = await loadModel(dir);
     const encoder = new TextEncoder();
     try {

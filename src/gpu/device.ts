@@ -65,6 +65,12 @@ const CPU_ADAPTER = /llvmpipe|lavapipe|swiftshader|warp|software/i;
 
 let shared: Promise<Gpu> | undefined;
 
+/** One line naming the adapter and backend, and saying so when it is a CPU adapter. */
+export function describeGpu(info: GpuInfo): string {
+  const kind = info.isCpu ? ": a CPU (software) adapter, timings are CPU timings" : "";
+  return `WebGPU: ${info.description} via ${info.backend}${kind}`;
+}
+
 /** Returns the process-wide device, creating it on first use. */
 export function getGpu(): Promise<Gpu> {
   shared ??= createGpu();
