@@ -100,8 +100,8 @@ export const generateCommand: Command = {
       if (tokenizer.bosId === null) throw new Error(`Cannot start from BOS: ${dir} defines no BOS token`);
       prompt = [tokenizer.bosId, ...prompt];
     }
-    console.error(describeGpu((await getGpu()).info));
     const model = await loadModel(dir);
+    console.error(describeGpu((await getGpu()).info));
     const encoder = new TextEncoder();
     try {
       await generate(model, [prompt], {

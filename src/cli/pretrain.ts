@@ -14,7 +14,6 @@ import { type Command, type FlagSpec, parseFlags } from "./command.ts";
 import { readConfigFile, resolveConfig } from "../train/config.ts";
 import { KEEP_CHECKPOINTS, pretrain, resumeBase } from "../train/pretrain.ts";
 import { PRETRAIN_DEFAULTS, PRETRAIN_KEY_HELP, type PretrainConfig } from "../train/pretrain_config.ts";
-import { describeGpu, getGpu } from "../gpu/device.ts";
 
 const NAME = "pretrain";
 
@@ -109,7 +108,6 @@ export const pretrainCommand: Command = {
       const saved = resolveConfig(PRETRAIN_DEFAULTS, state.config, {}, `${config.out} checkpoint`);
       config = resolveConfig(saved, file, flags, NAME);
     }
-    console.error(describeGpu((await getGpu()).info));
     await pretrain(config, { resume });
   },
 };

@@ -45,6 +45,7 @@ import type { MatmulPrecision } from "../model/linear.ts";
 import { loraParams } from "../model/lora.ts";
 import { writeChunks } from "../model/params.ts";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.ts";
+import { describeGpu, getGpu } from "../gpu/device.ts";
 
 /** Checkpoints kept on disk; older ones are deleted once a newer one is complete. */
 export const KEEP_CHECKPOINTS = 2;
@@ -112,6 +113,7 @@ export async function pretrain(
   }
   const tokenizer = await loadTokenizer(tokenizerDir);
   const { train, evaluation } = tokenStreams(config, docs, tokenizer, tokenizerDir);
+  print(describeGpu((await getGpu()).info));
   const model = await buildModel(config, tokenizer, resumeFrom?.dir ?? null);
   model.matmulPrecision = config.matmul_precision as MatmulPrecision;
   const trainable = config.lora_r > 0
