@@ -9,7 +9,7 @@
  * (their contents no longer matter: no kernel here has data-dependent cost), so the profile adds
  * nothing to the real step.
  *
- * Run: `deno run --allow-read=.,/proc/self/maps --allow-env src/bench/step_profile.ts [full|lora] [f32|bf16]
+ * Run: `deno run --allow-read=. --allow-env src/bench/step_profile.ts [full|lora] [f32|bf16]
  * [--detail] [--jit [--warm]]` (`--detail`: rows per kernel and grid; `--jit`: which commands of a
  * first step pay the pipeline JIT, with Mesa's cache as it is; `--warm`: after the explicit warm-up).
  *
@@ -22,6 +22,7 @@ import { tinyQwen2Config } from "../model/config.ts";
 import { modelFromTensors, nextTokenTargets } from "../model/decoder.ts";
 import { TrainableModel } from "../model/trainable.ts";
 import { initialWeights } from "../train/fresh_model.ts";
+import type { Tensor } from "../gpu/tensor.ts";
 
 type Command =
   | { kind: "dispatch"; label: string; replay: (rec: Recorder) => void }
@@ -71,6 +72,18 @@ class CapturingRecorder extends Recorder {
         };
       },
     });
+  }
+
+  /** Host writes replay as fresh writes: their staging buffers die with the submit that used them. */
+  override write(t: Tensor, data: Float32Array | Int32Array | Uint32Array): void {
+    this.#reading = true;
+    try {
+      super.write(t, data);
+    } finally {
+      this.#reading = false;
+    }
+    const copy = data.slice();
+    this.#push({ kind: "encoder", label: "write", replay: (rec) => rec.write(t, copy) });
   }
 
   override readBytes(buffer: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer> {
