@@ -47,8 +47,8 @@ export { type OptimizerConfig, type OptimizerSnapshot, TrainableModel } from "./
 export {
   attachLora,
   attachLoraAdapter,
-  type LoraConfig,
   loraAdapterOf,
+  type LoraConfig,
   mergeLora,
   unmergeLora,
 } from "./src/model/lora.ts";
