@@ -4,7 +4,8 @@ import { benchCases } from "../../src/bench/cases.ts";
 import { benchCase, type BenchResult, mergeRounds, runCase } from "../../src/bench/harness.ts";
 import { benchCommand } from "../../src/cli/bench.ts";
 import { UsageError } from "../../src/cli/command.ts";
-import { hasGpu } from "../ops/check.ts";
+import { params } from "../../src/gpu/recorder.ts";
+import { assertClose, hasGpu } from "../ops/check.ts";
 
 Deno.test("benchCases has one entry per name and shape", () => {
   const keys = benchCases().map((c) => `${c.name} ${c.shape}`);
@@ -88,4 +89,43 @@ Deno.test("mergeRounds() reports the median round with rates rescaled to it", ()
   assertEquals(merged.warmup_ms, 40);
   assertEquals(merged.cpu_cores, 1.5);
   assertEquals(merged.samples, 9);
+});
+
+/** CPU reference of kernels/fma_peak.wgsl: 16 chains a ← fma(a, 0.999, 1e-7) started at lane·(c+1)e-9, summed. */
+function fmaPeakCpu(lane: number, iterations: number): number {
+  let sum = 0;
+  for (let c = 0; c < 16; c++) {
+    let a = Math.fround(lane * Math.fround((c + 1) * 1e-9));
+    for (let i = 0; i < iterations; i++) a = Math.fround(a * Math.fround(0.999) + Math.fround(1e-7));
+    sum += a;
+  }
+  return sum;
+}
+
+Deno.test({
+  name: "the fma_peak calibration kernel computes its 16 FMA chains like the CPU reference",
+  ignore: !hasGpu,
+  async fn() {
+    const engine = await getEngine();
+    const lanes = 40, iterations = 300;
+    const out = engine.pool.tensor([lanes * 4], "f32", "fma_peak");
+    const rec = engine.recorder();
+    rec.dispatch(
+      rec.kernel("fma_peak", "fma_peak"),
+      [out],
+      [Math.ceil(lanes / 16)],
+      params([["u32", iterations]]),
+    );
+    const got = rec.read(out);
+    await rec.submit();
+    engine.pool.release(out);
+    const values = await got;
+    // f32 FMA vs f32 multiply-add rounding over 300 steps: relative 1e-5 is ample and still catches a wrong chain.
+    for (let lane = 0; lane < lanes; lane++) {
+      const want = fmaPeakCpu(lane, iterations);
+      for (let j = 0; j < 4; j++) {
+        assertClose([values[lane * 4 + j]], [want], { atol: 1e-9, rtol: 1e-5 }, `lane ${lane}`);
+      }
+    }
+  },
 });

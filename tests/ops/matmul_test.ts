@@ -137,9 +137,18 @@ const PATH_CASES: [MatmulPath, Case][] = [
   ["auto", { m: 7, n: 13, k: 5 }],
 ];
 
+/** The kernel files each path runs, named in the test titles. */
+const PATH_KERNELS: Record<MatmulPath, string> = {
+  general: "matmul.wgsl",
+  texture: "matmul_tex.wgsl + matmul_pack.wgsl",
+  auto: "chosen by size",
+};
+
 for (const [path, { m, n, k }] of PATH_CASES) {
   Deno.test({
-    name: `matmul() ${path} path matches the CPU reference at m=${m} n=${n} k=${k} in NN, NT and TN`,
+    name: `matmul() ${path} path (${
+      PATH_KERNELS[path]
+    }) matches the CPU reference at m=${m} n=${n} k=${k} in NN, NT and TN`,
     ignore: !hasGpu,
     async fn() {
       let seed = 10;
