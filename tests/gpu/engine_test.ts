@@ -56,3 +56,17 @@ Deno.test({
     engine.pool.release(y);
   },
 });
+
+Deno.test("r2ec info without any adapter fails in one line that names the remedy", async () => {
+  // DX12 does not exist on Linux, so wgpu finds no adapter at all.
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read=.", "--allow-env", "cli.ts", "info"],
+    env: { DENO_WEBGPU_BACKEND: "dx12" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(run.stderr).replace(/.*XDG_RUNTIME_DIR.*\n/g, "").trimEnd();
+  assert.equal(run.code, 1);
+  assert.match(err, /^r2ec info: No WebGPU adapter found: install a driver \(.*mesa-vulkan-drivers\)/);
+  assert.equal(err.split("\n").length, 1);
+});
