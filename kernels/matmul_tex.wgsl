@@ -1,6 +1,7 @@
 // Fast matmul C (= or +=) A·Bᵀ (+ bias) with both operands in textures whose rows run along k.
 // The launcher (src/ops/matmul_tex.ts) packs every layout into this form and folds alpha into A,
-// so one pipeline serves NN, NT and TN. Design: compute-notes §2.5.
+// so one pipeline serves NN, NT and TN; matmul_tn (at the end) is the unpacked TN variant.
+// Design: compute-notes §2.5.
 // - matmul_nt (default, exact f32): rgba32float texels of 4 consecutive k values.
 // - matmul_nt_bf16 (opt-in): rgba32uint texels of 8 bf16 k values (two per u32, lower k in the
 //   low half), unpacked with one shift or mask each; f32 accumulation. Half the fetches per FMA:
@@ -374,6 +375,170 @@ fn matmul_nt_bf16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
     a = textureLoad(ta_bf16, vec2<u32>(q, r + 31u), 0); c31_0 = fma8(c31_0, a, b0); c31_1 = fma8(c31_1, a, b1); c31_2 = fma8(c31_2, a, b2); c31_3 = fma8(c31_3, a, b3);
   }
   let bias0 = bias_quad(quad);
+  let bias1 = bias_quad(quad + 1u);
+  let bias2 = bias_quad(quad + 2u);
+  let bias3 = bias_quad(quad + 3u);
+  put(r + 0u, quad + 0u, c0_0 + bias0); put(r + 0u, quad + 1u, c0_1 + bias1); put(r + 0u, quad + 2u, c0_2 + bias2); put(r + 0u, quad + 3u, c0_3 + bias3);
+  put(r + 1u, quad + 0u, c1_0 + bias0); put(r + 1u, quad + 1u, c1_1 + bias1); put(r + 1u, quad + 2u, c1_2 + bias2); put(r + 1u, quad + 3u, c1_3 + bias3);
+  put(r + 2u, quad + 0u, c2_0 + bias0); put(r + 2u, quad + 1u, c2_1 + bias1); put(r + 2u, quad + 2u, c2_2 + bias2); put(r + 2u, quad + 3u, c2_3 + bias3);
+  put(r + 3u, quad + 0u, c3_0 + bias0); put(r + 3u, quad + 1u, c3_1 + bias1); put(r + 3u, quad + 2u, c3_2 + bias2); put(r + 3u, quad + 3u, c3_3 + bias3);
+  put(r + 4u, quad + 0u, c4_0 + bias0); put(r + 4u, quad + 1u, c4_1 + bias1); put(r + 4u, quad + 2u, c4_2 + bias2); put(r + 4u, quad + 3u, c4_3 + bias3);
+  put(r + 5u, quad + 0u, c5_0 + bias0); put(r + 5u, quad + 1u, c5_1 + bias1); put(r + 5u, quad + 2u, c5_2 + bias2); put(r + 5u, quad + 3u, c5_3 + bias3);
+  put(r + 6u, quad + 0u, c6_0 + bias0); put(r + 6u, quad + 1u, c6_1 + bias1); put(r + 6u, quad + 2u, c6_2 + bias2); put(r + 6u, quad + 3u, c6_3 + bias3);
+  put(r + 7u, quad + 0u, c7_0 + bias0); put(r + 7u, quad + 1u, c7_1 + bias1); put(r + 7u, quad + 2u, c7_2 + bias2); put(r + 7u, quad + 3u, c7_3 + bias3);
+  put(r + 8u, quad + 0u, c8_0 + bias0); put(r + 8u, quad + 1u, c8_1 + bias1); put(r + 8u, quad + 2u, c8_2 + bias2); put(r + 8u, quad + 3u, c8_3 + bias3);
+  put(r + 9u, quad + 0u, c9_0 + bias0); put(r + 9u, quad + 1u, c9_1 + bias1); put(r + 9u, quad + 2u, c9_2 + bias2); put(r + 9u, quad + 3u, c9_3 + bias3);
+  put(r + 10u, quad + 0u, c10_0 + bias0); put(r + 10u, quad + 1u, c10_1 + bias1); put(r + 10u, quad + 2u, c10_2 + bias2); put(r + 10u, quad + 3u, c10_3 + bias3);
+  put(r + 11u, quad + 0u, c11_0 + bias0); put(r + 11u, quad + 1u, c11_1 + bias1); put(r + 11u, quad + 2u, c11_2 + bias2); put(r + 11u, quad + 3u, c11_3 + bias3);
+  put(r + 12u, quad + 0u, c12_0 + bias0); put(r + 12u, quad + 1u, c12_1 + bias1); put(r + 12u, quad + 2u, c12_2 + bias2); put(r + 12u, quad + 3u, c12_3 + bias3);
+  put(r + 13u, quad + 0u, c13_0 + bias0); put(r + 13u, quad + 1u, c13_1 + bias1); put(r + 13u, quad + 2u, c13_2 + bias2); put(r + 13u, quad + 3u, c13_3 + bias3);
+  put(r + 14u, quad + 0u, c14_0 + bias0); put(r + 14u, quad + 1u, c14_1 + bias1); put(r + 14u, quad + 2u, c14_2 + bias2); put(r + 14u, quad + 3u, c14_3 + bias3);
+  put(r + 15u, quad + 0u, c15_0 + bias0); put(r + 15u, quad + 1u, c15_1 + bias1); put(r + 15u, quad + 2u, c15_2 + bias2); put(r + 15u, quad + 3u, c15_3 + bias3);
+  put(r + 16u, quad + 0u, c16_0 + bias0); put(r + 16u, quad + 1u, c16_1 + bias1); put(r + 16u, quad + 2u, c16_2 + bias2); put(r + 16u, quad + 3u, c16_3 + bias3);
+  put(r + 17u, quad + 0u, c17_0 + bias0); put(r + 17u, quad + 1u, c17_1 + bias1); put(r + 17u, quad + 2u, c17_2 + bias2); put(r + 17u, quad + 3u, c17_3 + bias3);
+  put(r + 18u, quad + 0u, c18_0 + bias0); put(r + 18u, quad + 1u, c18_1 + bias1); put(r + 18u, quad + 2u, c18_2 + bias2); put(r + 18u, quad + 3u, c18_3 + bias3);
+  put(r + 19u, quad + 0u, c19_0 + bias0); put(r + 19u, quad + 1u, c19_1 + bias1); put(r + 19u, quad + 2u, c19_2 + bias2); put(r + 19u, quad + 3u, c19_3 + bias3);
+  put(r + 20u, quad + 0u, c20_0 + bias0); put(r + 20u, quad + 1u, c20_1 + bias1); put(r + 20u, quad + 2u, c20_2 + bias2); put(r + 20u, quad + 3u, c20_3 + bias3);
+  put(r + 21u, quad + 0u, c21_0 + bias0); put(r + 21u, quad + 1u, c21_1 + bias1); put(r + 21u, quad + 2u, c21_2 + bias2); put(r + 21u, quad + 3u, c21_3 + bias3);
+  put(r + 22u, quad + 0u, c22_0 + bias0); put(r + 22u, quad + 1u, c22_1 + bias1); put(r + 22u, quad + 2u, c22_2 + bias2); put(r + 22u, quad + 3u, c22_3 + bias3);
+  put(r + 23u, quad + 0u, c23_0 + bias0); put(r + 23u, quad + 1u, c23_1 + bias1); put(r + 23u, quad + 2u, c23_2 + bias2); put(r + 23u, quad + 3u, c23_3 + bias3);
+  put(r + 24u, quad + 0u, c24_0 + bias0); put(r + 24u, quad + 1u, c24_1 + bias1); put(r + 24u, quad + 2u, c24_2 + bias2); put(r + 24u, quad + 3u, c24_3 + bias3);
+  put(r + 25u, quad + 0u, c25_0 + bias0); put(r + 25u, quad + 1u, c25_1 + bias1); put(r + 25u, quad + 2u, c25_2 + bias2); put(r + 25u, quad + 3u, c25_3 + bias3);
+  put(r + 26u, quad + 0u, c26_0 + bias0); put(r + 26u, quad + 1u, c26_1 + bias1); put(r + 26u, quad + 2u, c26_2 + bias2); put(r + 26u, quad + 3u, c26_3 + bias3);
+  put(r + 27u, quad + 0u, c27_0 + bias0); put(r + 27u, quad + 1u, c27_1 + bias1); put(r + 27u, quad + 2u, c27_2 + bias2); put(r + 27u, quad + 3u, c27_3 + bias3);
+  put(r + 28u, quad + 0u, c28_0 + bias0); put(r + 28u, quad + 1u, c28_1 + bias1); put(r + 28u, quad + 2u, c28_2 + bias2); put(r + 28u, quad + 3u, c28_3 + bias3);
+  put(r + 29u, quad + 0u, c29_0 + bias0); put(r + 29u, quad + 1u, c29_1 + bias1); put(r + 29u, quad + 2u, c29_2 + bias2); put(r + 29u, quad + 3u, c29_3 + bias3);
+  put(r + 30u, quad + 0u, c30_0 + bias0); put(r + 30u, quad + 1u, c30_1 + bias1); put(r + 30u, quad + 2u, c30_2 + bias2); put(r + 30u, quad + 3u, c30_3 + bias3);
+  put(r + 31u, quad + 0u, c31_0 + bias0); put(r + 31u, quad + 1u, c31_1 + bias1); put(r + 31u, quad + 2u, c31_2 + bias2); put(r + 31u, quad + 3u, c31_3 + bias3);
+}
+
+// TN without transposing: A stored [k × m] and B [k × n] row-major, copied as they are into
+// rgba32float textures with one row per k value (texel x of A holds rows 4x … 4x+3 of C, of B
+// columns 4x … 4x+3), so no packing kernel runs first. Same tile and fetch count as matmul_nt:
+// per 4 k values a lane fetches 16 B texels and 32 A texels (the same for all lanes) for 2048
+// FMAs. The FMAs are grouped per accumulator (four k values in one fma4 chain), because the
+// accumulators live in spill slots: one k per update made 4× the spill traffic and ran ~30 %
+// slower than matmul_nt plus its packs. Here kq counts k values (a multiple of 4), not texels.
+@compute @workgroup_size(16, 1, 1)
+fn matmul_tn(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let r = wg.y * 32u;
+  let col = wg.x * 256u + lid.x * 16u;
+  let quad = col / 4u;
+  let rq = r / 4u;
+  var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>(); var c0_2 = vec4<f32>(); var c0_3 = vec4<f32>();
+  var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>(); var c1_2 = vec4<f32>(); var c1_3 = vec4<f32>();
+  var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>(); var c2_2 = vec4<f32>(); var c2_3 = vec4<f32>();
+  var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>(); var c3_2 = vec4<f32>(); var c3_3 = vec4<f32>();
+  var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>(); var c4_2 = vec4<f32>(); var c4_3 = vec4<f32>();
+  var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>(); var c5_2 = vec4<f32>(); var c5_3 = vec4<f32>();
+  var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>(); var c6_2 = vec4<f32>(); var c6_3 = vec4<f32>();
+  var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>(); var c7_2 = vec4<f32>(); var c7_3 = vec4<f32>();
+  var c8_0 = vec4<f32>(); var c8_1 = vec4<f32>(); var c8_2 = vec4<f32>(); var c8_3 = vec4<f32>();
+  var c9_0 = vec4<f32>(); var c9_1 = vec4<f32>(); var c9_2 = vec4<f32>(); var c9_3 = vec4<f32>();
+  var c10_0 = vec4<f32>(); var c10_1 = vec4<f32>(); var c10_2 = vec4<f32>(); var c10_3 = vec4<f32>();
+  var c11_0 = vec4<f32>(); var c11_1 = vec4<f32>(); var c11_2 = vec4<f32>(); var c11_3 = vec4<f32>();
+  var c12_0 = vec4<f32>(); var c12_1 = vec4<f32>(); var c12_2 = vec4<f32>(); var c12_3 = vec4<f32>();
+  var c13_0 = vec4<f32>(); var c13_1 = vec4<f32>(); var c13_2 = vec4<f32>(); var c13_3 = vec4<f32>();
+  var c14_0 = vec4<f32>(); var c14_1 = vec4<f32>(); var c14_2 = vec4<f32>(); var c14_3 = vec4<f32>();
+  var c15_0 = vec4<f32>(); var c15_1 = vec4<f32>(); var c15_2 = vec4<f32>(); var c15_3 = vec4<f32>();
+  var c16_0 = vec4<f32>(); var c16_1 = vec4<f32>(); var c16_2 = vec4<f32>(); var c16_3 = vec4<f32>();
+  var c17_0 = vec4<f32>(); var c17_1 = vec4<f32>(); var c17_2 = vec4<f32>(); var c17_3 = vec4<f32>();
+  var c18_0 = vec4<f32>(); var c18_1 = vec4<f32>(); var c18_2 = vec4<f32>(); var c18_3 = vec4<f32>();
+  var c19_0 = vec4<f32>(); var c19_1 = vec4<f32>(); var c19_2 = vec4<f32>(); var c19_3 = vec4<f32>();
+  var c20_0 = vec4<f32>(); var c20_1 = vec4<f32>(); var c20_2 = vec4<f32>(); var c20_3 = vec4<f32>();
+  var c21_0 = vec4<f32>(); var c21_1 = vec4<f32>(); var c21_2 = vec4<f32>(); var c21_3 = vec4<f32>();
+  var c22_0 = vec4<f32>(); var c22_1 = vec4<f32>(); var c22_2 = vec4<f32>(); var c22_3 = vec4<f32>();
+  var c23_0 = vec4<f32>(); var c23_1 = vec4<f32>(); var c23_2 = vec4<f32>(); var c23_3 = vec4<f32>();
+  var c24_0 = vec4<f32>(); var c24_1 = vec4<f32>(); var c24_2 = vec4<f32>(); var c24_3 = vec4<f32>();
+  var c25_0 = vec4<f32>(); var c25_1 = vec4<f32>(); var c25_2 = vec4<f32>(); var c25_3 = vec4<f32>();
+  var c26_0 = vec4<f32>(); var c26_1 = vec4<f32>(); var c26_2 = vec4<f32>(); var c26_3 = vec4<f32>();
+  var c27_0 = vec4<f32>(); var c27_1 = vec4<f32>(); var c27_2 = vec4<f32>(); var c27_3 = vec4<f32>();
+  var c28_0 = vec4<f32>(); var c28_1 = vec4<f32>(); var c28_2 = vec4<f32>(); var c28_3 = vec4<f32>();
+  var c29_0 = vec4<f32>(); var c29_1 = vec4<f32>(); var c29_2 = vec4<f32>(); var c29_3 = vec4<f32>();
+  var c30_0 = vec4<f32>(); var c30_1 = vec4<f32>(); var c30_2 = vec4<f32>(); var c30_3 = vec4<f32>();
+  var c31_0 = vec4<f32>(); var c31_1 = vec4<f32>(); var c31_2 = vec4<f32>(); var c31_3 = vec4<f32>();
+  if ((p.flags & ACCUMULATE) != 0u) {
+    c0_0 = old(r + 0u, quad + 0u); c0_1 = old(r + 0u, quad + 1u); c0_2 = old(r + 0u, quad + 2u); c0_3 = old(r + 0u, quad + 3u);
+    c1_0 = old(r + 1u, quad + 0u); c1_1 = old(r + 1u, quad + 1u); c1_2 = old(r + 1u, quad + 2u); c1_3 = old(r + 1u, quad + 3u);
+    c2_0 = old(r + 2u, quad + 0u); c2_1 = old(r + 2u, quad + 1u); c2_2 = old(r + 2u, quad + 2u); c2_3 = old(r + 2u, quad + 3u);
+    c3_0 = old(r + 3u, quad + 0u); c3_1 = old(r + 3u, quad + 1u); c3_2 = old(r + 3u, quad + 2u); c3_3 = old(r + 3u, quad + 3u);
+    c4_0 = old(r + 4u, quad + 0u); c4_1 = old(r + 4u, quad + 1u); c4_2 = old(r + 4u, quad + 2u); c4_3 = old(r + 4u, quad + 3u);
+    c5_0 = old(r + 5u, quad + 0u); c5_1 = old(r + 5u, quad + 1u); c5_2 = old(r + 5u, quad + 2u); c5_3 = old(r + 5u, quad + 3u);
+    c6_0 = old(r + 6u, quad + 0u); c6_1 = old(r + 6u, quad + 1u); c6_2 = old(r + 6u, quad + 2u); c6_3 = old(r + 6u, quad + 3u);
+    c7_0 = old(r + 7u, quad + 0u); c7_1 = old(r + 7u, quad + 1u); c7_2 = old(r + 7u, quad + 2u); c7_3 = old(r + 7u, quad + 3u);
+    c8_0 = old(r + 8u, quad + 0u); c8_1 = old(r + 8u, quad + 1u); c8_2 = old(r + 8u, quad + 2u); c8_3 = old(r + 8u, quad + 3u);
+    c9_0 = old(r + 9u, quad + 0u); c9_1 = old(r + 9u, quad + 1u); c9_2 = old(r + 9u, quad + 2u); c9_3 = old(r + 9u, quad + 3u);
+    c10_0 = old(r + 10u, quad + 0u); c10_1 = old(r + 10u, quad + 1u); c10_2 = old(r + 10u, quad + 2u); c10_3 = old(r + 10u, quad + 3u);
+    c11_0 = old(r + 11u, quad + 0u); c11_1 = old(r + 11u, quad + 1u); c11_2 = old(r + 11u, quad + 2u); c11_3 = old(r + 11u, quad + 3u);
+    c12_0 = old(r + 12u, quad + 0u); c12_1 = old(r + 12u, quad + 1u); c12_2 = old(r + 12u, quad + 2u); c12_3 = old(r + 12u, quad + 3u);
+    c13_0 = old(r + 13u, quad + 0u); c13_1 = old(r + 13u, quad + 1u); c13_2 = old(r + 13u, quad + 2u); c13_3 = old(r + 13u, quad + 3u);
+    c14_0 = old(r + 14u, quad + 0u); c14_1 = old(r + 14u, quad + 1u); c14_2 = old(r + 14u, quad + 2u); c14_3 = old(r + 14u, quad + 3u);
+    c15_0 = old(r + 15u, quad + 0u); c15_1 = old(r + 15u, quad + 1u); c15_2 = old(r + 15u, quad + 2u); c15_3 = old(r + 15u, quad + 3u);
+    c16_0 = old(r + 16u, quad + 0u); c16_1 = old(r + 16u, quad + 1u); c16_2 = old(r + 16u, quad + 2u); c16_3 = old(r + 16u, quad + 3u);
+    c17_0 = old(r + 17u, quad + 0u); c17_1 = old(r + 17u, quad + 1u); c17_2 = old(r + 17u, quad + 2u); c17_3 = old(r + 17u, quad + 3u);
+    c18_0 = old(r + 18u, quad + 0u); c18_1 = old(r + 18u, quad + 1u); c18_2 = old(r + 18u, quad + 2u); c18_3 = old(r + 18u, quad + 3u);
+    c19_0 = old(r + 19u, quad + 0u); c19_1 = old(r + 19u, quad + 1u); c19_2 = old(r + 19u, quad + 2u); c19_3 = old(r + 19u, quad + 3u);
+    c20_0 = old(r + 20u, quad + 0u); c20_1 = old(r + 20u, quad + 1u); c20_2 = old(r + 20u, quad + 2u); c20_3 = old(r + 20u, quad + 3u);
+    c21_0 = old(r + 21u, quad + 0u); c21_1 = old(r + 21u, quad + 1u); c21_2 = old(r + 21u, quad + 2u); c21_3 = old(r + 21u, quad + 3u);
+    c22_0 = old(r + 22u, quad + 0u); c22_1 = old(r + 22u, quad + 1u); c22_2 = old(r + 22u, quad + 2u); c22_3 = old(r + 22u, quad + 3u);
+    c23_0 = old(r + 23u, quad + 0u); c23_1 = old(r + 23u, quad + 1u); c23_2 = old(r + 23u, quad + 2u); c23_3 = old(r + 23u, quad + 3u);
+    c24_0 = old(r + 24u, quad + 0u); c24_1 = old(r + 24u, quad + 1u); c24_2 = old(r + 24u, quad + 2u); c24_3 = old(r + 24u, quad + 3u);
+    c25_0 = old(r + 25u, quad + 0u); c25_1 = old(r + 25u, quad + 1u); c25_2 = old(r + 25u, quad + 2u); c25_3 = old(r + 25u, quad + 3u);
+    c26_0 = old(r + 26u, quad + 0u); c26_1 = old(r + 26u, quad + 1u); c26_2 = old(r + 26u, quad + 2u); c26_3 = old(r + 26u, quad + 3u);
+    c27_0 = old(r + 27u, quad + 0u); c27_1 = old(r + 27u, quad + 1u); c27_2 = old(r + 27u, quad + 2u); c27_3 = old(r + 27u, quad + 3u);
+    c28_0 = old(r + 28u, quad + 0u); c28_1 = old(r + 28u, quad + 1u); c28_2 = old(r + 28u, quad + 2u); c28_3 = old(r + 28u, quad + 3u);
+    c29_0 = old(r + 29u, quad + 0u); c29_1 = old(r + 29u, quad + 1u); c29_2 = old(r + 29u, quad + 2u); c29_3 = old(r + 29u, quad + 3u);
+    c30_0 = old(r + 30u, quad + 0u); c30_1 = old(r + 30u, quad + 1u); c30_2 = old(r + 30u, quad + 2u); c30_3 = old(r + 30u, quad + 3u);
+    c31_0 = old(r + 31u, quad + 0u); c31_1 = old(r + 31u, quad + 1u); c31_2 = old(r + 31u, quad + 2u); c31_3 = old(r + 31u, quad + 3u);
+  }
+  for (var k0 = 0u; k0 < p.kq; k0 += 4u) {
+    let b0_0 = textureLoad(tb, vec2<u32>(quad + 0u, k0 + 0u), 0); let b0_1 = textureLoad(tb, vec2<u32>(quad + 0u, k0 + 1u), 0); let b0_2 = textureLoad(tb, vec2<u32>(quad + 0u, k0 + 2u), 0); let b0_3 = textureLoad(tb, vec2<u32>(quad + 0u, k0 + 3u), 0);
+    let b1_0 = textureLoad(tb, vec2<u32>(quad + 1u, k0 + 0u), 0); let b1_1 = textureLoad(tb, vec2<u32>(quad + 1u, k0 + 1u), 0); let b1_2 = textureLoad(tb, vec2<u32>(quad + 1u, k0 + 2u), 0); let b1_3 = textureLoad(tb, vec2<u32>(quad + 1u, k0 + 3u), 0);
+    let b2_0 = textureLoad(tb, vec2<u32>(quad + 2u, k0 + 0u), 0); let b2_1 = textureLoad(tb, vec2<u32>(quad + 2u, k0 + 1u), 0); let b2_2 = textureLoad(tb, vec2<u32>(quad + 2u, k0 + 2u), 0); let b2_3 = textureLoad(tb, vec2<u32>(quad + 2u, k0 + 3u), 0);
+    let b3_0 = textureLoad(tb, vec2<u32>(quad + 3u, k0 + 0u), 0); let b3_1 = textureLoad(tb, vec2<u32>(quad + 3u, k0 + 1u), 0); let b3_2 = textureLoad(tb, vec2<u32>(quad + 3u, k0 + 2u), 0); let b3_3 = textureLoad(tb, vec2<u32>(quad + 3u, k0 + 3u), 0);
+    var a0: vec4<f32>; var a1: vec4<f32>; var a2: vec4<f32>; var a3: vec4<f32>;
+    a0 = textureLoad(ta, vec2<u32>(rq + 0u, k0 + 0u), 0); a1 = textureLoad(ta, vec2<u32>(rq + 0u, k0 + 1u), 0); a2 = textureLoad(ta, vec2<u32>(rq + 0u, k0 + 2u), 0); a3 = textureLoad(ta, vec2<u32>(rq + 0u, k0 + 3u), 0);
+    c0_0 = fma4(c0_0, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b0_0, b0_1, b0_2, b0_3)); c0_1 = fma4(c0_1, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b1_0, b1_1, b1_2, b1_3)); c0_2 = fma4(c0_2, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b2_0, b2_1, b2_2, b2_3)); c0_3 = fma4(c0_3, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c1_0 = fma4(c1_0, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b0_0, b0_1, b0_2, b0_3)); c1_1 = fma4(c1_1, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b1_0, b1_1, b1_2, b1_3)); c1_2 = fma4(c1_2, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b2_0, b2_1, b2_2, b2_3)); c1_3 = fma4(c1_3, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c2_0 = fma4(c2_0, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b0_0, b0_1, b0_2, b0_3)); c2_1 = fma4(c2_1, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b1_0, b1_1, b1_2, b1_3)); c2_2 = fma4(c2_2, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b2_0, b2_1, b2_2, b2_3)); c2_3 = fma4(c2_3, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c3_0 = fma4(c3_0, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b0_0, b0_1, b0_2, b0_3)); c3_1 = fma4(c3_1, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b1_0, b1_1, b1_2, b1_3)); c3_2 = fma4(c3_2, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b2_0, b2_1, b2_2, b2_3)); c3_3 = fma4(c3_3, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    a0 = textureLoad(ta, vec2<u32>(rq + 1u, k0 + 0u), 0); a1 = textureLoad(ta, vec2<u32>(rq + 1u, k0 + 1u), 0); a2 = textureLoad(ta, vec2<u32>(rq + 1u, k0 + 2u), 0); a3 = textureLoad(ta, vec2<u32>(rq + 1u, k0 + 3u), 0);
+    c4_0 = fma4(c4_0, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b0_0, b0_1, b0_2, b0_3)); c4_1 = fma4(c4_1, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b1_0, b1_1, b1_2, b1_3)); c4_2 = fma4(c4_2, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b2_0, b2_1, b2_2, b2_3)); c4_3 = fma4(c4_3, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c5_0 = fma4(c5_0, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b0_0, b0_1, b0_2, b0_3)); c5_1 = fma4(c5_1, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b1_0, b1_1, b1_2, b1_3)); c5_2 = fma4(c5_2, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b2_0, b2_1, b2_2, b2_3)); c5_3 = fma4(c5_3, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c6_0 = fma4(c6_0, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b0_0, b0_1, b0_2, b0_3)); c6_1 = fma4(c6_1, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b1_0, b1_1, b1_2, b1_3)); c6_2 = fma4(c6_2, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b2_0, b2_1, b2_2, b2_3)); c6_3 = fma4(c6_3, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c7_0 = fma4(c7_0, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b0_0, b0_1, b0_2, b0_3)); c7_1 = fma4(c7_1, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b1_0, b1_1, b1_2, b1_3)); c7_2 = fma4(c7_2, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b2_0, b2_1, b2_2, b2_3)); c7_3 = fma4(c7_3, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    a0 = textureLoad(ta, vec2<u32>(rq + 2u, k0 + 0u), 0); a1 = textureLoad(ta, vec2<u32>(rq + 2u, k0 + 1u), 0); a2 = textureLoad(ta, vec2<u32>(rq + 2u, k0 + 2u), 0); a3 = textureLoad(ta, vec2<u32>(rq + 2u, k0 + 3u), 0);
+    c8_0 = fma4(c8_0, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b0_0, b0_1, b0_2, b0_3)); c8_1 = fma4(c8_1, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b1_0, b1_1, b1_2, b1_3)); c8_2 = fma4(c8_2, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b2_0, b2_1, b2_2, b2_3)); c8_3 = fma4(c8_3, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c9_0 = fma4(c9_0, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b0_0, b0_1, b0_2, b0_3)); c9_1 = fma4(c9_1, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b1_0, b1_1, b1_2, b1_3)); c9_2 = fma4(c9_2, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b2_0, b2_1, b2_2, b2_3)); c9_3 = fma4(c9_3, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c10_0 = fma4(c10_0, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b0_0, b0_1, b0_2, b0_3)); c10_1 = fma4(c10_1, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b1_0, b1_1, b1_2, b1_3)); c10_2 = fma4(c10_2, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b2_0, b2_1, b2_2, b2_3)); c10_3 = fma4(c10_3, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c11_0 = fma4(c11_0, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b0_0, b0_1, b0_2, b0_3)); c11_1 = fma4(c11_1, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b1_0, b1_1, b1_2, b1_3)); c11_2 = fma4(c11_2, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b2_0, b2_1, b2_2, b2_3)); c11_3 = fma4(c11_3, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    a0 = textureLoad(ta, vec2<u32>(rq + 3u, k0 + 0u), 0); a1 = textureLoad(ta, vec2<u32>(rq + 3u, k0 + 1u), 0); a2 = textureLoad(ta, vec2<u32>(rq + 3u, k0 + 2u), 0); a3 = textureLoad(ta, vec2<u32>(rq + 3u, k0 + 3u), 0);
+    c12_0 = fma4(c12_0, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b0_0, b0_1, b0_2, b0_3)); c12_1 = fma4(c12_1, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b1_0, b1_1, b1_2, b1_3)); c12_2 = fma4(c12_2, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b2_0, b2_1, b2_2, b2_3)); c12_3 = fma4(c12_3, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c13_0 = fma4(c13_0, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b0_0, b0_1, b0_2, b0_3)); c13_1 = fma4(c13_1, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b1_0, b1_1, b1_2, b1_3)); c13_2 = fma4(c13_2, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b2_0, b2_1, b2_2, b2_3)); c13_3 = fma4(c13_3, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c14_0 = fma4(c14_0, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b0_0, b0_1, b0_2, b0_3)); c14_1 = fma4(c14_1, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b1_0, b1_1, b1_2, b1_3)); c14_2 = fma4(c14_2, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b2_0, b2_1, b2_2, b2_3)); c14_3 = fma4(c14_3, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c15_0 = fma4(c15_0, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b0_0, b0_1, b0_2, b0_3)); c15_1 = fma4(c15_1, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b1_0, b1_1, b1_2, b1_3)); c15_2 = fma4(c15_2, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b2_0, b2_1, b2_2, b2_3)); c15_3 = fma4(c15_3, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    a0 = textureLoad(ta, vec2<u32>(rq + 4u, k0 + 0u), 0); a1 = textureLoad(ta, vec2<u32>(rq + 4u, k0 + 1u), 0); a2 = textureLoad(ta, vec2<u32>(rq + 4u, k0 + 2u), 0); a3 = textureLoad(ta, vec2<u32>(rq + 4u, k0 + 3u), 0);
+    c16_0 = fma4(c16_0, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b0_0, b0_1, b0_2, b0_3)); c16_1 = fma4(c16_1, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b1_0, b1_1, b1_2, b1_3)); c16_2 = fma4(c16_2, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b2_0, b2_1, b2_2, b2_3)); c16_3 = fma4(c16_3, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c17_0 = fma4(c17_0, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b0_0, b0_1, b0_2, b0_3)); c17_1 = fma4(c17_1, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b1_0, b1_1, b1_2, b1_3)); c17_2 = fma4(c17_2, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b2_0, b2_1, b2_2, b2_3)); c17_3 = fma4(c17_3, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c18_0 = fma4(c18_0, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b0_0, b0_1, b0_2, b0_3)); c18_1 = fma4(c18_1, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b1_0, b1_1, b1_2, b1_3)); c18_2 = fma4(c18_2, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b2_0, b2_1, b2_2, b2_3)); c18_3 = fma4(c18_3, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c19_0 = fma4(c19_0, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b0_0, b0_1, b0_2, b0_3)); c19_1 = fma4(c19_1, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b1_0, b1_1, b1_2, b1_3)); c19_2 = fma4(c19_2, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b2_0, b2_1, b2_2, b2_3)); c19_3 = fma4(c19_3, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    a0 = textureLoad(ta, vec2<u32>(rq + 5u, k0 + 0u), 0); a1 = textureLoad(ta, vec2<u32>(rq + 5u, k0 + 1u), 0); a2 = textureLoad(ta, vec2<u32>(rq + 5u, k0 + 2u), 0); a3 = textureLoad(ta, vec2<u32>(rq + 5u, k0 + 3u), 0);
+    c20_0 = fma4(c20_0, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b0_0, b0_1, b0_2, b0_3)); c20_1 = fma4(c20_1, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b1_0, b1_1, b1_2, b1_3)); c20_2 = fma4(c20_2, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b2_0, b2_1, b2_2, b2_3)); c20_3 = fma4(c20_3, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c21_0 = fma4(c21_0, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b0_0, b0_1, b0_2, b0_3)); c21_1 = fma4(c21_1, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b1_0, b1_1, b1_2, b1_3)); c21_2 = fma4(c21_2, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b2_0, b2_1, b2_2, b2_3)); c21_3 = fma4(c21_3, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c22_0 = fma4(c22_0, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b0_0, b0_1, b0_2, b0_3)); c22_1 = fma4(c22_1, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b1_0, b1_1, b1_2, b1_3)); c22_2 = fma4(c22_2, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b2_0, b2_1, b2_2, b2_3)); c22_3 = fma4(c22_3, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c23_0 = fma4(c23_0, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b0_0, b0_1, b0_2, b0_3)); c23_1 = fma4(c23_1, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b1_0, b1_1, b1_2, b1_3)); c23_2 = fma4(c23_2, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b2_0, b2_1, b2_2, b2_3)); c23_3 = fma4(c23_3, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    a0 = textureLoad(ta, vec2<u32>(rq + 6u, k0 + 0u), 0); a1 = textureLoad(ta, vec2<u32>(rq + 6u, k0 + 1u), 0); a2 = textureLoad(ta, vec2<u32>(rq + 6u, k0 + 2u), 0); a3 = textureLoad(ta, vec2<u32>(rq + 6u, k0 + 3u), 0);
+    c24_0 = fma4(c24_0, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b0_0, b0_1, b0_2, b0_3)); c24_1 = fma4(c24_1, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b1_0, b1_1, b1_2, b1_3)); c24_2 = fma4(c24_2, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b2_0, b2_1, b2_2, b2_3)); c24_3 = fma4(c24_3, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c25_0 = fma4(c25_0, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b0_0, b0_1, b0_2, b0_3)); c25_1 = fma4(c25_1, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b1_0, b1_1, b1_2, b1_3)); c25_2 = fma4(c25_2, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b2_0, b2_1, b2_2, b2_3)); c25_3 = fma4(c25_3, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c26_0 = fma4(c26_0, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b0_0, b0_1, b0_2, b0_3)); c26_1 = fma4(c26_1, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b1_0, b1_1, b1_2, b1_3)); c26_2 = fma4(c26_2, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b2_0, b2_1, b2_2, b2_3)); c26_3 = fma4(c26_3, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c27_0 = fma4(c27_0, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b0_0, b0_1, b0_2, b0_3)); c27_1 = fma4(c27_1, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b1_0, b1_1, b1_2, b1_3)); c27_2 = fma4(c27_2, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b2_0, b2_1, b2_2, b2_3)); c27_3 = fma4(c27_3, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    a0 = textureLoad(ta, vec2<u32>(rq + 7u, k0 + 0u), 0); a1 = textureLoad(ta, vec2<u32>(rq + 7u, k0 + 1u), 0); a2 = textureLoad(ta, vec2<u32>(rq + 7u, k0 + 2u), 0); a3 = textureLoad(ta, vec2<u32>(rq + 7u, k0 + 3u), 0);
+    c28_0 = fma4(c28_0, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b0_0, b0_1, b0_2, b0_3)); c28_1 = fma4(c28_1, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b1_0, b1_1, b1_2, b1_3)); c28_2 = fma4(c28_2, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b2_0, b2_1, b2_2, b2_3)); c28_3 = fma4(c28_3, vec4(a0.x, a1.x, a2.x, a3.x), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c29_0 = fma4(c29_0, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b0_0, b0_1, b0_2, b0_3)); c29_1 = fma4(c29_1, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b1_0, b1_1, b1_2, b1_3)); c29_2 = fma4(c29_2, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b2_0, b2_1, b2_2, b2_3)); c29_3 = fma4(c29_3, vec4(a0.y, a1.y, a2.y, a3.y), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c30_0 = fma4(c30_0, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b0_0, b0_1, b0_2, b0_3)); c30_1 = fma4(c30_1, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b1_0, b1_1, b1_2, b1_3)); c30_2 = fma4(c30_2, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b2_0, b2_1, b2_2, b2_3)); c30_3 = fma4(c30_3, vec4(a0.z, a1.z, a2.z, a3.z), mat4x4(b3_0, b3_1, b3_2, b3_3));
+    c31_0 = fma4(c31_0, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b0_0, b0_1, b0_2, b0_3)); c31_1 = fma4(c31_1, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b1_0, b1_1, b1_2, b1_3)); c31_2 = fma4(c31_2, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b2_0, b2_1, b2_2, b2_3)); c31_3 = fma4(c31_3, vec4(a0.w, a1.w, a2.w, a3.w), mat4x4(b3_0, b3_1, b3_2, b3_3));
+  }
+  let bias0 = bias_quad(quad + 0u);
   let bias1 = bias_quad(quad + 1u);
   let bias2 = bias_quad(quad + 2u);
   let bias3 = bias_quad(quad + 3u);
