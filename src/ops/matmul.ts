@@ -280,9 +280,6 @@ export async function matmulWarmup(engine: Engine, precision: "f32" | "bf16" = "
       matmulVia("texture", rec, a, b, c, { m, n, k, ...layout, accumulate, bias, precision });
     }
   }
-  // TN with both sides 64-aligned reads the operands without packing (matmul_tn).
-  const aligned = { m: 64, n: 64, k: 16 };
-  matmulVia("texture", rec, a, b, c, { ...aligned, transA: true, accumulate: true, bias, precision });
   matmulVia("general", rec, a, b, c, { m, n, k, bias });
   matmulVia("general", rec, a, b, c, { m: 1, n, k, transB: true });
   matmulBiasBackward(rec, c, bias, { rows: m, cols: n });

@@ -3,10 +3,7 @@
  * then one register-tiled kernel computes `A·Bᵀ` (compute-notes §2.5, fp32 variant).
  * Every layout reduces to that form: an operand already stored with rows along k is copied with
  * `copyBufferToTexture` (~10 GB/s) when its row pitch allows, otherwise a packing kernel gathers
- * (and transposes) it; alpha is folded into A's packing. One exception: a TN product (both
- * operands stored [k × rows]) with 64-aligned m and n, k a multiple of 4 and alpha 1 copies both as
- * they are, k along texture rows, and runs matmul_tn, saving two transposing packs (the weight
- * gradients of a training step). The opt-in bf16 mode packs 8 rounded
+ * (and transposes) it; alpha is folded into A's packing. The opt-in bf16 mode packs 8 rounded
  * values per rgba32uint texel instead (half the fetches per FMA). When accumulating, the old C is packed
  * too and the kernel starts its accumulators from it. Problems larger than the texture limit
  * (16384 rows) run as several blocks, e.g. an LM head over a 150k vocabulary. Textures are cached per device by role and
@@ -114,10 +111,11 @@ export function matmulTex(rec: Recorder, job: TexMatmul, placeholder: Tensor): v
     ? { buffer: job.c.buffer, ldc }
     : { buffer: scratch(rec, job.m * ldc), ldc };
   const limits = blockLimits(rec);
-  if (job.m <= limits.rows && job.n <= limits.cols && kMajor(rec, job.a) && kMajor(rec, job.b) && !job.bf16) {
-    launchBlock(rec, job, out, 0, 0, job.m, job.n, placeholder, true);
-  } else {
-    blocks(rec, job, out, limits, placeholder);
+  for (let i0 = 0; i0 < job.m; i0 += limits.rows) {
+    for (let j0 = 0; j0 < job.n; j0 += limits.cols) {
+      const m = Math.min(limits.rows, job.m - i0), n = Math.min(limits.cols, job.n - j0);
+      launchBlock(rec, job, out, i0, j0, m, n, placeholder);
+    }
   }
   if (out.buffer !== job.c.buffer) {
     const { groups, rowStride } = elementGrid(job.m * job.n, PACK_WG);
@@ -128,33 +126,6 @@ export function matmulTex(rec: Recorder, job: TexMatmul, placeholder: Tensor): v
       params([["u32", job.m * job.n], ["u32", job.n], ["u32", ldc], ["u32", rowStride]]),
     );
   }
-}
-
-/** The general path: blocks of at most `limits` output rows × columns, each packed and launched. */
-function blocks(
-  rec: Recorder,
-  job: TexMatmul,
-  out: Output,
-  limits: { rows: number; cols: number },
-  placeholder: Tensor,
-): void {
-  for (let i0 = 0; i0 < job.m; i0 += limits.rows) {
-    for (let j0 = 0; j0 < job.n; j0 += limits.cols) {
-      const m = Math.min(limits.rows, job.m - i0), n = Math.min(limits.cols, job.n - j0);
-      launchBlock(rec, job, out, i0, j0, m, n, placeholder, false);
-    }
-  }
-}
-
-/**
- * True when the operand is a whole matrix stored with k as its rows ([k × rows] row-major, as
- * in TN) that `copyBufferToTexture` can copy as it is: matmul_tn then reads it without a
- * transposing pack.
- */
-function kMajor(rec: Recorder, op: Operand): boolean {
-  return op.row === 1 && op.col === op.rows && op.rows % COPY_ROW_ALIGN === 0 && op.offset % 4 === 0 &&
-    op.scale === 1 && op.cols > 0 && op.cols % 4 === 0 &&
-    op.cols <= rec.gpu.device.limits.maxTextureDimension2D;
 }
 
 /** Rows r0 … r0+rows−1 of an operand view. */
@@ -171,23 +142,18 @@ function launchBlock(
   m: number,
   n: number,
   placeholder: Tensor,
-  direct: boolean,
 ): void {
   const format = job.bf16 ? "rgba32uint" : "rgba32float";
-  const kq = direct ? job.k : Math.max(1, Math.ceil(job.k / (job.bf16 ? 8 : 4)));
+  const kq = Math.max(1, Math.ceil(job.k / (job.bf16 ? 8 : 4)));
   // Columns past n (up to the next multiple of 4) exist only in the scratch copy: B rows there
   // are zeros or stale texels, and those columns are never copied to C.
   const n4 = roundUp(n, 4);
-  const ta = direct
-    ? copyKMajor(rec, job.a, roundUp(m, TEX_TILE_M), "a")
-    : pack(rec, rowsOf(job.a, i0, m), format, kq, roundUp(m, TEX_TILE_M), "a");
-  const tb = direct
-    ? copyKMajor(rec, job.b, roundUp(n, TEX_TILE_N), "b")
-    : pack(rec, rowsOf(job.b, j0, n), format, kq, roundUp(n, TEX_TILE_N), "b");
+  const ta = pack(rec, rowsOf(job.a, i0, m), format, kq, roundUp(m, TEX_TILE_M), "a");
+  const tb = pack(rec, rowsOf(job.b, j0, n), format, kq, roundUp(n, TEX_TILE_N), "b");
   const oldC = { tensor: job.c, offset: i0 * job.n + j0, rows: m, cols: n, row: job.n, col: 1, scale: 1 };
   const tc = job.accumulate ? pack(rec, oldC, "rgba32float", n4 / 4, m, "c") : deviceCache(rec).emptyView;
   rec.dispatch(
-    rec.kernel("matmul_tex", direct ? "matmul_tn" : job.bf16 ? "matmul_nt_bf16" : "matmul_nt"),
+    rec.kernel("matmul_tex", job.bf16 ? "matmul_nt_bf16" : "matmul_nt"),
     [
       ta,
       tb,
@@ -256,21 +222,6 @@ function pack(
       ]),
     );
   }
-  return texture.createView();
-}
-
-/**
- * Copies a {@linkcode kMajor} operand into a texture with one row per k value, texel x holding
- * rows 4x … 4x+3 of the operand view; `width` (a multiple of 4) covers the kernel's tiles, and
- * texels past the operand only feed outputs that are never stored.
- */
-function copyKMajor(rec: Recorder, op: Operand, width: number, role: string): GPUTextureView {
-  const texture = cachedTexture(rec, "rgba32float", width / 4, op.cols, `${role}:k-major`);
-  rec.encoder().copyBufferToTexture(
-    { buffer: op.tensor.buffer, offset: op.offset * 4, bytesPerRow: op.rows * 4, rowsPerImage: op.cols },
-    { texture },
-    { width: op.rows / 4, height: op.cols },
-  );
   return texture.createView();
 }
 
