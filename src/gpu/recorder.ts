@@ -21,7 +21,7 @@
  */
 import type { Gpu } from "./device.ts";
 import type { Kernel, PipelineCache } from "./pipelines.ts";
-import type { Tensor } from "./tensor.ts";
+import type { Tensor, TensorPool } from "./tensor.ts";
 
 /** Anything a kernel binding can take. */
 export type Binding = Tensor | GPUTextureView | { buffer: GPUBuffer; offset?: number; size?: number };
@@ -123,6 +123,19 @@ export class Recorder {
     staging.unmap();
     this.encoder().copyBufferToBuffer(staging, 0, t.buffer, 0, bytes);
     this.#stagingBuffers.push(staging);
+  }
+
+  /** A tensor from `pool` holding `data`, written in step order (see {@linkcode Recorder.write}). */
+  upload(
+    pool: TensorPool,
+    data: Float32Array | Int32Array | Uint32Array,
+    shape: readonly number[],
+    name: string,
+  ): Tensor {
+    const dtype = data instanceof Int32Array ? "i32" : data instanceof Uint32Array ? "u32" : "f32";
+    const t = pool.tensor(shape, dtype, name);
+    this.write(t, data);
+    return t;
   }
 
   /** Records zero-filling of a tensor. */

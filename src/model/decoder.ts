@@ -55,7 +55,6 @@ import {
   whole,
 } from "./params.ts";
 import { ropeInverseFrequencies } from "./rope_frequencies.ts";
-import { stepOrderedPool, uploadInStep } from "./staging.ts";
 import { expectedTensorShapes, type LinearModule, linearModulePath, openWeights } from "./weights.ts";
 
 /** `batch` token sequences of `seqLen` ids each, row-major (right-padded when lengths differ). */
@@ -208,7 +207,7 @@ export class CausalLM {
     }
     const pool = this.engine.pool;
     const gradIndex = train && this.embed.trainable
-      ? embeddingGradIndex(stepOrderedPool(rec, pool), ids, this.embed.value)
+      ? embeddingGradIndex(rec, pool, ids, this.embed.value)
       : null;
     const positions = new Int32Array(rows);
     for (let i = 0; i < rows; i++) positions[i] = i % seqLen;
@@ -216,11 +215,11 @@ export class CausalLM {
       batch,
       tq: seqLen,
       tmax: seqLen,
-      positions: uploadInStep(rec, pool, positions, [rows], "positions"),
-      qOffset: uploadInStep(rec, pool, new Int32Array(batch), [batch], "q_offset"),
-      kvLen: uploadInStep(rec, pool, new Int32Array(batch).fill(seqLen), [batch], "kv_len"),
+      positions: rec.upload(pool, positions, [rows], "positions"),
+      qOffset: rec.upload(pool, new Int32Array(batch), [batch], "q_offset"),
+      kvLen: rec.upload(pool, new Int32Array(batch).fill(seqLen), [batch], "kv_len"),
     };
-    const idsTensor = uploadInStep(rec, pool, ids, [rows], "ids");
+    const idsTensor = rec.upload(pool, ids, [rows], "ids");
     const x0 = pool.tensor([rows, this.config.hiddenSize], "f32", "embedded");
     embeddingForward(rec, idsTensor, this.embed.value, x0, { scale: this.config.embeddingScale });
     const { x, acts } = this.runBlocks(rec, x0, layout, null, train);
@@ -439,7 +438,7 @@ export class ForwardPass {
   logProbs(rec: Recorder, targets: Int32Array, temperature = 1): { logprob: Tensor; lse: Tensor } {
     const pool = this.model.engine.pool;
     const config = this.model.config;
-    this.#targets = uploadInStep(rec, pool, targets, [this.rows], "targets");
+    this.#targets = rec.upload(pool, targets, [this.rows], "targets");
     this.#logprob = pool.tensor([this.rows], "f32", "logprob");
     this.#lse = pool.tensor([this.rows], "f32", "lse");
     this.#temperature = temperature;
@@ -495,7 +494,7 @@ export class ForwardPass {
     if (inputs.dLogprob) {
       if (!this.#targets || !this.#lse) throw new Error("backward({ dLogprob }) needs logProbs() first");
       const weights = inputs.dLogprob instanceof Float32Array
-        ? uploadInStep(rec, pool, inputs.dLogprob, [rows], "d_logprob")
+        ? rec.upload(pool, inputs.dLogprob, [rows], "d_logprob")
         : inputs.dLogprob;
       const dHead = model.head.trainable ? ensureGrad(pool, model.head) : null;
       tokenLogProbsBackward(

@@ -20,7 +20,6 @@ import { embeddingForward } from "../ops/embedding.ts";
 import { sampleTokens, type SamplingOptions as OpSamplingOptions } from "../ops/sampling.ts";
 import type { CausalLM } from "./decoder.ts";
 import { KvCache } from "./kv_cache.ts";
-import { uploadInStep } from "./staging.ts";
 
 /** Why a sequence stopped. */
 export type FinishReason = "stop" | "length" | "eos";
@@ -172,11 +171,11 @@ export class DecodeSession {
       batch,
       tq: promptLen,
       tmax: this.capacity,
-      positions: uploadInStep(rec, pool, positions, [batch * promptLen], "positions"),
-      qOffset: uploadInStep(rec, pool, new Int32Array(batch), [batch], "q_offset"),
-      kvLen: uploadInStep(rec, pool, new Int32Array(batch).fill(promptLen), [batch], "kv_len"),
+      positions: rec.upload(pool, positions, [batch * promptLen], "positions"),
+      qOffset: rec.upload(pool, new Int32Array(batch), [batch], "q_offset"),
+      kvLen: rec.upload(pool, new Int32Array(batch).fill(promptLen), [batch], "kv_len"),
     };
-    const ids = uploadInStep(rec, pool, padded, [batch * promptLen], "prompt_ids");
+    const ids = rec.upload(pool, padded, [batch * promptLen], "prompt_ids");
     const x0 = pool.tensor([batch * promptLen, hidden], "f32", "embedded");
     embeddingForward(rec, ids, model.embed.value, x0, { scale: model.config.embeddingScale });
     const { x } = model.runBlocks(rec, x0, layout, this.cache.blocks, false);

@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * const index = embeddingGradIndex(engine.pool, idsHost, table);
+ * const index = embeddingGradIndex(rec, engine.pool, idsHost, table);
  * embeddingForward(rec, ids, table, hidden, { scale: Math.sqrt(d) });
  * // … backward of the layers above fills dHidden …
  * embeddingBackward(rec, index, dHidden, dTable, { scale: Math.sqrt(d) });
@@ -98,10 +98,12 @@ export interface EmbeddingGradIndex {
 }
 
 /**
- * Builds and uploads the gradient CSR for host token `ids` of a table chunked like `table`.
+ * Builds the gradient CSR for host token `ids` of a table chunked like `table` and records its
+ * upload in step order (safe under gradient accumulation, where the pool reuses buffers).
  * Throws when an id lies outside the table.
  */
 export function embeddingGradIndex(
+  rec: Recorder,
   pool: TensorPool,
   ids: ArrayLike<number>,
   table: Pick<RowChunked, "rows" | "chunks">,
@@ -134,9 +136,9 @@ export function embeddingGradIndex(
     offsets[u + 1] = filled;
   });
   const tensors = [
-    pool.upload(uniqueRows, [uniqueRows.length], "embedding.uniqueRows"),
-    pool.upload(offsets, [offsets.length], "embedding.offsets"),
-    pool.upload(positions, [positions.length], "embedding.positions"),
+    rec.upload(pool, uniqueRows, [uniqueRows.length], "embedding.uniqueRows"),
+    rec.upload(pool, offsets, [offsets.length], "embedding.offsets"),
+    rec.upload(pool, positions, [positions.length], "embedding.positions"),
   ];
   return {
     uniqueRows: tensors[0],

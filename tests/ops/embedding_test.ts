@@ -1,3 +1,4 @@
+import type { Recorder } from "../../src/gpu/recorder.ts";
 import assert from "node:assert/strict";
 import { getEngine } from "../../src/gpu/engine.ts";
 import type { RowChunked, TensorPool } from "../../src/gpu/tensor.ts";
@@ -46,7 +47,10 @@ Deno.test("embeddingBackwardCpu() matches central finite differences", () => {
 
 Deno.test("embeddingGradIndex() rejects an id outside the table", () => {
   const table = { rows: 4, chunks: [{ start: 0, rows: 4 }] } as unknown as RowChunked;
-  assert.throws(() => embeddingGradIndex({} as TensorPool, [0, 4], table), /id 4 at position 1 /);
+  assert.throws(
+    () => embeddingGradIndex({} as Recorder, {} as TensorPool, [0, 4], table),
+    /id 4 at position 1 /,
+  );
 });
 
 // Widths divisible by 4 take the vec4 kernels; 700 tokens exceed the 256 token-striding workgroups.
@@ -77,8 +81,8 @@ for (const { tokens, vocab, cols, perChunk } of SHAPES) {
       const tIds = pool.upload(ids, [tokens]);
       const out = pool.tensor([tokens, cols]);
       const dOut = pool.upload(dOutData, [tokens, cols]);
-      const index = embeddingGradIndex(pool, ids, table);
       const rec = engine.recorder();
+      const index = embeddingGradIndex(rec, pool, ids, table);
       embeddingForward(rec, tIds, table, out, { scale });
       embeddingBackward(rec, index, dOut, dTable, { scale });
       const y = rec.read(out);
