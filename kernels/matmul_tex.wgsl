@@ -410,3 +410,158 @@ fn matmul_nt_bf16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
   put(r + 30u, quad + 0u, c30_0 + bias0); put(r + 30u, quad + 1u, c30_1 + bias1); put(r + 30u, quad + 2u, c30_2 + bias2); put(r + 30u, quad + 3u, c30_3 + bias3);
   put(r + 31u, quad + 0u, c31_0 + bias0); put(r + 31u, quad + 1u, c31_1 + bias1); put(r + 31u, quad + 2u, c31_2 + bias2); put(r + 31u, quad + 3u, c31_3 + bias3);
 }
+
+// TN with bf16 operands, without transposing packs: C = Aᵀ·B for A stored [k × m] and B stored
+// [k × n], each packed along its rows like the NT operands (texel (q, row) holds values 8q … 8q+7
+// of that row; two per u32, lower index in the low half). So one packed tensor serves both
+// kernels: an activation X is the NT kernel's A in `Y = X·Wᵀ` and this kernel's B in `dW = dYᵀ·X`;
+// an upstream gradient dY is the NT kernel's A in `dX = dY·W` and this kernel's A in dW.
+// Here p.kq counts k rows, a multiple of 8 (the packs zero the rows past k).
+//
+// Napkin math: each lane owns 32 rows (m) × 16 columns (n), as in the NT kernel. One loop step
+// covers 8 k rows: 16 B texels (this lane's columns) and 32 A texels (the same for every lane of
+// the workgroup), then 8 chained FMAs per accumulator vec4: 48 fetches per 4096 FMAs, like NT.
+// Chaining 8 k rows per accumulator matters: the 128 accumulator vec4s live in spill slots, and
+// one k row per step would reload and store each of them 8× as often (measured ~1.5× slower).
+//
+// Accumulator rows hold the lane's 16 columns grouped as the bf16 halves come out of a texel:
+// e0 = columns 0, 2, 4, 6; e1 = 1, 3, 5, 7; e2 = 8, 10, 12, 14; e3 = 9, 11, 13, 15.
+struct Row16 {
+  e0: vec4<f32>,
+  e1: vec4<f32>,
+  e2: vec4<f32>,
+  e3: vec4<f32>,
+}
+
+// This lane's 16 columns of B at k rows k0 … k0+7.
+struct PanelTn {
+  k0: Row16,
+  k1: Row16,
+  k2: Row16,
+  k3: Row16,
+  k4: Row16,
+  k5: Row16,
+  k6: Row16,
+  k7: Row16,
+}
+
+fn b_row(q: u32, k: u32) -> Row16 {
+  let t0 = textureLoad(tb_bf16, vec2<u32>(q, k), 0);
+  let t1 = textureLoad(tb_bf16, vec2<u32>(q + 1u, k), 0);
+  return Row16(lo(t0), hi(t0), lo(t1), hi(t1));
+}
+
+fn fma_row(acc: Row16, a: f32, b: Row16) -> Row16 {
+  let s = vec4(a);
+  return Row16(fma(s, b.e0, acc.e0), fma(s, b.e1, acc.e1), fma(s, b.e2, acc.e2), fma(s, b.e3, acc.e3));
+}
+
+// acc + Σ_j a_j·B[k0 + j] in k order, for one row of C: `a03` holds its A values at k rows
+// k0 … k0+3 and `a47` at k0+4 … k0+7.
+fn fma_rows(acc: Row16, a03: vec4<f32>, a47: vec4<f32>, b: PanelTn) -> Row16 {
+  var s = fma_row(acc, a03.x, b.k0);
+  s = fma_row(s, a03.y, b.k1);
+  s = fma_row(s, a03.z, b.k2);
+  s = fma_row(s, a03.w, b.k3);
+  s = fma_row(s, a47.x, b.k4);
+  s = fma_row(s, a47.y, b.k5);
+  s = fma_row(s, a47.z, b.k6);
+  return fma_row(s, a47.w, b.k7);
+}
+
+// The A values of 8 rows of C (one texel column q) at k rows k0 … k0+7, transposed so that
+// lo03[c] holds row 2c at k0 … k0+3, hi03[c] row 2c+1; lo47 / hi47 the same at k0+4 … k0+7.
+struct ColumnTn {
+  lo03: mat4x4<f32>,
+  hi03: mat4x4<f32>,
+  lo47: mat4x4<f32>,
+  hi47: mat4x4<f32>,
+}
+
+fn a_column(q: u32, k0: u32) -> ColumnTn {
+  let t0 = textureLoad(ta_bf16, vec2<u32>(q, k0), 0);
+  let t1 = textureLoad(ta_bf16, vec2<u32>(q, k0 + 1u), 0);
+  let t2 = textureLoad(ta_bf16, vec2<u32>(q, k0 + 2u), 0);
+  let t3 = textureLoad(ta_bf16, vec2<u32>(q, k0 + 3u), 0);
+  let t4 = textureLoad(ta_bf16, vec2<u32>(q, k0 + 4u), 0);
+  let t5 = textureLoad(ta_bf16, vec2<u32>(q, k0 + 5u), 0);
+  let t6 = textureLoad(ta_bf16, vec2<u32>(q, k0 + 6u), 0);
+  let t7 = textureLoad(ta_bf16, vec2<u32>(q, k0 + 7u), 0);
+  return ColumnTn(
+    transpose(mat4x4(lo(t0), lo(t1), lo(t2), lo(t3))),
+    transpose(mat4x4(hi(t0), hi(t1), hi(t2), hi(t3))),
+    transpose(mat4x4(lo(t4), lo(t5), lo(t6), lo(t7))),
+    transpose(mat4x4(hi(t4), hi(t5), hi(t6), hi(t7))),
+  );
+}
+
+// The old C of one row's 16 columns, regrouped like an accumulator row.
+fn old_row(row: u32, quad: u32) -> Row16 {
+  let q0 = old(row, quad);
+  let q1 = old(row, quad + 1u);
+  let q2 = old(row, quad + 2u);
+  let q3 = old(row, quad + 3u);
+  return Row16(vec4(q0.xz, q1.xz), vec4(q0.yw, q1.yw), vec4(q2.xz, q3.xz), vec4(q2.yw, q3.yw));
+}
+
+fn put_row(row: u32, quad: u32, acc: Row16) {
+  put(row, quad, vec4(acc.e0.x, acc.e1.x, acc.e0.y, acc.e1.y) + bias_quad(quad));
+  put(row, quad + 1u, vec4(acc.e0.z, acc.e1.z, acc.e0.w, acc.e1.w) + bias_quad(quad + 1u));
+  put(row, quad + 2u, vec4(acc.e2.x, acc.e3.x, acc.e2.y, acc.e3.y) + bias_quad(quad + 2u));
+  put(row, quad + 3u, vec4(acc.e2.z, acc.e3.z, acc.e2.w, acc.e3.w) + bias_quad(quad + 3u));
+}
+
+@compute @workgroup_size(16, 1, 1)
+fn matmul_tn_bf16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let r = wg.y * 32u;
+  let col = wg.x * 256u + lid.x * 16u;
+  let quad = col / 4u;
+  let aq = r / 8u;
+  let bq = col / 8u;
+  // Accumulator rI: row r + I.
+var r0: Row16; var r1: Row16; var r2: Row16; var r3: Row16;
+  var r4: Row16; var r5: Row16; var r6: Row16; var r7: Row16;
+  var r8: Row16; var r9: Row16; var r10: Row16; var r11: Row16;
+  var r12: Row16; var r13: Row16; var r14: Row16; var r15: Row16;
+  var r16: Row16; var r17: Row16; var r18: Row16; var r19: Row16;
+  var r20: Row16; var r21: Row16; var r22: Row16; var r23: Row16;
+  var r24: Row16; var r25: Row16; var r26: Row16; var r27: Row16;
+  var r28: Row16; var r29: Row16; var r30: Row16; var r31: Row16;
+  if ((p.flags & ACCUMULATE) != 0u) {
+    r0 = old_row(r + 0u, quad); r1 = old_row(r + 1u, quad); r2 = old_row(r + 2u, quad); r3 = old_row(r + 3u, quad);
+    r4 = old_row(r + 4u, quad); r5 = old_row(r + 5u, quad); r6 = old_row(r + 6u, quad); r7 = old_row(r + 7u, quad);
+    r8 = old_row(r + 8u, quad); r9 = old_row(r + 9u, quad); r10 = old_row(r + 10u, quad); r11 = old_row(r + 11u, quad);
+    r12 = old_row(r + 12u, quad); r13 = old_row(r + 13u, quad); r14 = old_row(r + 14u, quad); r15 = old_row(r + 15u, quad);
+    r16 = old_row(r + 16u, quad); r17 = old_row(r + 17u, quad); r18 = old_row(r + 18u, quad); r19 = old_row(r + 19u, quad);
+    r20 = old_row(r + 20u, quad); r21 = old_row(r + 21u, quad); r22 = old_row(r + 22u, quad); r23 = old_row(r + 23u, quad);
+    r24 = old_row(r + 24u, quad); r25 = old_row(r + 25u, quad); r26 = old_row(r + 26u, quad); r27 = old_row(r + 27u, quad);
+    r28 = old_row(r + 28u, quad); r29 = old_row(r + 29u, quad); r30 = old_row(r + 30u, quad); r31 = old_row(r + 31u, quad);
+  }
+  for (var k0 = 0u; k0 < p.kq; k0 += 8u) {
+    let b = PanelTn(
+      b_row(bq, k0), b_row(bq, k0 + 1u), b_row(bq, k0 + 2u), b_row(bq, k0 + 3u),
+      b_row(bq, k0 + 4u), b_row(bq, k0 + 5u), b_row(bq, k0 + 6u), b_row(bq, k0 + 7u),
+    );
+    var a: ColumnTn;
+    a = a_column(aq + 0u, k0);
+    r0 = fma_rows(r0, a.lo03[0u], a.lo47[0u], b); r1 = fma_rows(r1, a.hi03[0u], a.hi47[0u], b); r2 = fma_rows(r2, a.lo03[1u], a.lo47[1u], b); r3 = fma_rows(r3, a.hi03[1u], a.hi47[1u], b);
+    r4 = fma_rows(r4, a.lo03[2u], a.lo47[2u], b); r5 = fma_rows(r5, a.hi03[2u], a.hi47[2u], b); r6 = fma_rows(r6, a.lo03[3u], a.lo47[3u], b); r7 = fma_rows(r7, a.hi03[3u], a.hi47[3u], b);
+    a = a_column(aq + 1u, k0);
+    r8 = fma_rows(r8, a.lo03[0u], a.lo47[0u], b); r9 = fma_rows(r9, a.hi03[0u], a.hi47[0u], b); r10 = fma_rows(r10, a.lo03[1u], a.lo47[1u], b); r11 = fma_rows(r11, a.hi03[1u], a.hi47[1u], b);
+    r12 = fma_rows(r12, a.lo03[2u], a.lo47[2u], b); r13 = fma_rows(r13, a.hi03[2u], a.hi47[2u], b); r14 = fma_rows(r14, a.lo03[3u], a.lo47[3u], b); r15 = fma_rows(r15, a.hi03[3u], a.hi47[3u], b);
+    a = a_column(aq + 2u, k0);
+    r16 = fma_rows(r16, a.lo03[0u], a.lo47[0u], b); r17 = fma_rows(r17, a.hi03[0u], a.hi47[0u], b); r18 = fma_rows(r18, a.lo03[1u], a.lo47[1u], b); r19 = fma_rows(r19, a.hi03[1u], a.hi47[1u], b);
+    r20 = fma_rows(r20, a.lo03[2u], a.lo47[2u], b); r21 = fma_rows(r21, a.hi03[2u], a.hi47[2u], b); r22 = fma_rows(r22, a.lo03[3u], a.lo47[3u], b); r23 = fma_rows(r23, a.hi03[3u], a.hi47[3u], b);
+    a = a_column(aq + 3u, k0);
+    r24 = fma_rows(r24, a.lo03[0u], a.lo47[0u], b); r25 = fma_rows(r25, a.hi03[0u], a.hi47[0u], b); r26 = fma_rows(r26, a.lo03[1u], a.lo47[1u], b); r27 = fma_rows(r27, a.hi03[1u], a.hi47[1u], b);
+    r28 = fma_rows(r28, a.lo03[2u], a.lo47[2u], b); r29 = fma_rows(r29, a.hi03[2u], a.hi47[2u], b); r30 = fma_rows(r30, a.lo03[3u], a.lo47[3u], b); r31 = fma_rows(r31, a.hi03[3u], a.hi47[3u], b);
+  }
+  put_row(r + 0u, quad, r0); put_row(r + 1u, quad, r1); put_row(r + 2u, quad, r2); put_row(r + 3u, quad, r3);
+  put_row(r + 4u, quad, r4); put_row(r + 5u, quad, r5); put_row(r + 6u, quad, r6); put_row(r + 7u, quad, r7);
+  put_row(r + 8u, quad, r8); put_row(r + 9u, quad, r9); put_row(r + 10u, quad, r10); put_row(r + 11u, quad, r11);
+  put_row(r + 12u, quad, r12); put_row(r + 13u, quad, r13); put_row(r + 14u, quad, r14); put_row(r + 15u, quad, r15);
+  put_row(r + 16u, quad, r16); put_row(r + 17u, quad, r17); put_row(r + 18u, quad, r18); put_row(r + 19u, quad, r19);
+  put_row(r + 20u, quad, r20); put_row(r + 21u, quad, r21); put_row(r + 22u, quad, r22); put_row(r + 23u, quad, r23);
+  put_row(r + 24u, quad, r24); put_row(r + 25u, quad, r25); put_row(r + 26u, quad, r26); put_row(r + 27u, quad, r27);
+  put_row(r + 28u, quad, r28); put_row(r + 29u, quad, r29); put_row(r + 30u, quad, r30); put_row(r + 31u, quad, r31);
+}

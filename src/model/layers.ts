@@ -18,7 +18,14 @@ import { attentionBackward, attentionForward, kvCacheWrite } from "../ops/attent
 import { residualForward } from "../ops/residual.ts";
 import { rmsnormBackward, rmsnormForward } from "../ops/rmsnorm.ts";
 import { ropeBackward, ropeForward } from "../ops/rope.ts";
-import { type Linear, linearBackward, linearForward, type MatmulPrecision } from "./linear.ts";
+import {
+  type Linear,
+  linearBackward,
+  linearForward,
+  type MatmulPrecision,
+  packLinearInput,
+} from "./linear.ts";
+import { type PackedBf16, releasePacked } from "../ops/matmul.ts";
 import { ensureGrad, type Param, whole } from "./params.ts";
 
 /** Shapes that every block of a model shares. */
@@ -110,6 +117,8 @@ export interface BlockActivations {
   rstdPostMlp: Tensor | null;
   /** LoRA intermediates `x·Aᵀ` per adapted linear layer. */
   lora: Map<Linear, Tensor>;
+  /** bf16 packs of the linear layers' inputs (see `packLinearInput`), keyed by the input. */
+  packed: Map<Tensor, PackedBf16>;
 }
 
 /** Every tensor a {@linkcode BlockActivations} owns, except `xIn` (the previous block's output). */
@@ -140,6 +149,21 @@ function ownedTensors(a: BlockActivations): Tensor[] {
 /** Returns the saved activations of a block to the pool. */
 export function releaseActivations(pool: TensorPool, a: BlockActivations): void {
   for (const t of ownedTensors(a)) pool.release(t);
+  for (const p of a.packed.values()) releasePacked(pool, p);
+}
+
+/** Packs a linear layers' input once (bf16 precision only) and keeps the pack with the activations. */
+function packInput(
+  rec: Recorder,
+  d: BlockDims,
+  packed: Map<Tensor, PackedBf16>,
+  x: Tensor,
+  rows: number,
+  cols: number,
+): PackedBf16 | null {
+  const p = packLinearInput(rec, x, rows, cols, d.matmulPrecision);
+  if (p) packed.set(x, p);
+  return p;
 }
 
 function norm(rec: Recorder, d: BlockDims, w: Param, x: Tensor, y: Tensor, rstd: Tensor, rows: number): void {
@@ -184,15 +208,23 @@ export function blockForward(
   const { hidden, heads, kvHeads, headDim, ff } = d;
   const t = (cols: number, name: string) => pool.tensor([rows, cols], "f32", `L${block.index}.${name}`);
   const lora = new Map<Linear, Tensor>();
+  const packed = new Map<Tensor, PackedBf16>();
+  const forward = (lin: Linear, input: Tensor, y: Tensor) =>
+    keep(
+      lora,
+      lin,
+      linearForward(rec, pool, lin, input, y, rows, d.matmulPrecision, packed.get(input) ?? null),
+    );
 
   const rstdIn = t(1, "rstd_in");
   const xnIn = t(hidden, "xn_in");
   norm(rec, d, block.inputNorm, x, xnIn, rstdIn, rows);
+  packInput(rec, d, packed, xnIn, rows, hidden);
   const q = t(heads * headDim, "q");
   const k = t(kvHeads * headDim, "k");
   const v = t(kvHeads * headDim, "v");
   const raw = t(heads * headDim, "qk_raw");
-  keep(lora, block.q, linearForward(rec, pool, block.q, xnIn, raw, rows, d.matmulPrecision));
+  forward(block.q, xnIn, raw);
   ropeForward(rec, raw, q, layout.positions, {
     tokens: rows,
     heads,
@@ -200,7 +232,7 @@ export function blockForward(
     theta: d.ropeTheta,
     invFreq: d.invFreq,
   });
-  keep(lora, block.k, linearForward(rec, pool, block.k, xnIn, raw, rows, d.matmulPrecision));
+  forward(block.k, xnIn, raw);
   ropeForward(rec, raw, k, layout.positions, {
     tokens: rows,
     heads: kvHeads,
@@ -209,7 +241,7 @@ export function blockForward(
     invFreq: d.invFreq,
   });
   pool.release(raw);
-  keep(lora, block.v, linearForward(rec, pool, block.v, xnIn, v, rows, d.matmulPrecision));
+  forward(block.v, xnIn, v);
 
   let keys = k;
   let values = v;
@@ -232,20 +264,23 @@ export function blockForward(
   attentionForward(rec, q, keys, values, attn, lse, attentionOptions(d, block, layout));
 
   const branch = t(hidden, "branch");
-  const attnOut = projectBranch(rec, pool, d, block.o, block.postAttnNorm, attn, branch, rows, lora);
+  packInput(rec, d, packed, attn, rows, heads * headDim);
+  const attnOut = projectBranch(rec, pool, d, block.o, block.postAttnNorm, attn, branch, rows, forward);
   const xMid = t(hidden, "x_mid");
   residualForward(rec, x, branch, xMid);
 
   const rstdMlp = t(1, "rstd_mlp");
   const xnMlp = t(hidden, "xn_mlp");
   norm(rec, d, block.preMlpNorm, xMid, xnMlp, rstdMlp, rows);
+  packInput(rec, d, packed, xnMlp, rows, hidden);
   const gate = t(ff, "gate");
   const up = t(ff, "up");
   const act = t(ff, "act");
-  keep(lora, block.gate, linearForward(rec, pool, block.gate, xnMlp, gate, rows, d.matmulPrecision));
-  keep(lora, block.up, linearForward(rec, pool, block.up, xnMlp, up, rows, d.matmulPrecision));
+  forward(block.gate, xnMlp, gate);
+  forward(block.up, xnMlp, up);
   (d.gelu ? gegluForward : swigluForward)(rec, gate, up, act, { n: rows * ff });
-  const mlpOut = projectBranch(rec, pool, d, block.down, block.postMlpNorm, act, branch, rows, lora);
+  packInput(rec, d, packed, act, rows, ff);
+  const mlpOut = projectBranch(rec, pool, d, block.down, block.postMlpNorm, act, branch, rows, forward);
   const out = t(hidden, "x_out");
   residualForward(rec, xMid, branch, out);
   pool.release(branch);
@@ -271,6 +306,7 @@ export function blockForward(
       downOut: mlpOut.raw,
       rstdPostMlp: mlpOut.rstd,
       lora,
+      packed,
     },
   };
 }
@@ -288,15 +324,15 @@ function projectBranch(
   x: Tensor,
   branch: Tensor,
   rows: number,
-  lora: Map<Linear, Tensor>,
+  forward: (lin: Linear, input: Tensor, y: Tensor) => void,
 ): { raw: Tensor | null; rstd: Tensor | null } {
   if (!postNorm) {
-    keep(lora, lin, linearForward(rec, pool, lin, x, branch, rows, d.matmulPrecision));
+    forward(lin, x, branch);
     return { raw: null, rstd: null };
   }
   const raw = pool.tensor([rows, d.hidden], "f32", `${lin.weight.name}.out`);
   const rstd = pool.tensor([rows], "f32", `${postNorm.name}.rstd`);
-  keep(lora, lin, linearForward(rec, pool, lin, x, raw, rows, d.matmulPrecision));
+  forward(lin, x, raw);
   norm(rec, d, postNorm, raw, branch, rstd, rows);
   return { raw, rstd };
 }
@@ -356,10 +392,13 @@ export function blockBackward(
   const { hidden, heads, kvHeads, headDim, ff } = d;
   const t = (cols: number, name: string) => pool.tensor([rows, cols], "f32", `L${block.index}.${name}`);
   const scratchDw = pool.tensor([hidden], "f32", "frozen_norm_dw");
-  const u = (lin: Linear) => a.lora.get(lin) ?? null;
   // The first writer of each fresh gradient buffer overwrites it (saves a clear and a read of it).
-  const first = { overwriteDx: true, precision: d.matmulPrecision };
-  const more = { precision: d.matmulPrecision };
+  const backward = (lin: Linear, dy: Tensor, x: Tensor, dx: Tensor, overwriteDx: boolean) =>
+    linearBackward(rec, pool, lin, dy, x, a.lora.get(lin) ?? null, dx, rows, {
+      overwriteDx,
+      precision: d.matmulPrecision,
+      packedX: a.packed.get(x) ?? null,
+    });
 
   // MLP half: dRes is ∂L/∂(branch) as well as ∂L/∂xMid (residual identity).
   const dDown = postNormBackward(
@@ -374,7 +413,7 @@ export function blockBackward(
     scratchDw,
   );
   const dAct = t(ff, "d_act");
-  linearBackward(rec, pool, block.down, dDown, a.act, u(block.down), dAct, rows, first);
+  backward(block.down, dDown, a.act, dAct, true);
   if (dDown !== dRes) pool.release(dDown);
   const dGate = t(ff, "d_gate");
   const dUp = t(ff, "d_up");
@@ -383,8 +422,8 @@ export function blockBackward(
   (d.gelu ? gegluBackward : swigluBackward)(rec, dAct, a.gate, a.up, dGate, dUp, { n: rows * ff });
   pool.release(dAct);
   const dxn = t(hidden, "d_xn");
-  linearBackward(rec, pool, block.gate, dGate, a.xnMlp, u(block.gate), dxn, rows, first);
-  linearBackward(rec, pool, block.up, dUp, a.xnMlp, u(block.up), dxn, rows, more);
+  backward(block.gate, dGate, a.xnMlp, dxn, true);
+  backward(block.up, dUp, a.xnMlp, dxn, false);
   pool.release(dGate);
   pool.release(dUp);
   normBackward(rec, pool, d, block.preMlpNorm, dxn, a.xMid, a.rstdMlp, dRes, rows, scratchDw);
@@ -402,7 +441,7 @@ export function blockBackward(
     scratchDw,
   );
   const dAttn = t(heads * headDim, "d_attn");
-  linearBackward(rec, pool, block.o, dO, a.attn, u(block.o), dAttn, rows, first);
+  backward(block.o, dO, a.attn, dAttn, true);
   if (dO !== dRes) pool.release(dO);
   const dq = t(heads * headDim, "d_q");
   const dk = t(kvHeads * headDim, "d_k");
@@ -426,7 +465,7 @@ export function blockBackward(
     theta: d.ropeTheta,
     invFreq: d.invFreq,
   });
-  linearBackward(rec, pool, block.q, dRaw, a.xnIn, u(block.q), dxn, rows, first);
+  backward(block.q, dRaw, a.xnIn, dxn, true);
   rec.clear(dRaw);
   ropeBackward(rec, dk, dRaw, layout.positions, {
     tokens: rows,
@@ -434,8 +473,8 @@ export function blockBackward(
     headDim,
     theta: d.ropeTheta,
   });
-  linearBackward(rec, pool, block.k, dRaw, a.xnIn, u(block.k), dxn, rows, more);
-  linearBackward(rec, pool, block.v, dv, a.xnIn, u(block.v), dxn, rows, more);
+  backward(block.k, dRaw, a.xnIn, dxn, false);
+  backward(block.v, dv, a.xnIn, dxn, false);
   for (const x of [dRaw, dq, dk, dv]) pool.release(x);
   normBackward(rec, pool, d, block.inputNorm, dxn, a.xIn, a.rstdIn, dRes, rows, scratchDw);
   pool.release(dxn);

@@ -7,7 +7,18 @@
  */
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor, TensorPool } from "../gpu/tensor.ts";
-import { matmul, matmulBiasBackward, type MatmulOptions, matmulVia } from "../ops/matmul.ts";
+import {
+  matmul,
+  matmulBiasBackward,
+  type MatmulOptions,
+  matmulPackedBf16,
+  matmulVia,
+  matrixView,
+  packBf16,
+  type PackedBf16,
+  releasePacked,
+} from "../ops/matmul.ts";
+import { tnFits } from "../ops/matmul_tex.ts";
 import { ensureGrad, type Param, whole } from "./params.ts";
 
 /** A LoRA pair on one linear layer: `ΔW = scale · B·A`, A `[rank × in]`, B `[out × rank]`. */
@@ -43,6 +54,30 @@ export type MatmulPrecision = NonNullable<MatmulOptions["precision"]>;
  */
 const RANK_ROWS_OVER_TOKENS = "general";
 
+/**
+ * Fewest rows for which a bf16 layer input is packed once and shared ({@linkcode packLinearInput}):
+ * below it (decoding a few tokens) the general kernel's f32 products are as fast as padding the
+ * texture kernels' 32-row tiles.
+ */
+const PACKED_MIN_ROWS = 64;
+
+/**
+ * Records the bf16 packing of a layer input `x [rows × cols]` for every base-weight product that
+ * reads it: the forward of each linear layer fed by `x` and, in training, their weight gradients.
+ * Null (the products then pack for themselves or run in f32) for f32 precision, few rows, or
+ * shapes the packed kernels do not take. Release it with `releasePacked`.
+ */
+export function packLinearInput(
+  rec: Recorder,
+  x: Tensor,
+  rows: number,
+  cols: number,
+  precision: MatmulPrecision,
+): PackedBf16 | null {
+  if (precision !== "bf16" || rows < PACKED_MIN_ROWS || cols % 4 !== 0 || !tnFits(rec, rows)) return null;
+  return packBf16(rec, matrixView(x, rows, cols));
+}
+
 /** The LoRA path runs when an unmerged adapter is attached. */
 function activeLora(lin: Linear): LoraPair | null {
   return lin.lora && !lin.lora.merged ? lin.lora : null;
@@ -50,8 +85,9 @@ function activeLora(lin: Linear): LoraPair | null {
 
 /**
  * Records `y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ)` for `rows` rows, the base product with operands in
- * `precision` (the rank-wide LoRA products are small and stay f32). Returns the LoRA intermediate
- * `uᵀ = A·xᵀ` (`[rank × rows]`, owned by the caller: keep it for backward, else release it), or null.
+ * `precision` (the rank-wide LoRA products are small and stay f32), reading `packedX` (x packed by
+ * {@linkcode packLinearInput}) when given. Returns the LoRA intermediate `uᵀ = A·xᵀ`
+ * (`[rank × rows]`, owned by the caller: keep it for backward, else release it), or null.
  */
 export function linearForward(
   rec: Recorder,
@@ -61,16 +97,17 @@ export function linearForward(
   y: Tensor,
   rows: number,
   precision: MatmulPrecision = "f32",
+  packedX: PackedBf16 | null = null,
 ): Tensor | null {
   const { inFeatures: k, outFeatures: n } = lin;
-  matmul(rec, x, whole(lin.weight.value), y, {
-    m: rows,
-    n,
-    k,
-    transB: true,
-    bias: lin.bias ? whole(lin.bias.value) : undefined,
-    precision,
-  });
+  const bias = lin.bias ? whole(lin.bias.value) : undefined;
+  if (packedX && n % 4 === 0) {
+    const w = packBf16(rec, matrixView(whole(lin.weight.value), n, k));
+    matmulPackedBf16(rec, packedX, w, y, { layout: "nt", bias });
+    releasePacked(rec, w);
+  } else {
+    matmul(rec, x, whole(lin.weight.value), y, { m: rows, n, k, transB: true, bias, precision });
+  }
   const lora = activeLora(lin);
   if (!lora) return null;
   // uᵀ = A·xᵀ and y += s·(uᵀ)ᵀ·Bᵀ: the rank stays the row or inner dimension of every product,
@@ -93,7 +130,8 @@ export function linearForward(
  * Records the backward of {@linkcode linearForward}: `dx += dy·W (+ s·dy·B·A)` (`=` instead of
  * `+=` with `overwriteDx`, for the first writer of a fresh buffer) and, for trainable
  * parameters, `dW += dyᵀ·x`, `db += Σ dy`, `dB += s·dyᵀ·u`, `dA += (s·dy·B)ᵀ·x` (the base-weight
- * products with operands in `precision`).
+ * products with operands in `precision`). With `packedX` (the forward's packed input), dy is
+ * packed once for both base-weight products, and dW reads x as packed.
  */
 export function linearBackward(
   rec: Recorder,
@@ -104,19 +142,43 @@ export function linearBackward(
   loraUT: Tensor | null,
   dx: Tensor,
   rows: number,
-  { overwriteDx = false, precision = "f32" }: { overwriteDx?: boolean; precision?: MatmulPrecision } = {},
+  { overwriteDx = false, precision = "f32", packedX = null }: {
+    overwriteDx?: boolean;
+    precision?: MatmulPrecision;
+    packedX?: PackedBf16 | null;
+  } = {},
 ): void {
   const { inFeatures: k, outFeatures: n } = lin;
-  matmul(rec, dy, whole(lin.weight.value), dx, { m: rows, n: k, k: n, accumulate: !overwriteDx, precision });
-  if (lin.weight.trainable) {
-    matmul(rec, dy, x, whole(ensureGrad(pool, lin.weight)), {
-      m: n,
+  if (packedX) {
+    const dyP = packBf16(rec, matrixView(dy, rows, n));
+    const wT = packBf16(rec, matrixView(whole(lin.weight.value), k, n, true));
+    matmulPackedBf16(rec, dyP, wT, dx, { layout: "nt", accumulate: !overwriteDx });
+    if (lin.weight.trainable) {
+      matmulPackedBf16(rec, dyP, packedX, whole(ensureGrad(pool, lin.weight)), {
+        layout: "tn",
+        accumulate: true,
+      });
+    }
+    releasePacked(rec, wT);
+    releasePacked(rec, dyP);
+  } else {
+    matmul(rec, dy, whole(lin.weight.value), dx, {
+      m: rows,
       n: k,
-      k: rows,
-      transA: true,
-      accumulate: true,
+      k: n,
+      accumulate: !overwriteDx,
       precision,
     });
+    if (lin.weight.trainable) {
+      matmul(rec, dy, x, whole(ensureGrad(pool, lin.weight)), {
+        m: n,
+        n: k,
+        k: rows,
+        transA: true,
+        accumulate: true,
+        precision,
+      });
+    }
   }
   if (lin.bias?.trainable) {
     matmulBiasBackward(rec, dy, whole(ensureGrad(pool, lin.bias)), { rows, cols: n });

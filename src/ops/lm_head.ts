@@ -24,7 +24,8 @@
 import { params, type Recorder } from "../gpu/recorder.ts";
 import type { RowChunked, Tensor } from "../gpu/tensor.ts";
 import { elementGrid } from "./grid.ts";
-import { matmul } from "./matmul.ts";
+import { matmul, matmulPackedBf16, matrixView, packBf16, releasePacked } from "./matmul.ts";
+import { tnFits } from "./matmul_tex.ts";
 import { scratchBuffer } from "./scratch.ts";
 
 const WG = 64;
@@ -362,10 +363,12 @@ export function tokenLogProbsBackward(
     head.chunks.forEach((chunk, i) => {
       const dl = chunkLogits(rec, block, chunk, o, !reuse);
       const { m, n, k, precision } = { m: block.rows, n: chunk.rows, k: o.hidden, precision: o.precision };
-      // Whole vec4 rows take the 4×4-block kernel, which can also write dlᵀ for the dHead product
-      // (saves matmul's transposing pack of the block).
+      // bf16 with whole vec4 rows: dl is packed once for both products, dHead is a TN product.
+      const packed = precision === "bf16" && n % 4 === 0 && k % 4 === 0 && tnFits(rec, m);
+      // Otherwise the 4×4-block kernel can also write dlᵀ for the dHead product (saves matmul's
+      // transposing pack of the block).
       const quads = n % 4 === 0;
-      const dlT = quads && dHead !== null && m % 4 === 0
+      const dlT = quads && dHead !== null && m % 4 === 0 && !packed
         ? scratchTensor(rec, "lm_head.logits_t", n, m)
         : null;
       const flags = {
@@ -389,6 +392,19 @@ export function tokenLogProbsBackward(
           [Math.ceil(n / (WG * GRAD_SPAN)), m],
           chunkParams(o, block, chunk, flags),
         );
+      }
+      if (packed) {
+        const dlP = packBf16(rec, matrixView(dl, m, n));
+        const wT = packBf16(rec, matrixView(chunk.tensor, k, n, true));
+        matmulPackedBf16(rec, dlP, wT, dhBlock, { layout: "nt", accumulate: true });
+        releasePacked(rec, wT);
+        if (dHead) {
+          const hP = packBf16(rec, matrixView(block.h, m, k));
+          matmulPackedBf16(rec, dlP, hP, dHead.chunks[i].tensor, { layout: "tn", accumulate: true });
+          releasePacked(rec, hP);
+        }
+        releasePacked(rec, dlP);
+        return;
       }
       matmul(rec, dl, chunk.tensor, dhBlock, { m, n: k, k: n, accumulate: true, precision });
       if (dHead) {

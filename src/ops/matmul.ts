@@ -20,7 +20,19 @@
 import type { Engine } from "../gpu/engine.ts";
 import { params, type Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { matmulTex, TEX_TILE_M, TEX_TILE_N, texFits, wholeVec4s } from "./matmul_tex.ts";
+import {
+  matmulPacked,
+  matmulTex,
+  type Operand,
+  type PackedBf16,
+  TEX_TILE_M,
+  TEX_TILE_N,
+  texFits,
+  tnFits,
+  wholeVec4s,
+} from "./matmul_tex.ts";
+
+export { packBf16, type PackedBf16, releasePacked } from "./matmul_tex.ts";
 
 /** Shape and mode of one matmul. */
 export interface MatmulOptions {
@@ -154,21 +166,29 @@ export function matmulVia(
     matmulGeneral(rec, a, b, c, opts);
     return;
   }
-  // Both operands viewed with rows along k: element (r, p) at buf[r·row + p·col]; alpha goes into A.
+  const bf16 = opts.precision === "bf16";
+  // bf16 TN reads both operands as stored; every other layout views them with rows along k.
+  // alpha goes into A.
+  const tn = bf16 && transA && !transB && tnFits(rec, k);
   matmulTex(rec, {
     m,
     n,
     k,
-    a: transA
+    layout: tn ? "tn" : "nt",
+    a: tn
+      ? { tensor: a, offset: 0, rows: k, cols: m, row: m, col: 1, scale: alpha }
+      : transA
       ? { tensor: a, offset: 0, rows: m, cols: k, row: 1, col: m, scale: alpha }
       : { tensor: a, offset: 0, rows: m, cols: k, row: k, col: 1, scale: alpha },
-    b: transB
+    b: tn
+      ? { tensor: b, offset: 0, rows: k, cols: n, row: n, col: 1, scale: 1 }
+      : transB
       ? { tensor: b, offset: 0, rows: n, cols: k, row: k, col: 1, scale: 1 }
       : { tensor: b, offset: 0, rows: n, cols: k, row: 1, col: n, scale: 1 },
     c,
     bias,
     accumulate,
-    bf16: opts.precision === "bf16",
+    bf16,
   }, placeholder(rec));
 }
 
@@ -197,6 +217,47 @@ function matmulGeneral(rec: Recorder, a: Tensor, b: Tensor, c: Tensor, opts: Mat
       ["u32", epilogueFlags(bias, accumulate)],
     ]),
   );
+}
+
+/**
+ * The `[rows × cols]` matrix stored row-major in `t` (`transposed`: the transpose of the
+ * `[cols × rows]` matrix stored there), as an operand for {@linkcode packBf16}.
+ */
+export function matrixView(t: Tensor, rows: number, cols: number, transposed = false): Operand {
+  if (t.size < rows * cols) {
+    throw new RangeError(`matrixView: ${t.name} has ${t.size} values, needs ${rows}×${cols}`);
+  }
+  return transposed
+    ? { tensor: t, offset: 0, rows, cols, row: 1, col: rows, scale: 1 }
+    : { tensor: t, offset: 0, rows, cols, row: cols, col: 1, scale: 1 };
+}
+
+/**
+ * Records `C[m×n] (= or +=) op(A)·op(B) (+ bias)` with bf16 operands packed once by
+ * {@linkcode packBf16} (see `MatmulOptions.precision` for the error bound): layout `"nt"` takes A
+ * [m × k] and B [n × k], `"tn"` takes A [k × m] and B [k × n], so a packed activation or gradient
+ * serves both the products of a linear layer that read it. n must be a multiple of 4.
+ *
+ * @example
+ * ```ts
+ * // dX = dY·W and dW += dYᵀ·X from one pack of dY (X packed in the forward pass).
+ * const dyP = packBf16(rec, matrixView(dy, T, out));
+ * const wT = packBf16(rec, matrixView(w, inDim, out, true));
+ * matmulPackedBf16(rec, dyP, wT, dx, { layout: "nt" });
+ * matmulPackedBf16(rec, dyP, xP, dw, { layout: "tn", accumulate: true });
+ * ```
+ */
+export function matmulPackedBf16(
+  rec: Recorder,
+  a: PackedBf16,
+  b: PackedBf16,
+  c: Tensor,
+  opts: { layout: "nt" | "tn"; bias?: Tensor; accumulate?: boolean },
+): void {
+  if (c.buffer === opts.bias?.buffer) {
+    throw new RangeError(`matmulPackedBf16: output ${c.name} aliases the bias`);
+  }
+  matmulPacked(rec, a, b, c, opts, placeholder(rec));
 }
 
 /** Records `dbias[cols] += column sums of dy[rows×cols]`. */

@@ -38,11 +38,16 @@ export interface Operand {
   scale: number;
 }
 
-/** Everything the texture kernel needs; `a` and `b` are both viewed with rows along k. */
+/**
+ * Everything the texture kernels need. Layout `"nt"`: `a` [m × k] and `b` [n × k] are viewed with
+ * rows along k. Layout `"tn"` (bf16 only): `a` [k × m] and `b` [k × n] are viewed as stored, rows
+ * along m and n, and the kernel reduces over their rows.
+ */
 export interface TexMatmul {
   m: number;
   n: number;
   k: number;
+  layout: "nt" | "tn";
   a: Operand;
   b: Operand;
   c: Tensor;
@@ -54,6 +59,8 @@ export interface TexMatmul {
 
 interface DeviceCache {
   textures: Map<string, GPUTexture>;
+  /** Free textures for {@linkcode packBf16}, by extent. */
+  packed: Map<string, GPUTexture[]>;
   /** Padded output for n not a multiple of 4; grows to the largest size asked for. */
   scratch?: GPUBuffer;
   /** Bound as the old C when not accumulating (never read then). */
@@ -98,6 +105,8 @@ export function texFits(
 interface Output {
   buffer: GPUBuffer;
   ldc: number;
+  /** Rows of the whole output (the binding covers rows × ldc values). */
+  rows: number;
 }
 
 /**
@@ -108,8 +117,8 @@ interface Output {
 export function matmulTex(rec: Recorder, job: TexMatmul, placeholder: Tensor): void {
   const ldc = roundUp(job.n, 4);
   const out: Output = ldc === job.n
-    ? { buffer: job.c.buffer, ldc }
-    : { buffer: scratch(rec, job.m * ldc), ldc };
+    ? { buffer: job.c.buffer, ldc, rows: job.m }
+    : { buffer: scratch(rec, job.m * ldc), ldc, rows: job.m };
   const limits = blockLimits(rec);
   for (let i0 = 0; i0 < job.m; i0 += limits.rows) {
     for (let j0 = 0; j0 < job.n; j0 += limits.cols) {
@@ -133,6 +142,19 @@ function rowsOf(op: Operand, r0: number, rows: number): Operand {
   return { ...op, offset: op.offset + r0 * op.row, rows };
 }
 
+/** Columns c0 … c0+cols−1 of an operand view. */
+function colsOf(op: Operand, c0: number, cols: number): Operand {
+  return { ...op, offset: op.offset + c0 * op.col, cols };
+}
+
+/**
+ * True when the TN kernel can take this problem: bf16 operands and k rows within one texture
+ * (the NT form splits nothing along k either, but keeps k along texture x).
+ */
+export function tnFits(rec: Recorder, k: number): boolean {
+  return avoidPowerOfTwo(k) <= rec.gpu.device.limits.maxTextureDimension2D;
+}
+
 function launchBlock(
   rec: Recorder,
   job: TexMatmul,
@@ -144,22 +166,46 @@ function launchBlock(
   placeholder: Tensor,
 ): void {
   const format = job.bf16 ? "rgba32uint" : "rgba32float";
-  const kq = Math.max(1, Math.ceil(job.k / (job.bf16 ? 8 : 4)));
+  const tn = job.layout === "tn";
+  const kq = texelSteps(job.layout, job.k, job.bf16);
+  const ta = tn
+    ? pack(rec, colsOf(job.a, i0, m), format, roundUp(m, TEX_TILE_M) / 8, kq, "a")
+    : pack(rec, rowsOf(job.a, i0, m), format, kq, roundUp(m, TEX_TILE_M), "a");
+  const tb = tn
+    ? pack(rec, colsOf(job.b, j0, n), format, roundUp(n, TEX_TILE_N) / 8, kq, "b")
+    : pack(rec, rowsOf(job.b, j0, n), format, kq, roundUp(n, TEX_TILE_N), "b");
+  dispatchTex(rec, job, ta, tb, { out, i0, j0, m, n, kq }, placeholder);
+}
+
+/** Loop steps of the kernel: texels along k (NT), or k rows 8 at a time (TN; the packs zero the rows past k). */
+function texelSteps(layout: "nt" | "tn", k: number, bf16: boolean): number {
+  return layout === "tn" ? roundUp(k, 8) : Math.max(1, Math.ceil(k / (bf16 ? 8 : 4)));
+}
+
+/** Records the kernel for one output block whose operands are packed (and the old C, when accumulating). */
+function dispatchTex(
+  rec: Recorder,
+  job: Pick<TexMatmul, "layout" | "n" | "c" | "bias" | "accumulate" | "bf16">,
+  ta: GPUTextureView,
+  tb: GPUTextureView,
+  block: { out: Output; i0: number; j0: number; m: number; n: number; kq: number },
+  placeholder: Tensor,
+): void {
+  const { out, i0, j0, m, n, kq } = block;
   // Columns past n (up to the next multiple of 4) exist only in the scratch copy: B rows there
   // are zeros or stale texels, and those columns are never copied to C.
   const n4 = roundUp(n, 4);
-  const ta = pack(rec, rowsOf(job.a, i0, m), format, kq, roundUp(m, TEX_TILE_M), "a");
-  const tb = pack(rec, rowsOf(job.b, j0, n), format, kq, roundUp(n, TEX_TILE_N), "b");
   const oldC = { tensor: job.c, offset: i0 * job.n + j0, rows: m, cols: n, row: job.n, col: 1, scale: 1 };
   const tc = job.accumulate ? pack(rec, oldC, "rgba32float", n4 / 4, m, "c") : deviceCache(rec).emptyView;
+  const entry = job.layout === "tn" ? "matmul_tn_bf16" : job.bf16 ? "matmul_nt_bf16" : "matmul_nt";
   rec.dispatch(
-    rec.kernel("matmul_tex", job.bf16 ? "matmul_nt_bf16" : "matmul_nt"),
+    rec.kernel("matmul_tex", entry),
     [
       ta,
       tb,
       tc,
       job.bias ? { buffer: job.bias.buffer, size: roundUp(job.n, 4) * 4 } : placeholder,
-      { buffer: out.buffer, size: job.m * out.ldc * 4 },
+      { buffer: out.buffer, size: out.rows * out.ldc * 4 },
     ],
     [Math.ceil(n4 / TEX_TILE_N), Math.ceil(m / TEX_TILE_M)],
     params([
@@ -174,6 +220,96 @@ function launchBlock(
   );
 }
 
+/**
+ * A matrix packed once into bf16 texels along its rows ({@linkcode packBf16}), so that several
+ * products read it without packing it again: in a linear layer's training step the input X
+ * serves the forward (NT, as A) and dW (TN, as B), and the upstream gradient dY serves dX (NT,
+ * as A) and dW (TN, as A).
+ */
+export interface PackedBf16 {
+  readonly texture: GPUTexture;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+/**
+ * Records the bf16 packing of `op` (its rows along texture x) into a texture of its own, large
+ * enough for every role the packed kernels give it; return it with {@linkcode releasePacked}.
+ */
+export function packBf16(rec: Recorder, op: Operand): PackedBf16 {
+  const limit = rec.gpu.device.limits.maxTextureDimension2D;
+  // Width: n rounded to the TN tile (256 columns = 32 texels) also covers NT's k and TN's m.
+  // Height: NT's B rows are read in 256-row tiles; TN's k rows in steps of 8.
+  const width = textureExtent(roundUp(op.cols, TEX_TILE_N) / 8, limit);
+  const height = textureExtent(roundUp(op.rows, TEX_TILE_N), limit);
+  if (width > limit || height > limit) {
+    throw new RangeError(
+      `packBf16: ${op.rows}×${op.cols} (${op.tensor.name}) exceeds the texture limit ${limit}`,
+    );
+  }
+  const free = deviceCache(rec).packed;
+  const key = `${width}x${height}`;
+  const texture = free.get(key)?.pop() ?? rec.gpu.device.createTexture({
+    label: `matmul:packed:${key}`,
+    size: { width, height },
+    format: "rgba32uint",
+    usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
+  });
+  packInto(rec, op, texture, "rgba32uint", width, height);
+  return { texture, rows: op.rows, cols: op.cols };
+}
+
+/**
+ * Returns a packed matrix's texture for reuse by later packs on the same device (commands already
+ * recorded keep it: commands run in recording order).
+ */
+export function releasePacked(owner: OnDevice, packed: PackedBf16): void {
+  const free = deviceCache(owner).packed;
+  const key = `${packed.texture.width}x${packed.texture.height}`;
+  if (!free.has(key)) free.set(key, []);
+  free.get(key)!.push(packed.texture);
+}
+
+/**
+ * Records `C (= or +=) op(A)·op(B) (+ bias)` from packed operands: `"nt"`: A [m × k], B [n × k],
+ * `"tn"`: A [k × m], B [k × n] (each as packed). n must be a multiple of 4.
+ */
+export function matmulPacked(
+  rec: Recorder,
+  a: PackedBf16,
+  b: PackedBf16,
+  c: Tensor,
+  opts: { layout: "nt" | "tn"; bias?: Tensor; accumulate?: boolean },
+  placeholder: Tensor,
+): void {
+  const tn = opts.layout === "tn";
+  const [m, n, k] = tn ? [a.cols, b.cols, a.rows] : [a.rows, b.rows, a.cols];
+  if ((tn ? b.rows : b.cols) !== k) {
+    throw new RangeError(`matmulPacked: inner sizes differ (${k} vs ${tn ? b.rows : b.cols}) for ${c.name}`);
+  }
+  if (n % 4 !== 0) throw new RangeError(`matmulPacked: n = ${n} is not a multiple of 4 (${c.name})`);
+  if (c.size < m * n) throw new RangeError(`matmulPacked: ${c.name} has ${c.size} values, needs ${m}×${n}`);
+  if (m === 0 || n === 0) return;
+  const job = {
+    layout: opts.layout,
+    n,
+    c,
+    bias: opts.bias,
+    accumulate: opts.accumulate ?? false,
+    bf16: true,
+  };
+  const out: Output = { buffer: c.buffer, ldc: n, rows: m };
+  const kq = texelSteps(opts.layout, k, true);
+  dispatchTex(
+    rec,
+    job,
+    a.texture.createView(),
+    b.texture.createView(),
+    { out, i0: 0, j0: 0, m, n, kq },
+    placeholder,
+  );
+}
+
 /** Packs `op` into a cached texture `width` texels wide with at least `height` rows. */
 function pack(
   rec: Recorder,
@@ -184,6 +320,19 @@ function pack(
   role: string,
 ): GPUTextureView {
   const texture = cachedTexture(rec, format, width, height, role);
+  packInto(rec, op, texture, format, width, height);
+  return texture.createView();
+}
+
+/** Records the packing of `op` into the first `width` × `height` texels of `texture` (zeros past `op`). */
+function packInto(
+  rec: Recorder,
+  op: Operand,
+  texture: GPUTexture,
+  format: "rgba32float" | "rgba32uint",
+  width: number,
+  height: number,
+): void {
   const contiguous = op.col === 1 && op.row === op.cols && op.cols > 0 && op.cols % COPY_ROW_ALIGN === 0;
   if (format === "rgba32float" && contiguous && op.scale === 1 && op.offset % 4 === 0 && op.rows > 0) {
     rec.encoder().copyBufferToTexture(
@@ -191,38 +340,37 @@ function pack(
       { texture },
       { width, height: op.rows },
     );
-  } else {
-    const lanesOnRows = op.col !== 1;
-    // With vec4-aligned source rows the packs load whole vec4s: 4 × 4 blocks when transposing,
-    // row quads otherwise (about 2× faster than the scalar gathers).
-    const aligned = op.offset % 4 === 0;
-    const blocks = aligned && op.row === 1 && op.col % 4 === 0;
-    const quads = aligned && op.col === 1 && op.row % 4 === 0;
-    const variant = blocks ? "_transposed" : quads ? "_rows" : "";
-    const entry = `matmul_pack${format === "rgba32uint" ? "_bf16" : ""}${variant}`;
-    const groups: [number, number] = blocks
-      ? [Math.ceil(height / 4 / PACK_WG), width]
-      : quads
-      ? [Math.ceil(width / PACK_WG), height]
-      : packGrid(lanesOnRows, width, height);
-    rec.dispatch(
-      rec.kernel("matmul_pack", entry),
-      [blocks || quads ? wholeVec4s(rec, op.tensor) : op.tensor, texture.createView()],
-      groups,
-      params([
-        ["u32", op.rows],
-        ["u32", op.cols],
-        ["u32", op.row],
-        ["u32", op.col],
-        ["u32", width],
-        ["u32", height],
-        ["f32", op.scale],
-        ["u32", op.offset],
-        ["u32", lanesOnRows ? 1 : 0],
-      ]),
-    );
+    return;
   }
-  return texture.createView();
+  const lanesOnRows = op.col !== 1;
+  // With vec4-aligned source rows the packs load whole vec4s: 4 × 4 blocks when transposing,
+  // row quads otherwise (about 2× faster than the scalar gathers).
+  const aligned = op.offset % 4 === 0;
+  const blocks = aligned && op.row === 1 && op.col % 4 === 0;
+  const quads = aligned && op.col === 1 && op.row % 4 === 0;
+  const variant = blocks ? "_transposed" : quads ? "_rows" : "";
+  const entry = `matmul_pack${format === "rgba32uint" ? "_bf16" : ""}${variant}`;
+  const groups: [number, number] = blocks
+    ? [Math.ceil(height / 4 / PACK_WG), width]
+    : quads
+    ? [Math.ceil(width / PACK_WG), height]
+    : packGrid(lanesOnRows, width, height);
+  rec.dispatch(
+    rec.kernel("matmul_pack", entry),
+    [blocks || quads ? wholeVec4s(rec, op.tensor) : op.tensor, texture.createView()],
+    groups,
+    params([
+      ["u32", op.rows],
+      ["u32", op.cols],
+      ["u32", op.row],
+      ["u32", op.col],
+      ["u32", width],
+      ["u32", height],
+      ["f32", op.scale],
+      ["u32", op.offset],
+      ["u32", lanesOnRows ? 1 : 0],
+    ]),
+  );
 }
 
 /** One lane per texel, lanes along the contiguous direction of the source. */
@@ -239,7 +387,10 @@ export function wholeVec4s(rec: Recorder, t: Tensor): { buffer: GPUBuffer; size:
   return { buffer: t.buffer, size: Math.floor(bytes / 16) * 16 };
 }
 
-function deviceCache(rec: Recorder): DeviceCache {
+/** Anything that knows its device: a recorder or a tensor pool. */
+type OnDevice = { readonly gpu: { readonly device: GPUDevice } };
+
+function deviceCache(rec: OnDevice): DeviceCache {
   const device = rec.gpu.device;
   let cache = caches.get(device);
   if (!cache) {
@@ -249,7 +400,7 @@ function deviceCache(rec: Recorder): DeviceCache {
       format: "rgba32float",
       usage: GPUTextureUsage.TEXTURE_BINDING,
     });
-    cache = { textures: new Map(), emptyView: empty.createView() };
+    cache = { textures: new Map(), packed: new Map(), emptyView: empty.createView() };
     caches.set(device, cache);
   }
   return cache;

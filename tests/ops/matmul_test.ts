@@ -8,9 +8,13 @@ import {
   matmulBiasBackward,
   matmulForwardCpu,
   type MatmulOptions,
+  matmulPackedBf16,
   type MatmulPath,
   matmulVia,
   matmulWarmup,
+  matrixView,
+  packBf16,
+  releasePacked,
 } from "../../src/ops/matmul.ts";
 import { assertClose, hasGpu, numericalGradient, randomArray, weightedSum } from "./check.ts";
 
@@ -235,6 +239,97 @@ for (const { m, n, k } of TEXTURE_SHAPES) {
     },
   });
 }
+
+/**
+ * A linear layer's three products from packs made once: X (forward NT as A, dW TN as B), dY (dX
+ * NT as A, dW TN as A), W and Wᵀ (a transposing pack). Operands are on the bf16 grid, so every
+ * product is exact f32 math and only the summation order differs from the f64 reference.
+ */
+for (
+  const { rows, inDim, outDim } of [
+    { rows: 96, inDim: 68, outDim: 36 },
+    { rows: 333, inDim: 260, outDim: 516 },
+    { rows: 8, inDim: 4, outDim: 4 },
+  ]
+) {
+  Deno.test({
+    name:
+      `matmulPackedBf16() computes y = x·Wᵀ + b, dX = dY·W and dW += dYᵀ·X from shared packs (${rows}×${inDim}→${outDim})`,
+    ignore: !hasGpu,
+    async fn() {
+      const engine = await getEngine();
+      const { pool } = engine;
+      const grid = (n: number, seed: number) => randomArray(n, seed).map(bf16Round);
+      const x = grid(rows * inDim, 1), w = grid(outDim * inDim, 2), dy = grid(rows * outDim, 3);
+      const bias = randomArray(outDim, 4), dw0 = randomArray(outDim * inDim, 5);
+      const t = {
+        x: pool.upload(x, [rows, inDim], "x"),
+        w: pool.upload(w, [outDim, inDim], "w"),
+        dy: pool.upload(dy, [rows, outDim], "dy"),
+        bias: pool.upload(bias, [outDim], "bias"),
+        dw: pool.upload(dw0, [outDim, inDim], "dw"),
+        y: pool.zeros([rows * outDim]),
+        dx: pool.zeros([rows * inDim]),
+      };
+      const rec = engine.recorder();
+      const xP = packBf16(rec, matrixView(t.x, rows, inDim));
+      const wP = packBf16(rec, matrixView(t.w, outDim, inDim));
+      const wT = packBf16(rec, matrixView(t.w, inDim, outDim, true));
+      const dyP = packBf16(rec, matrixView(t.dy, rows, outDim));
+      matmulPackedBf16(rec, xP, wP, t.y, { layout: "nt", bias: t.bias });
+      matmulPackedBf16(rec, dyP, wT, t.dx, { layout: "nt" });
+      matmulPackedBf16(rec, dyP, xP, t.dw, { layout: "tn", accumulate: true });
+      for (const p of [xP, wP, wT, dyP]) releasePacked(rec, p);
+      const reads = [rec.read(t.y), rec.read(t.dx), rec.read(t.dw)];
+      await rec.submit();
+      const [y, dx, dw] = await Promise.all(reads);
+      for (const v of Object.values(t)) pool.release(v);
+      const want = {
+        y: matmulForwardCpu(x, w, { m: rows, n: outDim, k: inDim, transB: true, biasData: bias }),
+        dx: matmulForwardCpu(dy, w, { m: rows, n: inDim, k: outDim }),
+        dw: matmulForwardCpu(dy, x, {
+          m: outDim,
+          n: inDim,
+          k: rows,
+          transA: true,
+          accumulate: true,
+          c0: dw0,
+        }),
+      };
+      assertClose(y, want.y, tolerance(inDim), "y");
+      assertClose(dx, want.dx, tolerance(outDim), "dx");
+      assertClose(dw, want.dw, tolerance(rows), "dw");
+    },
+  });
+}
+
+Deno.test({
+  name: "matmulPackedBf16() rejects packs whose inner sizes differ",
+  ignore: !hasGpu,
+  async fn() {
+    const engine = await getEngine();
+    const a = engine.pool.zeros([64 * 8]), c = engine.pool.zeros([64 * 64]);
+    const rec = engine.recorder();
+    const p8 = packBf16(rec, matrixView(a, 64, 8)), p4 = packBf16(rec, matrixView(a, 64, 4));
+    try {
+      let message = "";
+      try {
+        matmulPackedBf16(rec, p8, p4, c, { layout: "nt" });
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      if (!message.includes("inner sizes differ")) {
+        throw new Error(`expected an inner-size error, got "${message}"`);
+      }
+    } finally {
+      releasePacked(rec, p8);
+      releasePacked(rec, p4);
+      await rec.submit();
+      engine.pool.release(a);
+      engine.pool.release(c);
+    }
+  },
+});
 
 Deno.test("bf16Round() rounds to nearest even on the upper 16 bits", () => {
   // 1 + 2⁻⁸ is halfway between bf16 neighbours 1 and 1 + 2⁻⁷: ties go to the even mantissa (1).
