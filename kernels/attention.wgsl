@@ -1,6 +1,4 @@
-// Causal self-attention with GQA, HF sliding window and Gemma-2 logit soft-capping, flash-style:
-// the forward keeps an online softmax per query row and saves lse; the backward recomputes the
-// probabilities from lse instead of storing T×T per head.
+// Causal self-attention with GQA, HF sliding window and Gemma-2 logit soft-capping.
 //
 // Layouts (row-major, vec4 along head_dim, so head_dim % 4 == 0):
 //   q, out, dout, dq: [B·Tq × H × D]; k, v, dk, dv: [B × Tmax × KVH × D] (a KV cache in decoding);
@@ -8,41 +6,27 @@
 // Key j is visible from a query at absolute position pos when j ≤ pos, j < kv_len and, with a
 // window w > 0, j > pos − w. Scores: s = scale·q·k, then s = cap·tanh(s/cap) when cap > 0.
 //
-// Napkin math (reference decoder: B 4, T 256, H 4, D 64). Work per layer: QKᵀ and PV are
-// 2·B·H·T²/2·D·2 ≈ 67 MFLOP forward, ≈ 2.5× that backward — little for ~85 GFLOP/s of register
-// FMA. What costs is memory traffic: a storage-buffer vec4 load is ~27–41 ns per 8 lanes on
-// llvmpipe, and a dynamically indexed private array lives in scratch memory at about the same
-// price (and, once NIR unrolls it, JITs for minutes). So the kernels hold their tiles in named
-// mat4x4 / vec4 values only, the head dimension streams through in vec4 steps, and every loaded
-// vec4 feeds 8 rows (keys) × 4:
-// * forward / dq: one invocation = 8 query rows (lanes along rows, workgroup of 8 lanes = one
-//   SIMD group = 64 rows), keys in blocks of 16 (four mat4x4 "quads" of keys). Per block and vec4
-//   of D: 8 q loads + 16 k (+ 16 v) loads for 128 row-keys, plus a read-modify-write of the 8
-//   output (dq) rows — accumulating straight into the output keeps registers small. ≈ 0.44
-//   loads per row-key per vec4 → B·H·T²/2·(1.25 for the block diagonal)·D/4·0.44·35 ns / 8 lanes
-//   ≈ 10 ms of core time forward, ~1.5× that for dq. q, K and V come from textures (~17 ns per
-//   fetch, copied in by the launcher), and blocks go in pairs so each output (dq) row is read,
-//   updated and written once per 32 keys: those storage updates are now the largest cost.
-// * dk/dv: one invocation = 8 keys (lanes along keys), query rows in blocks of 16, over every
-//   query head of the KV group in a fixed order: each gradient element is summed by exactly one
-//   invocation (deterministic, no atomics). The 16 rows of q and dout are the same for every lane
-//   and were half of this kernel's time as storage loads; they are read from textures (the
-//   launcher copies them in, ~1 MiB each at the reference shape). It also stores dS for the dq
-//   kernel when the [B·H·Tq × Tmax] scratch fits one binding (4 MiB at the reference shape), so
-//   dq costs one dS load per 4 row-keys instead of recomputing scores and dP.
-// The online softmax rescales once per 16-key block. No shared memory, no barriers.
-// B4 T256 H4 D64, interleaved A/B in one process (quiet period, wall / process CPU per call):
-// forward 12.3 / 22.1 ms with storage loads → 9.3 / 15.7 ms with q, K, V textures and 32-key
-// output updates; backward 41.1 / 74.6 ms (recomputing dq kernel, storage loads) → 22.2 / 39.0 ms
-// (dS scratch, textures, 32-row dk/dv and 32-key dq updates). Earlier, host heavily shared
-// (load 4–5 on 2 cores; process CPU time per call), the first storage-buffer version measured
-// forward ~25 ms, dq ~31–39 ms, dk/dv ~51–65 ms of core time, against 33–42 / 44–46 /
-// 67–69 ms for 4 rows × 16 lanes and 110 / 120 / 210 ms wall for the first design (private
-// arrays, which live in scratch memory and took 10–140 s to JIT once unrolled). Cold JIT (no
-// Mesa cache) is ~3–5 s per kernel under that load, 0.3–0.8 s warm.
+// Training path (many query rows): the score matrix of a chunk of query rows is materialised in
+// scratch [B·H·rows × pitch] (4 MiB per matrix at the reference decoder, B 4, T 256, H 4), so
+// every kernel is a small register tile in one loop:
+//   forward   attention_scores (S and lse) → attention_rows_times_kv (out = exp(S − lse)·V);
+//   backward  attention_backward_delta (Σ dout·out) → attention_backward_ds (P and dS, with S
+//             and dP = dout·vᵀ recomputed) → attention_rows_times_kv (dq += dS·K) and
+//             attention_keys_times_rows twice (dk += dSᵀ·Q, dv += Pᵀ·dout).
+// Why this shape: llvmpipe's JIT time explodes with the number of SIMD values live across
+// control flow (each storage access is a per-lane loop; see compute-notes §8). The earlier
+// flash kernels kept 128–512 accumulators across several loops and storage updates and took
+// 3–17 s each to compile cold; these keep ≤ 128 values in one loop over the head dimension (a
+// uniform bound, so NIR cannot unroll it) and store once per tile.
+// Cost model per 8 lanes: a texel fetch ~17 ns, a storage vec4 load ~41 ns, an FMA ~0.4 ns; every
+// tile below issues ~1 fetch or load per 16–32 FMAs (8 rows × 8 keys, or 8 rows (keys) × 4
+// vec4 of D), so the fetches dominate and scores cost about as much as the flash kernels did.
+// Row tiles: one invocation owns 8 query rows (lanes along rows: rows first + lane + WG·k), and
+// the keys a workgroup's rows can see are one uniform range; per-row masks do the rest. Key
+// tiles: one invocation owns 8 keys (two quads of 4, lanes along quads). Every output element
+// is summed by one invocation in a fixed order: deterministic, no atomics, no barriers.
 // Pitfall: naga does not re-zero a `var` declared without initialiser inside a loop body on each
-// iteration, and its SPIR-V backend panics on a pointer to a struct member passed to a function;
-// accumulators here are initialised explicitly and passed as whole variables.
+// iteration; accumulators here are initialised explicitly.
 
 struct Params {
   batch: u32,
@@ -54,32 +38,40 @@ struct Params {
   scale: f32,
   softcap: f32,
   window: u32,
-  // Element stride of one grid row for kv_cache_write's 2-D grid.
+  // Element stride of one grid row for the 2-D grids of element-wise kernels.
   grid_stride: u32,
-  // Row pitch (floats) of the dS scratch that attention_backward_dkdv fills; 0: no scratch.
-  ds_pitch: u32,
-  // Row textures (q and dout in attention_backward_dkdv): token row r of W = heads·HD4 texels
-  // lives at texel ((r & (2^tex_shift − 1))·W + x, r >> tex_shift), 2^tex_shift rows side by side.
+  // Floats per scratch row (a multiple of 4), and the first column of the matrix a kernel reads:
+  // the forward keeps S [rows × width] (width = tmax rounded up to 4); the backward keeps P and
+  // dS side by side, [rows × (P | dS)].
+  pitch: u32,
+  col: u32,
+  // Row textures (q, dout): token row r of W = heads·HD4 texels lives at texel
+  // ((r & (2^tex_shift − 1))·W + x, r >> tex_shift), 2^tex_shift rows side by side.
   tex_shift: u32,
   // The same for the K/V row textures (rows b·tmax + j of W = kv_heads·HD4 texels).
   kv_shift: u32,
+  // Query rows [row0, row0 + rows) of every sequence and head form this chunk of the scratch.
+  row0: u32,
+  rows: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-// Rows (forward, dq) or keys (dk/dv) per invocation (two vec4 halves), and keys (query rows)
-// per block: 4 quads.
-const RQ: u32 = 8u;
-const KB: u32 = 16u;
 const NEG: f32 = -3.0e38;
 
-override WG: u32 = 8u;
+override WG: u32 = 16u;
 override HD4: u32 = 16u;
+// Pipeline constants rather than uniform branches: every branch llvmpipe compiles with a tile of
+// values live across it adds to the JIT time (≈ 2× for these kernels).
+// Logit soft-capping on (p.softcap > 0).
+override SOFTCAP: bool = false;
+// attention_rows_times_kv: out = exp(S − lse)·V (forward) instead of dq += dS·K.
+override FORWARD: bool = false;
 
 // Scaled and optionally soft-capped scores of raw dot products.
 fn capped4(raw: vec4<f32>) -> vec4<f32> {
   let s = raw * p.scale;
-  if (p.softcap > 0.0) {
+  if (SOFTCAP) {
     return tanh(s / p.softcap) * p.softcap;
   }
   return s;
@@ -87,32 +79,18 @@ fn capped4(raw: vec4<f32>) -> vec4<f32> {
 
 // d(score)/d(raw dot product), given the scores.
 fn slope4(s: vec4<f32>) -> vec4<f32> {
-  if (p.softcap > 0.0) {
+  if (SOFTCAP) {
     let t = s / p.softcap;
     return p.scale * (1.0 - t * t);
   }
   return vec4<f32>(p.scale);
 }
 
-// Whether keys j .. j+3 are visible from absolute position pos (keys ≥ j_end are padding).
-fn key_mask(pos: i32, j: i32, j_end: i32) -> vec4<bool> {
-  let keys = vec4<i32>(j) + vec4<i32>(0, 1, 2, 3);
-  var ok = (keys <= vec4<i32>(pos)) & (keys < vec4<i32>(j_end));
-  if (p.window > 0u) {
-    ok = ok & (keys > vec4<i32>(pos - i32(p.window)));
-  }
-  return ok;
-}
-
-// Whether key j (< len) is visible from query rows i .. i+3 (rows ≥ i_end are padding).
-fn query_mask(j: i32, i: i32, i_end: i32, off: i32, len: i32) -> vec4<bool> {
-  let rows = vec4<i32>(i) + vec4<i32>(0, 1, 2, 3);
-  let pos = rows + vec4<i32>(off);
-  var ok = (vec4<i32>(j) <= pos) & (rows < vec4<i32>(i_end)) & vec4<bool>(j < len);
-  if (p.window > 0u) {
-    ok = ok & (vec4<i32>(j) > pos - vec4<i32>(i32(p.window)));
-  }
-  return ok;
+// Whether each pair (key keys[n], query at pos[n]) is visible. Without a window the lower bound
+// is −2³¹ + 1 (a select, not a branch).
+fn visible(pos: vec4<i32>, keys: vec4<i32>, len: i32) -> vec4<bool> {
+  let after = select(vec4<i32>(-2147483647), pos - vec4<i32>(i32(p.window)), p.window > 0u);
+  return (keys <= pos) & (keys < vec4<i32>(len)) & (keys > after);
 }
 
 fn max4(v: vec4<f32>) -> f32 {
@@ -121,28 +99,6 @@ fn max4(v: vec4<f32>) -> f32 {
 
 fn sum4(v: vec4<f32>) -> f32 {
   return v.x + v.y + v.z + v.w;
-}
-
-// Dot products of one vec4 slice with 16 others (4 quads, one per matrix column): a 1×16 tile.
-fn dots16(x: vec4<f32>, m0: mat4x4<f32>, m1: mat4x4<f32>, m2: mat4x4<f32>, m3: mat4x4<f32>) -> mat4x4<f32> {
-  return mat4x4<f32>(x * m0, x * m1, x * m2, x * m3);
-}
-
-// Σ over 16 columns of column·weight: the vec4 slice of a weighted sum of 16 rows.
-fn mix16(m0: mat4x4<f32>, m1: mat4x4<f32>, m2: mat4x4<f32>, m3: mat4x4<f32>, w: mat4x4<f32>) -> vec4<f32> {
-  return m0 * w[0] + m1 * w[1] + m2 * w[2] + m3 * w[3];
-}
-
-// Keys [x, y) that any of the query rows block .. block + WG·RQ − 1 can see. One range for the
-// whole workgroup keeps the key loop uniform; per-row masks do the rest.
-fn key_range(block: u32, off: i32, len: i32) -> vec2<i32> {
-  let last = min(block + WG * RQ, p.tq) - 1u;
-  var j_begin = 0;
-  if (p.window > 0u) {
-    // Rounded down to a quad so dS rows load as whole vec4s (the extra keys are masked).
-    j_begin = max(0, off + i32(block) - i32(p.window) + 1) & ~3;
-  }
-  return vec2<i32>(j_begin, min(off + i32(last) + 1, len));
 }
 
 fn q_index(b: u32, i: u32, h: u32) -> u32 {
@@ -166,400 +122,7 @@ fn tex_rows_of(b: u32, rows: vec4<u32>, h: u32) -> TexRows {
   return TexRows((r & mask) * vec4<u32>(p.heads * HD4) + vec4<u32>(h * HD4), r >> vec4<u32>(p.tex_shift));
 }
 
-// Query rows i … i+3 (clamped to the last row).
-fn tex_rows(b: u32, i: u32, h: u32) -> TexRows {
-  return tex_rows_of(b, min(vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.tq - 1u)), h);
-}
-
-// Four rows of an invocation: vec4-row starts, texels in the q texture, validity, absolute positions.
-struct Half {
-  base: vec4<u32>,
-  tex: TexRows,
-  valid: vec4<bool>,
-  pos: vec4<i32>,
-}
-
-// Query rows first, first + WG, first + 2·WG, first + 3·WG of head h (loads clamp to the last row).
-fn row_half(b: u32, h: u32, off: i32, first: u32) -> Half {
-  let rows = vec4<u32>(first) + vec4<u32>(0u, WG, 2u * WG, 3u * WG);
-  let clamped = min(rows, vec4<u32>(p.tq - 1u));
-  return Half(
-    vec4<u32>(q_index(b, clamped.x, h), q_index(b, clamped.y, h), q_index(b, clamped.z, h), q_index(b, clamped.w, h)),
-    tex_rows_of(b, clamped, h),
-    rows < vec4<u32>(p.tq),
-    vec4<i32>(off) + vec4<i32>(rows),
-  );
-}
-
-// Prologue shared by the row-tiled kernels: 8 query rows per invocation, in two halves.
-struct RowTile {
-  b: u32,
-  h: u32,
-  kvh: u32,
-  lo: Half,
-  hi: Half,
-  keys: vec2<i32>,
-  lse_base: u32,
-}
-
-fn row_tile(lid: vec3<u32>, wid: vec3<u32>) -> RowTile {
-  let b = wid.z;
-  let h = wid.y;
-  let block = wid.x * WG * RQ;
-  let off = q_offset[b];
-  return RowTile(
-    b,
-    h,
-    h / (p.heads / p.kv_heads),
-    row_half(b, h, off, block + lid.x),
-    row_half(b, h, off, block + lid.x + 4u * WG),
-    key_range(block, off, kv_len[b]),
-    (b * p.heads + h) * p.tq,
-  );
-}
-
-// Index in lse / delta of the row at absolute position pos (clamped like the loads).
-fn lse_index(t: RowTile, pos: i32) -> u32 {
-  return t.lse_base + min(u32(pos - q_offset[t.b]), p.tq - 1u);
-}
-
-// q as a row texture (lane-varying rows: a texel fetch costs ~17 ns per 8 lanes, a storage load
-// ~41 ns).
-@group(0) @binding(1) var q_tex: texture_2d<f32>;
-// K and V as row textures (the launcher copies them in): texel fetches cost ~17 ns per 8 lanes
-// against 27–41 ns for storage loads.
-@group(0) @binding(2) var k_tex: texture_2d<f32>;
-@group(0) @binding(3) var v_tex: texture_2d<f32>;
-@group(0) @binding(4) var<storage, read> q_offset: array<i32>;
-@group(0) @binding(5) var<storage, read> kv_len: array<i32>;
-
-// Texel of vec4 slice 0 of key row r = b·tmax + j, KV head kvh, in the K/V row textures.
-fn kv_texel(r: u32, kvh: u32) -> vec2<u32> {
-  return vec2<u32>((r & ((1u << p.kv_shift) - 1u)) * (p.kv_heads * HD4) + kvh * HD4, r >> p.kv_shift);
-}
-
-fn kv_load(t: texture_2d<f32>, r: u32, kvh: u32, c: u32) -> vec4<f32> {
-  return textureLoad(t, kv_texel(r, kvh) + vec2<u32>(c, 0u), 0);
-}
-
-// Slice c of keys quad·4 … quad·4+3 of the block starting at key row kr (rows past `last` repeat it).
-fn kv_quads(t: texture_2d<f32>, kr: u32, kvh: u32, last: u32, c: u32, quad: u32) -> mat4x4<f32> {
-  let j = quad * 4u;
-  return mat4x4<f32>(kv_load(t, kr + min(j, last), kvh, c), kv_load(t, kr + min(j + 1u, last), kvh, c),
-                     kv_load(t, kr + min(j + 2u, last), kvh, c), kv_load(t, kr + min(j + 3u, last), kvh, c));
-}
-
-fn k_quads(kr: u32, kvh: u32, last: u32, c: u32, quad: u32) -> mat4x4<f32> {
-  return kv_quads(k_tex, kr, kvh, last, c, quad);
-}
-
-fn v_quads(kr: u32, kvh: u32, last: u32, c: u32, quad: u32) -> mat4x4<f32> {
-  return kv_quads(v_tex, kr, kvh, last, c, quad);
-}
-
-// Raw dot products of 4 rows with the 16 keys of a block (one mat4x4 per row).
-struct Tile4 {
-  r0: mat4x4<f32>,
-  r1: mat4x4<f32>,
-  r2: mat4x4<f32>,
-  r3: mat4x4<f32>,
-}
-
-struct Tile8 {
-  lo: Tile4,
-  hi: Tile4,
-}
-
-fn add_q_dots(s: ptr<function, Tile4>, rows: TexRows, c: u32, k0: mat4x4<f32>, k1: mat4x4<f32>,
-              k2: mat4x4<f32>, k3: mat4x4<f32>) {
-  (*s).r0 += dots16(textureLoad(q_tex, vec2<u32>(rows.x.x + c, rows.y.x), 0), k0, k1, k2, k3);
-  (*s).r1 += dots16(textureLoad(q_tex, vec2<u32>(rows.x.y + c, rows.y.y), 0), k0, k1, k2, k3);
-  (*s).r2 += dots16(textureLoad(q_tex, vec2<u32>(rows.x.z + c, rows.y.z), 0), k0, k1, k2, k3);
-  (*s).r3 += dots16(textureLoad(q_tex, vec2<u32>(rows.x.w + c, rows.y.w), 0), k0, k1, k2, k3);
-}
-
-fn qk_tile(t: RowTile, kb: u32, last: u32) -> Tile8 {
-  var lo = Tile4();
-  var hi = Tile4();
-  for (var c = 0u; c < HD4; c++) {
-    let k0 = k_quads(kb, t.kvh, last, c, 0u);
-    let k1 = k_quads(kb, t.kvh, last, c, 1u);
-    let k2 = k_quads(kb, t.kvh, last, c, 2u);
-    let k3 = k_quads(kb, t.kvh, last, c, 3u);
-    add_q_dots(&lo, t.lo.tex, c, k0, k1, k2, k3);
-    add_q_dots(&hi, t.hi.tex, c, k0, k1, k2, k3);
-  }
-  return Tile8(lo, hi);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Forward. The output rows double as the (unnormalised) accumulators.
-
-@group(0) @binding(6) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> lse: array<f32>;
-
-// Running max and Σexp of 4 rows, one component per row.
-struct RowStats {
-  m: vec4<f32>,
-  l: vec4<f32>,
-}
-
-struct Online {
-  p: mat4x4<f32>,
-  m: f32,
-  l: f32,
-  alpha: f32,
-}
-
-// One 16-key block of the online softmax of one row: probabilities against the new max.
-fn online(s: mat4x4<f32>, pos: i32, j0: i32, j_end: i32, m: f32, l: f32) -> Online {
-  let c = mat4x4<f32>(
-    select(vec4<f32>(NEG), capped4(s[0]), key_mask(pos, j0, j_end)),
-    select(vec4<f32>(NEG), capped4(s[1]), key_mask(pos, j0 + 4, j_end)),
-    select(vec4<f32>(NEG), capped4(s[2]), key_mask(pos, j0 + 8, j_end)),
-    select(vec4<f32>(NEG), capped4(s[3]), key_mask(pos, j0 + 12, j_end)),
-  );
-  let mx = max(m, max(max(max4(c[0]), max4(c[1])), max(max4(c[2]), max4(c[3]))));
-  let e = mat4x4<f32>(
-    select(vec4<f32>(0.0), exp(c[0] - mx), c[0] > vec4<f32>(NEG)),
-    select(vec4<f32>(0.0), exp(c[1] - mx), c[1] > vec4<f32>(NEG)),
-    select(vec4<f32>(0.0), exp(c[2] - mx), c[2] > vec4<f32>(NEG)),
-    select(vec4<f32>(0.0), exp(c[3] - mx), c[3] > vec4<f32>(NEG)),
-  );
-  let alpha = exp(m - mx);
-  return Online(e, mx, l * alpha + sum4(e[0] + e[1] + e[2] + e[3]), alpha);
-}
-
-struct Online4 {
-  o0: Online,
-  o1: Online,
-  o2: Online,
-  o3: Online,
-}
-
-fn online4(s: Tile4, h: Half, j0: i32, j_end: i32, st: RowStats) -> Online4 {
-  return Online4(
-    online(s.r0, h.pos.x, j0, j_end, st.m.x, st.l.x),
-    online(s.r1, h.pos.y, j0, j_end, st.m.y, st.l.y),
-    online(s.r2, h.pos.z, j0, j_end, st.m.z, st.l.z),
-    online(s.r3, h.pos.w, j0, j_end, st.m.w, st.l.w),
-  );
-}
-
-fn stats_of(o: Online4) -> RowStats {
-  return RowStats(vec4<f32>(o.o0.m, o.o1.m, o.o2.m, o.o3.m), vec4<f32>(o.o0.l, o.o1.l, o.o2.l, o.o3.l));
-}
-
-// One row's output += two consecutive 16-key blocks a, z (z's online step came after a's):
-// out·α_a·α_z + (P_a·V_a)·α_z + P_z·V_z, one read-modify-write per 32 keys.
-fn accumulate_out(valid: bool, at: u32, oa: Online, va: Slice16, oz: Online, vz: Slice16) {
-  if (valid) {
-    out[at] = (out[at] * oa.alpha + mix16(va.k0, va.k1, va.k2, va.k3, oa.p)) * oz.alpha +
-      mix16(vz.k0, vz.k1, vz.k2, vz.k3, oz.p);
-  }
-}
-
-fn accumulate_half(h: Half, c: u32, oa: Online4, va: Slice16, oz: Online4, vz: Slice16) {
-  accumulate_out(h.valid.x, h.base.x + c, oa.o0, va, oz.o0, vz);
-  accumulate_out(h.valid.y, h.base.y + c, oa.o1, va, oz.o1, vz);
-  accumulate_out(h.valid.z, h.base.z + c, oa.o2, va, oz.o2, vz);
-  accumulate_out(h.valid.w, h.base.w + c, oa.o3, va, oz.o3, vz);
-}
-
-fn clear_half(h: Half) {
-  for (var r = 0u; r < 4u; r++) {
-    if (h.valid[r]) {
-      for (var c = 0u; c < HD4; c++) {
-        out[h.base[r] + c] = vec4<f32>(0.0);
-      }
-    }
-  }
-}
-
-// Normalises the accumulated rows and writes lse. A row that sees no key (only possible with
-// kv_len ≤ pos − window) outputs zeros.
-fn finish_half(t: RowTile, h: Half, st: RowStats) {
-  let inv = select(vec4<f32>(0.0), 1.0 / st.l, st.l > vec4<f32>(0.0));
-  for (var r = 0u; r < 4u; r++) {
-    if (h.valid[r]) {
-      for (var c = 0u; c < HD4; c++) {
-        out[h.base[r] + c] *= inv[r];
-      }
-      lse[lse_index(t, h.pos[r])] = select(NEG, st.m[r] + log(st.l[r]), st.l[r] > 0.0);
-    }
-  }
-}
-
-@compute @workgroup_size(WG)
-fn attention_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let t = row_tile(lid, wid);
-  clear_half(t.lo);
-  clear_half(t.hi);
-  var st_lo = RowStats(vec4<f32>(NEG), vec4<f32>(0.0));
-  var st_hi = RowStats(vec4<f32>(NEG), vec4<f32>(0.0));
-  // Keys in pairs of 16-key blocks (a, z), as in attention_backward_dq_ds.
-  for (var j0 = t.keys.x; j0 < t.keys.y; j0 += 2 * i32(KB)) {
-    let j1 = j0 + i32(KB);
-    let kra = t.b * p.tmax + u32(j0);
-    let lasta = u32(t.keys.y - 1 - j0);
-    let krz = t.b * p.tmax + u32(min(j1, t.keys.y - 1));
-    let lastz = u32(max(t.keys.y - 1 - j1, 0));
-    let sa = qk_tile(t, kra, lasta);
-    let sz = qk_tile(t, krz, lastz);
-    let oa_lo = online4(sa.lo, t.lo, j0, t.keys.y, st_lo);
-    let oa_hi = online4(sa.hi, t.hi, j0, t.keys.y, st_hi);
-    let oz_lo = online4(sz.lo, t.lo, j1, t.keys.y, stats_of(oa_lo));
-    let oz_hi = online4(sz.hi, t.hi, j1, t.keys.y, stats_of(oa_hi));
-    st_lo = stats_of(oz_lo);
-    st_hi = stats_of(oz_hi);
-    for (var c = 0u; c < HD4; c++) {
-      let va = slice16(v_tex, kra, t.kvh, lasta, c);
-      let vz = slice16(v_tex, krz, t.kvh, lastz, c);
-      accumulate_half(t.lo, c, oa_lo, va, oz_lo, vz);
-      accumulate_half(t.hi, c, oa_hi, va, oz_hi, vz);
-    }
-  }
-  finish_half(t, t.lo, st_lo);
-  finish_half(t, t.hi, st_hi);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Backward, kernel 1: dq (+=) and delta_i = Σ_d dout·out (read by kernel 2). Same tiling as the
-// forward; no online softmax is needed since P = exp(s − lse). Per block: one pass over D for
-// the scores and dP = dout·v, one for dq += dS·K.
-
-@group(0) @binding(6) var<storage, read> out_in: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> lse_in: array<f32>;
-@group(0) @binding(8) var<storage, read> dout: array<vec4<f32>>;
-@group(0) @binding(9) var<storage, read_write> delta: array<f32>;
-@group(0) @binding(10) var<storage, read_write> dq: array<vec4<f32>>;
-
-fn add_dout_dots(s: ptr<function, Tile4>, base: vec4<u32>, c: u32, v0: mat4x4<f32>, v1: mat4x4<f32>,
-                 v2: mat4x4<f32>, v3: mat4x4<f32>) {
-  (*s).r0 += dots16(dout[base.x + c], v0, v1, v2, v3);
-  (*s).r1 += dots16(dout[base.y + c], v0, v1, v2, v3);
-  (*s).r2 += dots16(dout[base.z + c], v0, v1, v2, v3);
-  (*s).r3 += dots16(dout[base.w + c], v0, v1, v2, v3);
-}
-
-// dP = dout·v of the tile's 8 rows with the 16 keys of a block.
-fn dov_tile(t: RowTile, kb: u32, last: u32) -> Tile8 {
-  var lo = Tile4();
-  var hi = Tile4();
-  for (var c = 0u; c < HD4; c++) {
-    let v0 = v_quads(kb, t.kvh, last, c, 0u);
-    let v1 = v_quads(kb, t.kvh, last, c, 1u);
-    let v2 = v_quads(kb, t.kvh, last, c, 2u);
-    let v3 = v_quads(kb, t.kvh, last, c, 3u);
-    add_dout_dots(&lo, t.lo.base, c, v0, v1, v2, v3);
-    add_dout_dots(&hi, t.hi.base, c, v0, v1, v2, v3);
-  }
-  return Tile8(lo, hi);
-}
-
-// Per-row lse and delta = Σ dout·out of 4 rows; writes delta for the valid ones.
-struct RowTerms {
-  lse: vec4<f32>,
-  delta: vec4<f32>,
-}
-
-fn row_terms(t: RowTile, h: Half) -> RowTerms {
-  var d4 = mat4x4<f32>();
-  for (var c = 0u; c < HD4; c++) {
-    d4[0] += dout[h.base.x + c] * out_in[h.base.x + c];
-    d4[1] += dout[h.base.y + c] * out_in[h.base.y + c];
-    d4[2] += dout[h.base.z + c] * out_in[h.base.z + c];
-    d4[3] += dout[h.base.w + c] * out_in[h.base.w + c];
-  }
-  var terms = RowTerms(vec4<f32>(0.0), vec4<f32>(sum4(d4[0]), sum4(d4[1]), sum4(d4[2]), sum4(d4[3])));
-  for (var r = 0u; r < 4u; r++) {
-    let at = lse_index(t, h.pos[r]);
-    terms.lse[r] = lse_in[at];
-    if (h.valid[r]) {
-      delta[at] = terms.delta[r];
-    }
-  }
-  return terms;
-}
-
-// dS·d(score)/d(raw) of 4 visible keys; 0 where masked.
-fn dscore4(s: vec4<f32>, dp: vec4<f32>, ok: vec4<bool>, lse_r: f32, delta_r: f32) -> vec4<f32> {
-  let sc = capped4(s);
-  return select(vec4<f32>(0.0), exp(sc - lse_r) * (dp - delta_r) * slope4(sc), ok);
-}
-
-fn dscores_row(s: mat4x4<f32>, dp: mat4x4<f32>, pos: i32, j0: i32, j_end: i32, l: f32, d: f32) -> mat4x4<f32> {
-  return mat4x4<f32>(
-    dscore4(s[0], dp[0], key_mask(pos, j0, j_end), l, d),
-    dscore4(s[1], dp[1], key_mask(pos, j0 + 4, j_end), l, d),
-    dscore4(s[2], dp[2], key_mask(pos, j0 + 8, j_end), l, d),
-    dscore4(s[3], dp[3], key_mask(pos, j0 + 12, j_end), l, d),
-  );
-}
-
-fn dscores_half(s: Tile4, dp: Tile4, h: Half, j0: i32, j_end: i32, terms: RowTerms) -> Tile4 {
-  return Tile4(
-    dscores_row(s.r0, dp.r0, h.pos.x, j0, j_end, terms.lse.x, terms.delta.x),
-    dscores_row(s.r1, dp.r1, h.pos.y, j0, j_end, terms.lse.y, terms.delta.y),
-    dscores_row(s.r2, dp.r2, h.pos.z, j0, j_end, terms.lse.z, terms.delta.z),
-    dscores_row(s.r3, dp.r3, h.pos.w, j0, j_end, terms.lse.w, terms.delta.w),
-  );
-}
-
-fn accumulate_dq(valid: bool, at: u32, add: vec4<f32>) {
-  if (valid) {
-    dq[at] += add;
-  }
-}
-
-fn accumulate_dq_half(h: Half, c: u32, g: Tile4, k0: mat4x4<f32>, k1: mat4x4<f32>, k2: mat4x4<f32>,
-                      k3: mat4x4<f32>) {
-  accumulate_dq(h.valid.x, h.base.x + c, mix16(k0, k1, k2, k3, g.r0));
-  accumulate_dq(h.valid.y, h.base.y + c, mix16(k0, k1, k2, k3, g.r1));
-  accumulate_dq(h.valid.z, h.base.z + c, mix16(k0, k1, k2, k3, g.r2));
-  accumulate_dq(h.valid.w, h.base.w + c, mix16(k0, k1, k2, k3, g.r3));
-}
-
-@compute @workgroup_size(WG)
-fn attention_backward_dq(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let t = row_tile(lid, wid);
-  let terms_lo = row_terms(t, t.lo);
-  let terms_hi = row_terms(t, t.hi);
-  for (var j0 = t.keys.x; j0 < t.keys.y; j0 += i32(KB)) {
-    let kb = t.b * p.tmax + u32(j0);
-    let last = u32(t.keys.y - 1 - j0);
-    let s = qk_tile(t, kb, last);
-    let dp = dov_tile(t, kb, last);
-    let g_lo = dscores_half(s.lo, dp.lo, t.lo, j0, t.keys.y, terms_lo);
-    let g_hi = dscores_half(s.hi, dp.hi, t.hi, j0, t.keys.y, terms_hi);
-    for (var c = 0u; c < HD4; c++) {
-      let k0 = k_quads(kb, t.kvh, last, c, 0u);
-      let k1 = k_quads(kb, t.kvh, last, c, 1u);
-      let k2 = k_quads(kb, t.kvh, last, c, 2u);
-      let k3 = k_quads(kb, t.kvh, last, c, 3u);
-      accumulate_dq_half(t.lo, c, g_lo, k0, k1, k2, k3);
-      accumulate_dq_half(t.hi, c, g_hi, k0, k1, k2, k3);
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Backward, kernel 2: dk and dv (+=). Lanes run along keys, 8 keys per invocation (two halves);
-// query rows come in blocks of 16 (uniform across lanes), for every query head of the KV group.
-
-@group(0) @binding(6) var<storage, read> lse_kv: array<f32>;
-@group(0) @binding(7) var<storage, read> dout_kv: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read> delta_kv: array<f32>;
-@group(0) @binding(9) var<storage, read_write> dk: array<vec4<f32>>;
-@group(0) @binding(10) var<storage, read_write> dv: array<vec4<f32>>;
-// dS·slope per (query row, key): [B × H × Tq × ds_pitch], read back by attention_backward_dq_ds.
-@group(0) @binding(11) var<storage, read_write> ds_out: array<f32>;
-
-// q and dout are read through textures here: every lane loads the same 16 query rows, and a
-// texel fetch costs ~17 ns per 8 lanes against ~27 ns for a storage load (these loads were about
-// half of this kernel's time).
-@group(0) @binding(7) var dout_tex: texture_2d<f32>;
-
+// Slice c of 4 token rows as the columns of a matrix.
 fn tex_quad(t: texture_2d<f32>, rows: TexRows, c: u32) -> mat4x4<f32> {
   return mat4x4<f32>(textureLoad(t, vec2<u32>(rows.x.x + c, rows.y.x), 0),
                      textureLoad(t, vec2<u32>(rows.x.y + c, rows.y.y), 0),
@@ -567,259 +130,307 @@ fn tex_quad(t: texture_2d<f32>, rows: TexRows, c: u32) -> mat4x4<f32> {
                      textureLoad(t, vec2<u32>(rows.x.w + c, rows.y.w), 0));
 }
 
-// lse or delta of query rows i .. i+3 (clamped) of head h.
-fn row_values(b: u32, h: u32, i: u32, want_delta: bool) -> vec4<f32> {
-  let base = (b * p.heads + h) * p.tq;
-  let at = vec4<u32>(base) + min(vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.tq - 1u));
-  if (want_delta) {
-    return vec4<f32>(delta_kv[at.x], delta_kv[at.y], delta_kv[at.z], delta_kv[at.w]);
-  }
-  return vec4<f32>(lse_kv[at.x], lse_kv[at.y], lse_kv[at.z], lse_kv[at.w]);
+// Texel coordinates of slice 0 of keys j … j+3 of sequence b, KV head kvh (keys past `last`
+// repeat it) in the K/V row textures.
+fn key_texels(b: u32, kvh: u32, j: i32, last: i32) -> TexRows {
+  let r = vec4<u32>(b * p.tmax) + vec4<u32>(min(vec4<i32>(j) + vec4<i32>(0, 1, 2, 3), vec4<i32>(last)));
+  let x = (r & vec4<u32>((1u << p.kv_shift) - 1u)) * vec4<u32>(p.kv_heads * HD4) + vec4<u32>(kvh * HD4);
+  return TexRows(x, r >> vec4<u32>(p.kv_shift));
 }
 
-// Four keys of one invocation: their vec4-row starts, texels in the K/V textures, indices and
-// validity (key < tmax).
-struct Keys4 {
-  kb: vec4<u32>,
-  tx: vec4<u32>,
-  ty: vec4<u32>,
-  j: vec4<i32>,
+// Slice c of keys j … j+3 of sequence b, KV head kvh (keys past `last` repeat it), as columns.
+fn kv_quad(t: texture_2d<f32>, b: u32, kvh: u32, j: i32, last: i32, c: u32) -> mat4x4<f32> {
+  return tex_quad(t, key_texels(b, kvh, j, last), c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row tiles: 8 query rows per invocation, in two halves of 4 (components of a vec4).
+
+struct Half {
+  tex: TexRows,
+  // Query row indices (clamped into the chunk), which exist, absolute positions.
+  row: vec4<u32>,
   valid: vec4<bool>,
+  pos: vec4<i32>,
 }
 
-fn keys4(b: u32, kvh: u32, first: u32) -> Keys4 {
-  let keys = vec4<u32>(first) + vec4<u32>(0u, WG, 2u * WG, 3u * WG);
-  let last = p.tmax - 1u;
-  let r = vec4<u32>(b * p.tmax) + min(keys, vec4<u32>(last));
-  return Keys4(
-    vec4<u32>(kv_index(b, min(keys.x, last), kvh), kv_index(b, min(keys.y, last), kvh),
-              kv_index(b, min(keys.z, last), kvh), kv_index(b, min(keys.w, last), kvh)),
-    (r & vec4<u32>((1u << p.kv_shift) - 1u)) * vec4<u32>(p.kv_heads * HD4) + vec4<u32>(kvh * HD4),
-    r >> vec4<u32>(p.kv_shift),
-    vec4<i32>(keys),
-    keys < vec4<u32>(p.tmax),
-  );
+// Query rows first, first + WG, first + 2·WG, first + 3·WG of head h.
+fn row_half(b: u32, h: u32, off: i32, first: u32) -> Half {
+  let rows = vec4<u32>(first) + vec4<u32>(0u, WG, 2u * WG, 3u * WG);
+  let end = p.row0 + p.rows;
+  let clamped = min(rows, vec4<u32>(end - 1u));
+  return Half(tex_rows_of(b, clamped, h), clamped, rows < vec4<u32>(end), vec4<i32>(off) + vec4<i32>(rows));
 }
 
-// Slice c of 16 query rows (4 quads) of q and of dout.
-struct Rows16 {
-  q0: mat4x4<f32>,
-  q1: mat4x4<f32>,
-  q2: mat4x4<f32>,
-  q3: mat4x4<f32>,
-  o0: mat4x4<f32>,
-  o1: mat4x4<f32>,
-  o2: mat4x4<f32>,
-  o3: mat4x4<f32>,
+struct RowTile {
+  b: u32,
+  h: u32,
+  kvh: u32,
+  lo: Half,
+  hi: Half,
+  // Keys [x, y) that any row of the workgroup can see (x a multiple of 4, y ≤ kv_len).
+  keys: vec2<i32>,
 }
 
-// Texels of 16 query rows, by quads.
-struct RowBlock {
-  r0: TexRows,
-  r1: TexRows,
-  r2: TexRows,
-  r3: TexRows,
-}
-
-fn rows16(rb: RowBlock, c: u32) -> Rows16 {
-  return Rows16(tex_quad(q_tex, rb.r0, c), tex_quad(q_tex, rb.r1, c), tex_quad(q_tex, rb.r2, c),
-                tex_quad(q_tex, rb.r3, c), tex_quad(dout_tex, rb.r0, c), tex_quad(dout_tex, rb.r1, c),
-                tex_quad(dout_tex, rb.r2, c), tex_quad(dout_tex, rb.r3, c));
-}
-
-// lse and delta of 16 query rows i .. i+15 (columns = quads of rows).
-struct RowTerms16 {
-  lse: mat4x4<f32>,
-  delta: mat4x4<f32>,
-}
-
-fn row_terms16(b: u32, h: u32, i: u32) -> RowTerms16 {
-  return RowTerms16(
-    mat4x4<f32>(row_values(b, h, i, false), row_values(b, h, i + 4u, false), row_values(b, h, i + 8u, false),
-                row_values(b, h, i + 12u, false)),
-    mat4x4<f32>(row_values(b, h, i, true), row_values(b, h, i + 4u, true), row_values(b, h, i + 8u, true),
-                row_values(b, h, i + 12u, true)),
-  );
-}
-
-// Slice c of k and of v of 4 keys (one column per key).
-struct KV4 {
-  k: mat4x4<f32>,
-  v: mat4x4<f32>,
-}
-
-fn kv4(ks: Keys4, c: u32) -> KV4 {
-  return KV4(
-    mat4x4<f32>(textureLoad(k_tex, vec2<u32>(ks.tx.x + c, ks.ty.x), 0), textureLoad(k_tex, vec2<u32>(ks.tx.y + c, ks.ty.y), 0),
-                textureLoad(k_tex, vec2<u32>(ks.tx.z + c, ks.ty.z), 0), textureLoad(k_tex, vec2<u32>(ks.tx.w + c, ks.ty.w), 0)),
-    mat4x4<f32>(textureLoad(v_tex, vec2<u32>(ks.tx.x + c, ks.ty.x), 0), textureLoad(v_tex, vec2<u32>(ks.tx.y + c, ks.ty.y), 0),
-                textureLoad(v_tex, vec2<u32>(ks.tx.z + c, ks.ty.z), 0), textureLoad(v_tex, vec2<u32>(ks.tx.w + c, ks.ty.w), 0)),
-  );
-}
-
-// Adds slice c of the raw scores k·q and of dP = v·dout of 4 keys against 16 rows.
-fn key_dots(kv: KV4, x: Rows16, s: ptr<function, Tile4>, dp: ptr<function, Tile4>) {
-  (*s).r0 += dots16(kv.k[0], x.q0, x.q1, x.q2, x.q3);
-  (*s).r1 += dots16(kv.k[1], x.q0, x.q1, x.q2, x.q3);
-  (*s).r2 += dots16(kv.k[2], x.q0, x.q1, x.q2, x.q3);
-  (*s).r3 += dots16(kv.k[3], x.q0, x.q1, x.q2, x.q3);
-  (*dp).r0 += dots16(kv.v[0], x.o0, x.o1, x.o2, x.o3);
-  (*dp).r1 += dots16(kv.v[1], x.o0, x.o1, x.o2, x.o3);
-  (*dp).r2 += dots16(kv.v[2], x.o0, x.o1, x.o2, x.o3);
-  (*dp).r3 += dots16(kv.v[3], x.o0, x.o1, x.o2, x.o3);
-}
-
-struct KeyGrads {
-  p: mat4x4<f32>,
-  ds: mat4x4<f32>,
-}
-
-// Probabilities and dS·slope of one key against 16 query rows (columns = quads of rows).
-fn key_grads(s: mat4x4<f32>, dp: mat4x4<f32>, j: i32, i0: i32, i_end: i32, off: i32, len: i32,
-             lse4: mat4x4<f32>, delta4: mat4x4<f32>) -> KeyGrads {
-  var g = KeyGrads();
-  for (var quad = 0; quad < 4; quad++) {
-    let ok = query_mask(j, i0 + 4 * quad, i_end, off, len);
-    let sc = capped4(s[quad]);
-    let pr = select(vec4<f32>(0.0), exp(sc - lse4[quad]), ok);
-    g.p[quad] = pr;
-    g.ds[quad] = pr * (dp[quad] - delta4[quad]) * slope4(sc);
+// The rows of lane lid in row block x of head h, sequence b.
+fn row_tile(lid: u32, x: u32, h: u32, b: u32) -> RowTile {
+  let block = p.row0 + x * WG * 8u;
+  let off = q_offset[b];
+  let last = min(block + WG * 8u, p.row0 + p.rows) - 1u;
+  var j_begin = 0;
+  if (p.window > 0u) {
+    j_begin = max(0, off + i32(block) - i32(p.window) + 1) & ~3;
   }
-  return g;
-}
-
-struct Grads4 {
-  g0: KeyGrads,
-  g1: KeyGrads,
-  g2: KeyGrads,
-  g3: KeyGrads,
-}
-
-fn grads4(ks: Keys4, s: Tile4, dp: Tile4, i0: i32, i_end: i32, off: i32, len: i32, t: RowTerms16) -> Grads4 {
-  return Grads4(
-    key_grads(s.r0, dp.r0, ks.j.x, i0, i_end, off, len, t.lse, t.delta),
-    key_grads(s.r1, dp.r1, ks.j.y, i0, i_end, off, len, t.lse, t.delta),
-    key_grads(s.r2, dp.r2, ks.j.z, i0, i_end, off, len, t.lse, t.delta),
-    key_grads(s.r3, dp.r3, ks.j.w, i0, i_end, off, len, t.lse, t.delta),
+  return RowTile(
+    b,
+    h,
+    h / (p.heads / p.kv_heads),
+    row_half(b, h, off, block + lid),
+    row_half(b, h, off, block + lid + 4u * WG),
+    vec2<i32>(j_begin, min(off + i32(last) + 1, kv_len[b])),
   );
 }
 
-// dk, dv of one key += its terms from two blocks of 16 rows (one read-modify-write for 32 rows:
-// with q, dout, k and v in textures these storage updates were the largest cost).
-fn accumulate_kv(valid: bool, at: u32, x: Rows16, g: KeyGrads, y: Rows16, h: KeyGrads) {
-  if (valid) {
-    dk[at] += mix16(x.q0, x.q1, x.q2, x.q3, g.ds) + mix16(y.q0, y.q1, y.q2, y.q3, h.ds);
-    dv[at] += mix16(x.o0, x.o1, x.o2, x.o3, g.p) + mix16(y.o0, y.o1, y.o2, y.o3, h.p);
-  }
+fn width() -> u32 {
+  return (p.tmax + 3u) & ~3u;
 }
 
-fn accumulate_keys(ks: Keys4, c: u32, x: Rows16, g: Grads4, y: Rows16, h: Grads4) {
-  accumulate_kv(ks.valid.x, ks.kb.x + c, x, g.g0, y, h.g0);
-  accumulate_kv(ks.valid.y, ks.kb.y + c, x, g.g1, y, h.g1);
-  accumulate_kv(ks.valid.z, ks.kb.z + c, x, g.g2, y, h.g2);
-  accumulate_kv(ks.valid.w, ks.kb.w + c, x, g.g3, y, h.g3);
+// Texel rows of query rows `rows` (of head h) in the scratch texture.
+fn scratch_rows(b: u32, h: u32, rows: vec4<u32>) -> vec4<u32> {
+  return vec4<u32>((b * p.heads + h) * p.rows) + rows - vec4<u32>(p.row0);
 }
 
-// dS of key j against rows i .. i+3 (rows past tq are not stored: they belong to the next head).
-fn store_ds4(j: u32, row_base: u32, i: u32, ds: vec4<f32>) {
-  let at = (row_base + i) * p.ds_pitch + j;
-  if (i < p.tq) { ds_out[at] = ds.x; }
-  if (i + 1u < p.tq) { ds_out[at + p.ds_pitch] = ds.y; }
-  if (i + 2u < p.tq) { ds_out[at + 2u * p.ds_pitch] = ds.z; }
-  if (i + 3u < p.tq) { ds_out[at + 3u * p.ds_pitch] = ds.w; }
+// Index in lse / delta of query rows `rows`.
+fn lse_at(t: RowTile, rows: vec4<u32>) -> vec4<u32> {
+  return vec4<u32>((t.b * p.heads + t.h) * p.tq) + rows;
 }
 
-// dS of one key against 16 query rows; each (row, key) has exactly one writer, the key's owner.
-fn store_key_ds(valid: bool, j: i32, row_base: u32, i0: u32, ds: mat4x4<f32>) {
-  if (valid && p.ds_pitch > 0u) {
-    store_ds4(u32(j), row_base, i0, ds[0]);
-    store_ds4(u32(j), row_base, i0 + 4u, ds[1]);
-    store_ds4(u32(j), row_base, i0 + 8u, ds[2]);
-    store_ds4(u32(j), row_base, i0 + 12u, ds[3]);
-  }
+// Mask of keys j … j+3 (columns) against the 4 rows of a half (components).
+struct Mask4 {
+  m0: vec4<bool>,
+  m1: vec4<bool>,
+  m2: vec4<bool>,
+  m3: vec4<bool>,
 }
 
-fn store_keys_ds(ks: Keys4, row_base: u32, i0: u32, g: Grads4) {
-  store_key_ds(ks.valid.x, ks.j.x, row_base, i0, g.g0.ds);
-  store_key_ds(ks.valid.y, ks.j.y, row_base, i0, g.g1.ds);
-  store_key_ds(ks.valid.z, ks.j.z, row_base, i0, g.g2.ds);
-  store_key_ds(ks.valid.w, ks.j.w, row_base, i0, g.g3.ds);
+fn quad_mask(t: RowTile, h: Half, j: i32) -> Mask4 {
+  let n = t.keys.y;
+  return Mask4(h.valid & visible(h.pos, vec4<i32>(j), n), h.valid & visible(h.pos, vec4<i32>(j + 1), n),
+               h.valid & visible(h.pos, vec4<i32>(j + 2), n), h.valid & visible(h.pos, vec4<i32>(j + 3), n));
+}
+
+@group(0) @binding(1) var q_tex: texture_2d<f32>;
+@group(0) @binding(2) var k_tex: texture_2d<f32>;
+@group(0) @binding(3) var<storage, read> q_offset: array<i32>;
+@group(0) @binding(4) var<storage, read> kv_len: array<i32>;
+
+// ---------------------------------------------------------------------------------------------
+// Forward, kernel 1: capped, masked scores S (NEG where masked) of 8 rows × all visible keys,
+// 8 keys per step, with the running max and Σexp of each row, then lse.
+
+// The score scratch: a texture of [B·H·rows × pitch/4] texels (texel fetches cost less than half
+// a storage load to read back).
+@group(0) @binding(5) var scratch_out: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+
+// Scores of 4 rows (components) × keys j … j+3 (columns), NEG where masked.
+fn masked_scores(raw: mat4x4<f32>, m: Mask4) -> mat4x4<f32> {
+  return mat4x4<f32>(select(vec4<f32>(NEG), capped4(raw[0]), m.m0), select(vec4<f32>(NEG), capped4(raw[1]), m.m1),
+                     select(vec4<f32>(NEG), capped4(raw[2]), m.m2), select(vec4<f32>(NEG), capped4(raw[3]), m.m3));
+}
+
+fn col_max(s: mat4x4<f32>) -> vec4<f32> {
+  return max(max(s[0], s[1]), max(s[2], s[3]));
+}
+
+fn col_exp_sum(s: mat4x4<f32>, m: vec4<f32>) -> vec4<f32> {
+  let z = vec4<f32>(0.0);
+  return select(z, exp(s[0] - m), s[0] > vec4<f32>(NEG)) + select(z, exp(s[1] - m), s[1] > vec4<f32>(NEG)) +
+    select(z, exp(s[2] - m), s[2] > vec4<f32>(NEG)) + select(z, exp(s[3] - m), s[3] > vec4<f32>(NEG));
+}
+
+// Stores a tile of 4 rows (components) × keys j … j+3 (columns) at column col + j of the scratch,
+// one vec4 per row; quads past the matrix width are outside the row.
+// Out-of-range texels instead of branches: stores outside the texture are dropped, and branches
+// around them multiply llvmpipe's JIT time.
+fn store_quad(t: RowTile, h: Half, j: i32, col: u32, s: mat4x4<f32>) {
+  let drop = vec4<u32>(select(0u, 0x40000000u, u32(j) >= width()));
+  let y = scratch_rows(t.b, t.h, h.row) | drop | select(vec4<u32>(0x40000000u), vec4<u32>(0u), h.valid);
+  let x = (col + u32(j)) / 4u;
+  let r = transpose(s);
+  textureStore(scratch_out, vec2<u32>(x, y.x), r[0]);
+  textureStore(scratch_out, vec2<u32>(x, y.y), r[1]);
+  textureStore(scratch_out, vec2<u32>(x, y.z), r[2]);
+  textureStore(scratch_out, vec2<u32>(x, y.w), r[3]);
+}
+
+// Running max and Σexp of 4 rows after one 8-key step (two quads a, z).
+struct Stats {
+  m: vec4<f32>,
+  l: vec4<f32>,
+}
+
+// Masks, caps and stores the scores of 4 rows × keys j … j+7 (quads a, b) and returns the
+// updated running max and Σexp.
+fn scores_step(t: RowTile, h: Half, j: i32, st: Stats, a: mat4x4<f32>, b: mat4x4<f32>) -> Stats {
+  let sa = masked_scores(a, quad_mask(t, h, j));
+  let sb = masked_scores(b, quad_mask(t, h, j + 4));
+  store_quad(t, h, j, 0u, sa);
+  store_quad(t, h, j + 4, 0u, sb);
+  let m = max(st.m, max(col_max(sa), col_max(sb)));
+  return Stats(m, st.l * exp(st.m - m) + col_exp_sum(sa, m) + col_exp_sum(sb, m));
+}
+
+fn store_lse(t: RowTile, h: Half, st: Stats) {
+  let at = lse_at(t, h.row);
+  let v = select(vec4<f32>(NEG), st.m + log(st.l), st.l > vec4<f32>(0.0));
+  if (h.valid.x) { lse[at.x] = v.x; }
+  if (h.valid.y) { lse[at.y] = v.y; }
+  if (h.valid.z) { lse[at.z] = v.z; }
+  if (h.valid.w) { lse[at.w] = v.w; }
 }
 
 @compute @workgroup_size(WG)
-fn attention_backward_dkdv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let b = wid.z;
-  let kvh = wid.y;
-  let group = p.heads / p.kv_heads;
-  let block = wid.x * WG * RQ;
-  let off = q_offset[b];
-  let len = kv_len[b];
-  let ka = keys4(b, kvh, block + lid.x);
-  let kz = keys4(b, kvh, block + lid.x + 4u * WG);
-  // Query rows that can see a key of this block: pos ≥ block, and pos < last key + window.
-  let i_begin = max(0, i32(block) - off);
-  var i_end = i32(p.tq);
-  if (p.window > 0u) {
-    i_end = min(i_end, i32(min(block + WG * RQ, p.tmax) - 1u) + i32(p.window) - off);
+fn attention_scores(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let t = row_tile(lid.x, wid.x, wid.y, wid.z);
+  let hd4 = p.head_dim / 4u;
+  let last = t.keys.y - 1;
+  var lo = Stats(vec4<f32>(NEG), vec4<f32>(0.0));
+  var hi = Stats(vec4<f32>(NEG), vec4<f32>(0.0));
+  for (var j = t.keys.x; j < t.keys.y; j += 8) {
+    let ta = key_texels(t.b, t.kvh, j, last);
+    let tb = key_texels(t.b, t.kvh, j + 4, last);
+    // Raw q·k: rows of a half (components) × keys (columns), 2 quads of keys a, b.
+    var la = mat4x4<f32>();
+    var lb = mat4x4<f32>();
+    var ha = mat4x4<f32>();
+    var hb = mat4x4<f32>();
+    for (var c = 0u; c < hd4; c++) {
+      let ka = tex_quad(k_tex, ta, c);
+      let kb = tex_quad(k_tex, tb, c);
+      let ql = transpose(tex_quad(q_tex, t.lo.tex, c));
+      let qh = transpose(tex_quad(q_tex, t.hi.tex, c));
+      la += ql * ka;
+      lb += ql * kb;
+      ha += qh * ka;
+      hb += qh * kb;
+    }
+    lo = scores_step(t, t.lo, j, lo, la, lb);
+    hi = scores_step(t, t.hi, j, hi, ha, hb);
   }
-  for (var g = 0u; g < group; g++) {
-    let h = kvh * group + g;
-    // Query rows in pairs of 16-row blocks (u, w): every k/v fetch and dk/dv update serves 32 rows.
-    for (var i0 = i_begin; i0 < i_end; i0 += 2 * i32(KB)) {
-      let iu = u32(i0);
-      let iw = iu + KB;
-      let u = RowBlock(tex_rows(b, iu, h), tex_rows(b, iu + 4u, h), tex_rows(b, iu + 8u, h), tex_rows(b, iu + 12u, h));
-      let w = RowBlock(tex_rows(b, iw, h), tex_rows(b, iw + 4u, h), tex_rows(b, iw + 8u, h), tex_rows(b, iw + 12u, h));
-      var sau = Tile4();
-      var dpau = Tile4();
-      var szu = Tile4();
-      var dpzu = Tile4();
-      var saw = Tile4();
-      var dpaw = Tile4();
-      var szw = Tile4();
-      var dpzw = Tile4();
-      for (var c = 0u; c < HD4; c++) {
-        let kva = kv4(ka, c);
-        let kvz = kv4(kz, c);
-        let xu = rows16(u, c);
-        key_dots(kva, xu, &sau, &dpau);
-        key_dots(kvz, xu, &szu, &dpzu);
-        let xw = rows16(w, c);
-        key_dots(kva, xw, &saw, &dpaw);
-        key_dots(kvz, xw, &szw, &dpzw);
-      }
-      let tu = row_terms16(b, h, iu);
-      let tw = row_terms16(b, h, iw);
-      let gau = grads4(ka, sau, dpau, i0, i_end, off, len, tu);
-      let gzu = grads4(kz, szu, dpzu, i0, i_end, off, len, tu);
-      let gaw = grads4(ka, saw, dpaw, i0 + i32(KB), i_end, off, len, tw);
-      let gzw = grads4(kz, szw, dpzw, i0 + i32(KB), i_end, off, len, tw);
-      let row_base = (b * p.heads + h) * p.tq;
-      store_keys_ds(ka, row_base, iu, gau);
-      store_keys_ds(kz, row_base, iu, gzu);
-      store_keys_ds(ka, row_base, iw, gaw);
-      store_keys_ds(kz, row_base, iw, gzw);
-      for (var c = 0u; c < HD4; c++) {
-        let xu = rows16(u, c);
-        let xw = rows16(w, c);
-        accumulate_keys(ka, c, xu, gau, xw, gaw);
-        accumulate_keys(kz, c, xu, gzu, xw, gzw);
-      }
+  store_lse(t, t.lo, lo);
+  store_lse(t, t.hi, hi);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row tiles × K or V: out[row, :] (=|+=) Σ_j w[row, j]·z[j, :], 8 rows × 4 vec4 of D per
+// invocation (grid y = head + H·(chunk of 4 vec4 of D)). Forward: w = exp(S − lse), out = o;
+// backward: w = dS, out += into dq. Keys 4 at a time: 8 weight loads + 16 fetches per 128 vec4
+// FMAs.
+
+// The scratch as read by the product kernels (S, P or dS).
+@group(0) @binding(2) var scratch_in: texture_2d<f32>;
+@group(0) @binding(1) var z_tex: texture_2d<f32>;
+@group(0) @binding(5) var<storage, read> lse_of_rows: array<f32>;
+@group(0) @binding(6) var<storage, read_write> rows_out: array<vec4<f32>>;
+
+// Weights of 4 rows (columns) × keys j … j+3 (components), 0 where masked.
+fn half_weights(t: RowTile, h: Half, l: vec4<f32>, j: i32) -> mat4x4<f32> {
+  let y = scratch_rows(t.b, t.h, h.row);
+  let x = (p.col + u32(j)) / 4u;
+  var w = mat4x4<f32>(textureLoad(scratch_in, vec2<u32>(x, y.x), 0), textureLoad(scratch_in, vec2<u32>(x, y.y), 0),
+                      textureLoad(scratch_in, vec2<u32>(x, y.z), 0), textureLoad(scratch_in, vec2<u32>(x, y.w), 0));
+  if (FORWARD) {
+    w = mat4x4<f32>(exp(w[0] - l.x), exp(w[1] - l.y), exp(w[2] - l.z), exp(w[3] - l.w));
+  }
+  // select, not a 0/1 factor: a never-written scratch entry may hold NaN.
+  let keys = vec4<i32>(j) + vec4<i32>(0, 1, 2, 3);
+  let n = t.keys.y;
+  let z = vec4<f32>(0.0);
+  return mat4x4<f32>(select(z, w[0], visible(vec4<i32>(h.pos.x), keys, n) & vec4<bool>(h.valid.x)),
+                     select(z, w[1], visible(vec4<i32>(h.pos.y), keys, n) & vec4<bool>(h.valid.y)),
+                     select(z, w[2], visible(vec4<i32>(h.pos.z), keys, n) & vec4<bool>(h.valid.z)),
+                     select(z, w[3], visible(vec4<i32>(h.pos.w), keys, n) & vec4<bool>(h.valid.w)));
+}
+
+fn half_lse(t: RowTile, h: Half) -> vec4<f32> {
+  if (!FORWARD) {
+    return vec4<f32>(0.0);
+  }
+  let at = lse_at(t, h.row);
+  return vec4<f32>(lse_of_rows[at.x], lse_of_rows[at.y], lse_of_rows[at.z], lse_of_rows[at.w]);
+}
+
+fn put_row(valid: bool, at: u32, v: vec4<f32>) {
+  if (valid) {
+    if (FORWARD) {
+      rows_out[at] = v;
+    } else {
+      rows_out[at] += v;
     }
   }
 }
 
+// Slice c of the 4 rows of a half (columns of acc).
+fn put_rows(t: RowTile, h: Half, c: u32, acc: mat4x4<f32>) {
+  if (c < p.head_dim / 4u) {
+    put_row(h.valid.x, q_index(t.b, h.row.x, t.h) + c, acc[0]);
+    put_row(h.valid.y, q_index(t.b, h.row.y, t.h) + c, acc[1]);
+    put_row(h.valid.z, q_index(t.b, h.row.z, t.h) + c, acc[2]);
+    put_row(h.valid.w, q_index(t.b, h.row.w, t.h) + c, acc[3]);
+  }
+}
+
+@compute @workgroup_size(WG)
+fn attention_rows_times_kv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let t = row_tile(lid.x, wid.x, wid.y % p.heads, wid.z);
+  let c0 = (wid.y / p.heads) * 4u;
+  let cs = min(vec4<u32>(c0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.head_dim / 4u - 1u));
+  let last = t.keys.y - 1;
+  let l_lo = half_lse(t, t.lo);
+  let l_hi = half_lse(t, t.hi);
+  // Slice c0 + n of the output rows (columns = rows of a half).
+  var lo0 = mat4x4<f32>();
+  var lo1 = mat4x4<f32>();
+  var lo2 = mat4x4<f32>();
+  var lo3 = mat4x4<f32>();
+  var hi0 = mat4x4<f32>();
+  var hi1 = mat4x4<f32>();
+  var hi2 = mat4x4<f32>();
+  var hi3 = mat4x4<f32>();
+  for (var j = t.keys.x; j < t.keys.y; j += 4) {
+    let wl = half_weights(t, t.lo, l_lo, j);
+    let wh = half_weights(t, t.hi, l_hi, j);
+    let z0 = kv_quad(z_tex, t.b, t.kvh, j, last, cs.x);
+    let z1 = kv_quad(z_tex, t.b, t.kvh, j, last, cs.y);
+    let z2 = kv_quad(z_tex, t.b, t.kvh, j, last, cs.z);
+    let z3 = kv_quad(z_tex, t.b, t.kvh, j, last, cs.w);
+    lo0 += z0 * wl;
+    lo1 += z1 * wl;
+    lo2 += z2 * wl;
+    lo3 += z3 * wl;
+    hi0 += z0 * wh;
+    hi1 += z1 * wh;
+    hi2 += z2 * wh;
+    hi3 += z3 * wh;
+  }
+  put_rows(t, t.lo, c0, lo0);
+  put_rows(t, t.lo, c0 + 1u, lo1);
+  put_rows(t, t.lo, c0 + 2u, lo2);
+  put_rows(t, t.lo, c0 + 3u, lo3);
+  put_rows(t, t.hi, c0, hi0);
+  put_rows(t, t.hi, c0 + 1u, hi1);
+  put_rows(t, t.hi, c0 + 2u, hi2);
+  put_rows(t, t.hi, c0 + 3u, hi3);
+}
+
 // ---------------------------------------------------------------------------------------------
-// Backward with the dS scratch (when it fits one binding): attention_backward_delta, then
-// attention_backward_dkdv (which also stores dS), then attention_backward_dq_ds, which reads dS
-// instead of recomputing the scores and dP: per 16-key block and 8 rows it loads 32 vec4 of dS
-// where the recomputing kernel loads ~770 vec4 of q, k, dout and v.
+// Backward, kernel 1: Σ_d dout·out per (token row, head); grid x = token rows b·tq + i, y = head.
 
 @group(0) @binding(1) var<storage, read> delta_dout: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> delta_out: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> delta_rows: array<f32>;
 
-// delta of one (token row, head) = Σ_d dout·out; grid x = token rows b·tq + i, y = head.
 @compute @workgroup_size(WG)
 fn attention_backward_delta(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row = gid.x;
@@ -829,86 +440,191 @@ fn attention_backward_delta(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   let base = (row * p.heads + h) * HD4;
   var d = vec4<f32>(0.0);
-  for (var c = 0u; c < HD4; c++) {
+  for (var c = 0u; c < p.head_dim / 4u; c++) {
     d += delta_dout[base + c] * delta_out[base + c];
   }
   delta_rows[((row / p.tq) * p.heads + h) * p.tq + row % p.tq] = sum4(d);
 }
 
-@group(0) @binding(1) var<storage, read> ds_in: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> dq_out: array<vec4<f32>>;
+// ---------------------------------------------------------------------------------------------
+// Backward, kernel 2: P = exp(S − lse) and dS = P·(dP − delta)·d(score)/d(raw) of 8 rows × all
+// visible keys, 8 keys per step, with S = q·k and dP = dout·v recomputed (32 fetches per 128
+// vec4 dot products), into the scratch as [P | dS].
 
-// dS of one row against keys j0 … j0+15 (j0 a multiple of 4), 0 where the key is not visible:
-// those entries may never have been written.
-fn ds_row(t: RowTile, pos: i32, j0: i32, j_end: i32) -> mat4x4<f32> {
-  let at = (lse_index(t, pos) * p.ds_pitch + u32(j0)) / 4u;
-  return mat4x4<f32>(
-    select(vec4<f32>(0.0), ds_in[at], key_mask(pos, j0, j_end)),
-    select(vec4<f32>(0.0), ds_in[at + 1u], key_mask(pos, j0 + 4, j_end)),
-    select(vec4<f32>(0.0), ds_in[at + 2u], key_mask(pos, j0 + 8, j_end)),
-    select(vec4<f32>(0.0), ds_in[at + 3u], key_mask(pos, j0 + 12, j_end)),
-  );
+@group(0) @binding(6) var v_tex: texture_2d<f32>;
+@group(0) @binding(7) var dout_tex: texture_2d<f32>;
+@group(0) @binding(8) var<storage, read> lse_in: array<f32>;
+@group(0) @binding(9) var<storage, read> delta_in: array<f32>;
+
+struct RowTerms {
+  lse: vec4<f32>,
+  delta: vec4<f32>,
 }
 
-fn ds_half(t: RowTile, h: Half, j0: i32, j_end: i32) -> Tile4 {
-  return Tile4(ds_row(t, h.pos.x, j0, j_end), ds_row(t, h.pos.y, j0, j_end), ds_row(t, h.pos.z, j0, j_end),
-               ds_row(t, h.pos.w, j0, j_end));
+fn row_terms(t: RowTile, h: Half) -> RowTerms {
+  let at = lse_at(t, h.row);
+  return RowTerms(vec4<f32>(lse_in[at.x], lse_in[at.y], lse_in[at.z], lse_in[at.w]),
+                  vec4<f32>(delta_in[at.x], delta_in[at.y], delta_in[at.z], delta_in[at.w]));
 }
 
-fn add_dq(valid: bool, at: u32, add: vec4<f32>) {
-  if (valid) {
-    dq_out[at] += add;
-  }
+struct GradCol {
+  p: vec4<f32>,
+  ds: vec4<f32>,
 }
 
-// Slice c of 16 K or V rows (4 quads) from key row kr (rows past `last` repeat it).
-struct Slice16 {
-  k0: mat4x4<f32>,
-  k1: mat4x4<f32>,
-  k2: mat4x4<f32>,
-  k3: mat4x4<f32>,
+// P and dS of one key (4 rows, components) from its raw scores and dP.
+fn grad_col(raw: vec4<f32>, dp: vec4<f32>, ok: vec4<bool>, r: RowTerms) -> GradCol {
+  let sc = capped4(raw);
+  let pr = select(vec4<f32>(0.0), exp(sc - r.lse), ok);
+  return GradCol(pr, pr * (dp - r.delta) * slope4(sc));
 }
 
-fn slice16(t: texture_2d<f32>, kr: u32, kvh: u32, last: u32, c: u32) -> Slice16 {
-  return Slice16(kv_quads(t, kr, kvh, last, c, 0u), kv_quads(t, kr, kvh, last, c, 1u),
-                 kv_quads(t, kr, kvh, last, c, 2u), kv_quads(t, kr, kvh, last, c, 3u));
-}
-
-// Σ over two 16-row slices of rows·weights (each weight column belongs to a quad of rows).
-fn mix32(a: Slice16, wa: mat4x4<f32>, z: Slice16, wz: mat4x4<f32>) -> vec4<f32> {
-  return mix16(a.k0, a.k1, a.k2, a.k3, wa) + mix16(z.k0, z.k1, z.k2, z.k3, wz);
-}
-
-// dq of 4 rows += dS·K over two 16-key blocks (one read-modify-write per 32 keys).
-fn add_dq_half(h: Half, c: u32, a: Slice16, ga: Tile4, z: Slice16, gz: Tile4) {
-  add_dq(h.valid.x, h.base.x + c, mix32(a, ga.r0, z, gz.r0));
-  add_dq(h.valid.y, h.base.y + c, mix32(a, ga.r1, z, gz.r1));
-  add_dq(h.valid.z, h.base.z + c, mix32(a, ga.r2, z, gz.r2));
-  add_dq(h.valid.w, h.base.w + c, mix32(a, ga.r3, z, gz.r3));
+// Stores P and dS of 4 rows (components) × keys j … j+3 (columns).
+fn store_grads(t: RowTile, h: Half, j: i32, raw: mat4x4<f32>, dp: mat4x4<f32>, m: Mask4, r: RowTerms) {
+  let g0 = grad_col(raw[0], dp[0], m.m0, r);
+  let g1 = grad_col(raw[1], dp[1], m.m1, r);
+  let g2 = grad_col(raw[2], dp[2], m.m2, r);
+  let g3 = grad_col(raw[3], dp[3], m.m3, r);
+  store_quad(t, h, j, 0u, mat4x4<f32>(g0.p, g1.p, g2.p, g3.p));
+  store_quad(t, h, j, width(), mat4x4<f32>(g0.ds, g1.ds, g2.ds, g3.ds));
 }
 
 @compute @workgroup_size(WG)
-fn attention_backward_dq_ds(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let t = row_tile(lid, wid);
-  // Keys in pairs of 16-key blocks (a, z); a z block past the last key is all masked (dS 0) and
-  // reads the last key's row.
-  for (var j0 = t.keys.x; j0 < t.keys.y; j0 += 2 * i32(KB)) {
-    let j1 = j0 + i32(KB);
-    let kra = t.b * p.tmax + u32(j0);
-    let lasta = u32(t.keys.y - 1 - j0);
-    let krz = t.b * p.tmax + u32(min(j1, t.keys.y - 1));
-    let lastz = u32(max(t.keys.y - 1 - j1, 0));
-    let ga_lo = ds_half(t, t.lo, j0, t.keys.y);
-    let ga_hi = ds_half(t, t.hi, j0, t.keys.y);
-    let gz_lo = ds_half(t, t.lo, j1, t.keys.y);
-    let gz_hi = ds_half(t, t.hi, j1, t.keys.y);
-    for (var c = 0u; c < HD4; c++) {
-      let a = slice16(k_tex, kra, t.kvh, lasta, c);
-      let z = slice16(k_tex, krz, t.kvh, lastz, c);
-      add_dq_half(t.lo, c, a, ga_lo, z, gz_lo);
-      add_dq_half(t.hi, c, a, ga_hi, z, gz_hi);
+fn attention_backward_ds(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let t = row_tile(lid.x, wid.x, wid.y, wid.z);
+  let hd4 = p.head_dim / 4u;
+  let last = t.keys.y - 1;
+  let r_lo = row_terms(t, t.lo);
+  let r_hi = row_terms(t, t.hi);
+  for (var j = t.keys.x; j < t.keys.y; j += 8) {
+    // Raw q·k and dout·v: rows of a half (components) × keys (columns).
+    var la = mat4x4<f32>();
+    var lz = mat4x4<f32>();
+    var ha = mat4x4<f32>();
+    var hz = mat4x4<f32>();
+    var dla = mat4x4<f32>();
+    var dlz = mat4x4<f32>();
+    var dha = mat4x4<f32>();
+    var dhz = mat4x4<f32>();
+    for (var c = 0u; c < hd4; c++) {
+      let ka = kv_quad(k_tex, t.b, t.kvh, j, last, c);
+      let kz = kv_quad(k_tex, t.b, t.kvh, j + 4, last, c);
+      let va = kv_quad(v_tex, t.b, t.kvh, j, last, c);
+      let vz = kv_quad(v_tex, t.b, t.kvh, j + 4, last, c);
+      let ql = transpose(tex_quad(q_tex, t.lo.tex, c));
+      let qh = transpose(tex_quad(q_tex, t.hi.tex, c));
+      let ol = transpose(tex_quad(dout_tex, t.lo.tex, c));
+      let oh = transpose(tex_quad(dout_tex, t.hi.tex, c));
+      la += ql * ka;
+      lz += ql * kz;
+      ha += qh * ka;
+      hz += qh * kz;
+      dla += ol * va;
+      dlz += ol * vz;
+      dha += oh * va;
+      dhz += oh * vz;
+    }
+    store_grads(t, t.lo, j, la, dla, quad_mask(t, t.lo, j), r_lo);
+    store_grads(t, t.lo, j + 4, lz, dlz, quad_mask(t, t.lo, j + 4), r_lo);
+    store_grads(t, t.hi, j, ha, dha, quad_mask(t, t.hi, j), r_hi);
+    store_grads(t, t.hi, j + 4, hz, dhz, quad_mask(t, t.hi, j + 4), r_hi);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward, kernel 3 (twice): out[key, :] += Σ_{heads of the KV group, rows} m[row, key]·y[row, :]
+// — dk from (dS, q), dv from (P, dout). Lanes along keys: 8 keys (quads lane and lane + WG of the
+// block) × 4 vec4 of D per invocation (grid y = KV head + KVH·(chunk of 4 vec4 of D)); per query
+// row 2 scratch loads + 4 fetches (the same for every lane) per 32 vec4 FMAs. Rows and heads run
+// in a fixed order: deterministic.
+
+@group(0) @binding(5) var<storage, read_write> keys_out: array<vec4<f32>>;
+
+// Weights of keys j … j+3 seen from the query at pos (0 where masked).
+fn key_weights4(x: u32, y: u32, pos: i32, j: i32, len: i32) -> vec4<f32> {
+  let ok = visible(vec4<i32>(pos), vec4<i32>(j) + vec4<i32>(0, 1, 2, 3), len);
+  return select(vec4<f32>(0.0), textureLoad(scratch_in, vec2<u32>(x, y), 0), ok);
+}
+
+fn outer(y: vec4<f32>, m: vec4<f32>) -> mat4x4<f32> {
+  return mat4x4<f32>(y * m.x, y * m.y, y * m.z, y * m.w);
+}
+
+// Slice c of keys j … j+3 (columns of acc) += acc.
+fn put_keys(b: u32, kvh: u32, j: u32, c: u32, acc: mat4x4<f32>) {
+  if (c < p.head_dim / 4u) {
+    for (var k = 0u; k < 4u; k++) {
+      if (j + k < p.tmax) {
+        let at = kv_index(b, j + k, kvh) + c;
+        keys_out[at] += acc[k];
+      }
     }
   }
+}
+
+@compute @workgroup_size(WG)
+fn attention_keys_times_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let b = wid.z;
+  let kvh = wid.y % p.kv_heads;
+  let c0 = (wid.y / p.kv_heads) * 4u;
+  let cs = min(vec4<u32>(c0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.head_dim / 4u - 1u));
+  let group = p.heads / p.kv_heads;
+  let off = q_offset[b];
+  let len = kv_len[b];
+  let first = wid.x * WG * 8u;
+  let qa = first / 4u + lid.x;
+  let qb = qa + WG;
+  let w4 = width() / 4u;
+  let ja = i32(qa * 4u);
+  let jb = i32(qb * 4u);
+  // Rows of the chunk that can see a key of the block: pos ≥ first key, pos < last key + window.
+  let i_begin = max(i32(p.row0), i32(first) - off);
+  var i_end = i32(p.row0 + p.rows);
+  if (p.window > 0u) {
+    i_end = min(i_end, i32(min(first + WG * 8u, p.tmax)) - 1 + i32(p.window) - off);
+  }
+  // Slice c0 + n of the 4 keys of quad a (b) (columns).
+  var a0 = mat4x4<f32>();
+  var a1 = mat4x4<f32>();
+  var a2 = mat4x4<f32>();
+  var a3 = mat4x4<f32>();
+  var b0 = mat4x4<f32>();
+  var b1 = mat4x4<f32>();
+  var b2 = mat4x4<f32>();
+  var b3 = mat4x4<f32>();
+  for (var g = 0u; g < group; g++) {
+    let h = kvh * group + g;
+    let base = (b * p.heads + h) * p.rows;
+    for (var i = i_begin; i < i_end; i++) {
+      let pos = off + i;
+      let row = base + u32(i) - p.row0;
+      let ma = key_weights4(p.col / 4u + min(qa, w4 - 1u), row, pos, ja, len);
+      let mb = key_weights4(p.col / 4u + min(qb, w4 - 1u), row, pos, jb, len);
+      let r = b * p.tq + u32(i);
+      let tx = (r & ((1u << p.tex_shift) - 1u)) * (p.heads * HD4) + h * HD4;
+      let ty = r >> p.tex_shift;
+      let y0 = textureLoad(q_tex, vec2<u32>(tx + cs.x, ty), 0);
+      let y1 = textureLoad(q_tex, vec2<u32>(tx + cs.y, ty), 0);
+      let y2 = textureLoad(q_tex, vec2<u32>(tx + cs.z, ty), 0);
+      let y3 = textureLoad(q_tex, vec2<u32>(tx + cs.w, ty), 0);
+      a0 += outer(y0, ma);
+      a1 += outer(y1, ma);
+      a2 += outer(y2, ma);
+      a3 += outer(y3, ma);
+      b0 += outer(y0, mb);
+      b1 += outer(y1, mb);
+      b2 += outer(y2, mb);
+      b3 += outer(y3, mb);
+    }
+  }
+  put_keys(b, kvh, u32(ja), c0, a0);
+  put_keys(b, kvh, u32(ja), c0 + 1u, a1);
+  put_keys(b, kvh, u32(ja), c0 + 2u, a2);
+  put_keys(b, kvh, u32(ja), c0 + 3u, a3);
+  put_keys(b, kvh, u32(jb), c0, b0);
+  put_keys(b, kvh, u32(jb), c0 + 1u, b1);
+  put_keys(b, kvh, u32(jb), c0 + 2u, b2);
+  put_keys(b, kvh, u32(jb), c0 + 3u, b3);
 }
 
 // Packs token rows [rows × W texels] (W = heads·HD4) into a row texture (see Params.tex_shift);
@@ -941,15 +657,6 @@ fn attention_pack_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(3) var<storage, read> dec_offset: array<i32>;
 @group(0) @binding(4) var<storage, read> dec_len: array<i32>;
 @group(0) @binding(5) var<storage, read_write> dec_scores: array<f32>;
-
-// Visible keys of the row at pos (strided keys, so not key_mask's consecutive quad).
-fn visible4(pos: i32, keys: vec4<i32>, len: i32) -> vec4<bool> {
-  var ok = (keys <= vec4<i32>(pos)) & (keys < vec4<i32>(len));
-  if (p.window > 0u) {
-    ok = ok & (keys > vec4<i32>(pos - i32(p.window)));
-  }
-  return ok;
-}
 
 // The query heads of one KV group are taken 4 at a time (grid y = KV head × head chunk), so every
 // loaded key (value) slice serves 4 heads — GQA models share each K/V row across 2–8 heads.
@@ -984,13 +691,13 @@ fn attention_decode_scores(@builtin(local_invocation_id) lid: vec3<u32>, @builti
   let last = p.tmax - 1u;
   let kb = vec4<u32>(kv_index(b, min(keys.x, last), hc.kvh), kv_index(b, min(keys.y, last), hc.kvh),
                      kv_index(b, min(keys.z, last), hc.kvh), kv_index(b, min(keys.w, last), hc.kvh));
-  let ok = visible4(pos, vec4<i32>(keys), dec_len[b]);
+  let ok = visible(vec4<i32>(pos), vec4<i32>(keys), dec_len[b]);
   // Column t: the 4 keys' raw scores for head t.
   var s = mat4x4<f32>();
   if (any(ok)) {
     let qb = vec4<u32>(q_index(b, i, hc.heads.x), q_index(b, i, hc.heads.y), q_index(b, i, hc.heads.z),
                        q_index(b, i, hc.heads.w));
-    for (var c = 0u; c < HD4; c++) {
+    for (var c = 0u; c < p.head_dim / 4u; c++) {
       let km = mat4x4<f32>(dec_k[kb.x + c], dec_k[kb.y + c], dec_k[kb.z + c], dec_k[kb.w + c]);
       s[0] += dec_q[qb.x + c] * km;
       s[1] += dec_q[qb.y + c] * km;

@@ -1,6 +1,9 @@
 /**
  * Causal self-attention (GQA, HF sliding window, Gemma-2 logit soft-capping) over a KV-cache
- * layout, with a flash-style backward, plus the KV-cache write used in decoding.
+ * layout, plus the KV-cache write used in decoding. Many query rows (training, prefill) go through
+ * score matrices materialised in scratch per chunk of query rows, so that every kernel is a small
+ * register tile that llvmpipe compiles in a fraction of a second; a few rows (decoding) take a
+ * scores / softmax / P·V path. The backward recomputes the probabilities from `lse`.
  *
  * Layouts: q, out `[B·Tq × H × D]`; k, v `[B × Tmax × KVH × D]`; lse `[B × H × Tq]`;
  * qOffset, kvLen `i32 [B]`. A query at absolute position `pos = qOffset[b] + i` sees key `j`
@@ -26,10 +29,14 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { elementGrid } from "./grid.ts";
 import { scratchBuffer } from "./scratch.ts";
 
-/** Workgroup x size: one 8-lane SIMD group on llvmpipe (8 rows each → 64 rows per workgroup). */
-const WG = 8;
-/** Rows (or keys) per invocation; must equal `RQ` in kernels/attention.wgsl. */
+/** Workgroup x size: two 8-lane SIMD groups on llvmpipe. */
+const WG = 16;
+/** Query rows (keys) per invocation of the tiled kernels; must match kernels/attention.wgsl. */
 const ROWS_PER_LANE = 8;
+/** vec4 slices of the head dimension per invocation of the product kernels. */
+const D_SLICES = 4;
+/** Upper bound of one score scratch buffer; longer problems run in chunks of query rows. */
+const SCRATCH_BYTES = 64 * 2 ** 20;
 
 /** Sizes and score options shared by the CPU reference and the launchers. */
 export interface AttentionShape {
@@ -194,15 +201,20 @@ function checkShape(o: AttentionShape): void {
 /** Launch parameters past the shape (see `Params` in kernels/attention.wgsl). */
 interface LaunchExtras {
   gridStride?: number;
-  dsPitch?: number;
+  /** Floats per scratch row, and the first column of the matrix a product kernel reads. */
+  pitch?: number;
+  col?: number;
   /** Row packing of the q / dout and of the K / V row textures. */
   rowShift?: number;
   kvShift?: number;
+  /** Query rows [row0, row0 + rows) of this chunk (defaults: all). */
+  row0?: number;
+  rows?: number;
 }
 
 function attentionParams(
   o: AttentionShape,
-  { gridStride = 0, dsPitch = 0, rowShift = 0, kvShift = 0 }: LaunchExtras = {},
+  { gridStride = 0, pitch = 0, col = 0, rowShift = 0, kvShift = 0, row0 = 0, rows = o.tq }: LaunchExtras = {},
 ): ArrayBuffer {
   return params([
     ["u32", o.batch],
@@ -215,21 +227,76 @@ function attentionParams(
     ["f32", o.softcap],
     ["u32", o.window],
     ["u32", gridStride],
-    ["u32", dsPitch],
+    ["u32", pitch],
+    ["u32", col],
     ["u32", rowShift],
     ["u32", kvShift],
+    ["u32", row0],
+    ["u32", rows],
   ]);
 }
 
-function blocks(rows: number): number {
-  return Math.ceil(rows / (WG * ROWS_PER_LANE));
+/**
+ * Pipeline constants: workgroup size, head_dim in vec4, and soft-capping (a constant so that the
+ * kernels carry no uniform branch around it).
+ */
+function kernelConstants(o: AttentionShape): Record<string, number> {
+  return { WG, HD4: o.headDim / 4, SOFTCAP: o.softcap > 0 ? 1 : 0 };
 }
 
-/** Which kernels compute a forward: `auto` picks by shape, the others force one (tests, bench). */
-export type AttentionPath = "auto" | "tiled" | "decode";
+/** Workgroups along x for `n` rows (keys) of the tiled kernels. */
+function blocks(n: number): number {
+  return Math.ceil(n / (WG * ROWS_PER_LANE));
+}
+
+/** Chunks of `n` vec4 slices of the head dimension per product-kernel invocation. */
+function dChunks(o: AttentionShape): number {
+  return Math.ceil(o.headDim / 4 / D_SLICES);
+}
 
 /**
- * Below this many query rows per sequence the row-tiled kernels (64 rows per workgroup) would sit
+ * Query-row chunks `[row0, row0 + rows)` whose score scratch (`matrices` score matrices side by
+ * side, each tmax rounded up to 4 wide, one texture row per sequence, head and query row) fits
+ * one texture and {@linkcode SCRATCH_BYTES}; `maxRows` forces smaller chunks (tests). The scratch
+ * of one chunk is written and read before the next chunk's commands run.
+ */
+function rowChunks(
+  rec: Recorder,
+  o: AttentionShape,
+  matrices: number,
+  maxRows = Infinity,
+): { pitch: number; width: number; chunks: [number, number][]; rowsPerChunk: number } {
+  const width = Math.ceil(o.tmax / 4) * 4;
+  const pitch = width * matrices;
+  const limit = rec.gpu.device.limits.maxTextureDimension2D;
+  const sequences = o.batch * o.heads;
+  const perChunk = Math.min(
+    maxRows,
+    o.tq,
+    Math.floor(limit / sequences),
+    Math.floor(SCRATCH_BYTES / (sequences * pitch * 4)),
+  );
+  if (perChunk < 1 || pitch / 4 > limit) {
+    throw new RangeError(
+      `Attention scratch of ${sequences} rows × ${pitch / 4} texels exceeds the ${limit}-texel texture limit`,
+    );
+  }
+  const chunks: [number, number][] = [];
+  for (let row0 = 0; row0 < o.tq; row0 += perChunk) chunks.push([row0, Math.min(perChunk, o.tq - row0)]);
+  return { pitch, width, chunks, rowsPerChunk: perChunk };
+}
+
+/** Query rows per chunk of the `chunked` paths (not a multiple of the row tile, on purpose). */
+const FORCED_CHUNK_ROWS = 5;
+
+/**
+ * Which kernels compute a forward: `auto` picks by shape, the others force one (tests, bench);
+ * `chunked` is `tiled` with a few query rows per chunk (as very long sequences would run).
+ */
+export type AttentionPath = "auto" | "tiled" | "decode" | "chunked";
+
+/**
+ * Below this many query rows per sequence the row-tiled kernels (128 rows per workgroup) would sit
  * mostly idle, so `auto` takes the decoding path (scores, softmax, P·V through scratch).
  */
 const DECODE_MAX_TQ = 16;
@@ -259,19 +326,35 @@ export function attentionForwardVia(
   o: AttentionOptions,
 ): void {
   checkShape(o);
-  const constants = { WG, HD4: o.headDim / 4 };
+  const constants = kernelConstants(o);
   const scoreBytes = o.batch * o.heads * o.tq * o.tmax * 4;
   const decode = path === "decode" ||
     (path === "auto" && o.tq < DECODE_MAX_TQ &&
       scoreBytes <= rec.gpu.device.limits.maxStorageBufferBindingSize);
   if (!decode) {
     const qt = rowTexture(rec, q, o, "q"), kv = kvTextures(rec, k, v, o);
-    rec.dispatch(
-      rec.kernel("attention", "attention_forward", constants),
-      [qt.view, kv.k, kv.v, o.qOffset, o.kvLen, out, lse],
-      [blocks(o.tq), o.heads, o.batch],
-      attentionParams(o, { rowShift: qt.shift, kvShift: kv.shift }),
+    const { pitch, chunks, rowsPerChunk } = rowChunks(
+      rec,
+      o,
+      1,
+      path === "chunked" ? FORCED_CHUNK_ROWS : Infinity,
     );
+    const scores = cachedTexture(rec, "scores", pitch / 4, o.batch * o.heads * rowsPerChunk);
+    for (const [row0, rows] of chunks) {
+      const extras = { pitch, row0, rows, rowShift: qt.shift, kvShift: kv.shift };
+      rec.dispatch(
+        rec.kernel("attention", "attention_scores", constants),
+        [qt.view, kv.k, o.qOffset, o.kvLen, scores.createView(), lse],
+        [blocks(rows), o.heads, o.batch],
+        attentionParams(o, extras),
+      );
+      rec.dispatch(
+        rec.kernel("attention", "attention_rows_times_kv", { ...constants, FORWARD: 1 }),
+        [kv.v, scores.createView(), o.qOffset, o.kvLen, lse, out],
+        [blocks(rows), o.heads * dChunks(o), o.batch],
+        attentionParams(o, extras),
+      );
+    }
     return;
   }
   const rows = o.batch * o.heads * o.tq;
@@ -302,8 +385,8 @@ export function attentionForwardVia(
   );
 }
 
-/** Which kernels compute a backward: `auto` takes `ds` when its scratch fits one binding. */
-export type AttentionBackwardPath = "auto" | "ds" | "recompute";
+/** Which kernels compute a backward: `chunked` forces a few query rows per chunk (tests). */
+export type AttentionBackwardPath = "auto" | "chunked";
 
 /**
  * Records the backward: `dq += ∂L/∂q`, `dk += ∂L/∂k`, `dv += ∂L/∂v` from `dout`, recomputing the
@@ -326,10 +409,9 @@ export function attentionBackward(
 }
 
 /**
- * {@linkcode attentionBackward} through a chosen path. `ds`: a delta pass, then the dk/dv kernel,
- * which also stores dS for every (query row, key) in scratch `[B × H × Tq × Tmax]`, then a dq
- * kernel that reads dS instead of recomputing scores and dP (~2× less core time for dq).
- * `recompute`: the dq kernel recomputes them (and delta) first; no scratch, any size.
+ * {@linkcode attentionBackward} through a chosen path: a delta pass (Σ dout·out per row), then per
+ * chunk of query rows one kernel that recomputes S and dP and stores P and dS in scratch
+ * `[B × H × rows × (P | dS)]`, then dq += dS·K, dk += dSᵀ·Q and dv += Pᵀ·dout.
  */
 export function attentionBackwardVia(
   path: AttentionBackwardPath,
@@ -346,51 +428,86 @@ export function attentionBackwardVia(
   o: AttentionBackwardOptions,
 ): void {
   checkShape(o);
-  const constants = { WG, HD4: o.headDim / 4 };
-  const dsPitch = Math.ceil(o.tmax / 4) * 4;
-  const dsBytes = o.batch * o.heads * o.tq * dsPitch * 4;
-  const useDs = path === "ds" ||
-    (path === "auto" && dsBytes <= rec.gpu.device.limits.maxStorageBufferBindingSize);
-  const grid = (rows: number, heads: number): [number, number, number] => [blocks(rows), heads, o.batch];
+  const constants = kernelConstants(o);
   const qt = rowTexture(rec, q, o, "q"), doutT = rowTexture(rec, dout, o, "dout");
   const kv = kvTextures(rec, k, v, o);
-  const dkdv = (ds: { buffer: GPUBuffer; size: number }, dsPitch: number) =>
-    rec.dispatch(
-      rec.kernel("attention", "attention_backward_dkdv", constants),
-      [qt.view, kv.k, kv.v, o.qOffset, o.kvLen, lse, doutT.view, o.delta, dk, dv, ds],
-      grid(o.tmax, o.kvHeads),
-      attentionParams(o, { dsPitch, rowShift: qt.shift, kvShift: kv.shift }),
-    );
-  if (!useDs) {
-    rec.dispatch(
-      rec.kernel("attention", "attention_backward_dq", constants),
-      [qt.view, kv.k, kv.v, o.qOffset, o.kvLen, out, lse, dout, o.delta, dq],
-      grid(o.tq, o.heads),
-      attentionParams(o, { rowShift: qt.shift, kvShift: kv.shift }),
-    );
-    dkdv({ buffer: scratchBuffer(rec, "attention.no_ds", 16), size: 16 }, 0);
-    return;
-  }
   rec.dispatch(
     rec.kernel("attention", "attention_backward_delta", constants),
     [dout, out, o.delta],
     [Math.ceil(o.batch * o.tq / WG), o.heads],
     attentionParams(o),
   );
-  const ds = {
-    buffer: scratchBuffer(rec, "attention.ds", Math.max(16, dsBytes)),
-    size: Math.max(16, dsBytes),
-  };
-  dkdv(ds, dsPitch);
-  rec.dispatch(
-    rec.kernel("attention", "attention_backward_dq_ds", constants),
-    [ds, kv.k, dq, o.qOffset, o.kvLen],
-    grid(o.tq, o.heads),
-    attentionParams(o, { dsPitch, kvShift: kv.shift }),
+  const { pitch, width, chunks, rowsPerChunk } = rowChunks(
+    rec,
+    o,
+    2,
+    path === "chunked" ? FORCED_CHUNK_ROWS : Infinity,
   );
+  const grads = cachedTexture(rec, "grads", pitch / 4, o.batch * o.heads * rowsPerChunk);
+  const keysTimesRows = rec.kernel("attention", "attention_keys_times_rows", constants);
+  for (const [row0, rows] of chunks) {
+    const extras = { pitch, row0, rows, rowShift: qt.shift, kvShift: kv.shift };
+    rec.dispatch(
+      rec.kernel("attention", "attention_backward_ds", constants),
+      [qt.view, kv.k, o.qOffset, o.kvLen, grads.createView(), kv.v, doutT.view, lse, o.delta],
+      [blocks(rows), o.heads, o.batch],
+      attentionParams(o, extras),
+    );
+    rec.dispatch(
+      rec.kernel("attention", "attention_rows_times_kv", constants),
+      [kv.k, grads.createView(), o.qOffset, o.kvLen, lse, dq],
+      [blocks(rows), o.heads * dChunks(o), o.batch],
+      attentionParams(o, { ...extras, col: width }),
+    );
+    const keyGrid = [blocks(o.tmax), o.kvHeads * dChunks(o), o.batch] as const;
+    rec.dispatch(
+      keysTimesRows,
+      [qt.view, grads.createView(), o.qOffset, o.kvLen, dk],
+      keyGrid,
+      attentionParams(o, { ...extras, col: width }),
+    );
+    rec.dispatch(
+      keysTimesRows,
+      [doutT.view, grads.createView(), o.qOffset, o.kvLen, dv],
+      keyGrid,
+      attentionParams(o, { ...extras, rowShift: doutT.shift }),
+    );
+  }
 }
 
-const rowTextureCache = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
+const textureCache = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
+
+/**
+ * An rgba32float texture of at least `width × height` texels for `role`, cached per device, role
+ * and size class; reuse within one recorded step is safe because commands run in submission
+ * order. Sizes are rounded up to a class (≤ 25 % extra) that is never a power of two: llvmpipe
+ * compiles one shader variant per power-of-two-ness of texture sizes.
+ */
+function cachedTexture(rec: Recorder, role: string, width: number, height: number): GPUTexture {
+  const device = rec.gpu.device;
+  const limit = device.limits.maxTextureDimension2D;
+  const extent = (x: number) => {
+    const step = 2 ** Math.max(0, Math.ceil(Math.log2(x)) - 3);
+    let y = Math.ceil(x / step) * step;
+    while ((y & (y - 1)) === 0) y++;
+    return Math.min(y, limit);
+  };
+  const size = { width: extent(width), height: extent(height) };
+  const cache = textureCache.get(device) ?? new Map<string, GPUTexture>();
+  textureCache.set(device, cache);
+  const key = `${role}:${size.width}x${size.height}`;
+  let texture = cache.get(key);
+  if (!texture) {
+    texture = device.createTexture({
+      label: `attention:${key}`,
+      size,
+      format: "rgba32float",
+      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
+    });
+    cache.set(key, texture);
+  }
+  return texture;
+}
 
 /** K and V `[B × Tmax × KVH × D]` as row textures (same packing, so one shift). */
 function kvTextures(
@@ -424,31 +541,10 @@ function rowTexture(
   const height = Math.ceil(rows / 2 ** shift);
   if (height > limit || width > limit) {
     throw new RangeError(
-      `Attention backward: ${rows} rows of ${width} texels do not fit a ${limit}² texture`,
+      `Attention: ${rows} rows of ${width} texels do not fit a ${limit}² texture`,
     );
   }
-  // Sizes rounded up to a class (≤ 25 % extra) and never a power of two: llvmpipe compiles one
-  // shader variant per power-of-two-ness of texture sizes.
-  const extent = (x: number) => {
-    const step = 2 ** Math.max(0, Math.ceil(Math.log2(x)) - 3);
-    let y = Math.ceil(x / step) * step;
-    while ((y & (y - 1)) === 0) y++;
-    return Math.min(y, limit);
-  };
-  const size = { width: extent(width * 2 ** shift), height: extent(height) };
-  const cache = rowTextureCache.get(device) ?? new Map<string, GPUTexture>();
-  rowTextureCache.set(device, cache);
-  const key = `${role}:${size.width}x${size.height}`;
-  let texture = cache.get(key);
-  if (!texture) {
-    texture = device.createTexture({
-      label: `attention:${key}`,
-      size,
-      format: "rgba32float",
-      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
-    });
-    cache.set(key, texture);
-  }
+  const texture = cachedTexture(rec, role, width * 2 ** shift, height);
   if (shift === 0 && (width * 16) % 256 === 0) {
     rec.encoder().copyBufferToTexture(
       { buffer: t.buffer, bytesPerRow: width * 16, rowsPerImage: rows },
@@ -481,9 +577,8 @@ export function kvCacheWrite(rec: Recorder, kNew: Tensor, cache: Tensor, o: KvCa
 
 /**
  * Compiles and runs once every attention pipeline for `headDim` (tiled and decoding forward,
- * backward, KV-cache write) on a one-token problem, so the LLVM JIT (~0.3–0.8 s per kernel with
- * Mesa's disk cache, several seconds cold) happens at start-up, not inside the first step.
- * Returns the milliseconds it took (one sync).
+ * backward, KV-cache write) on a one-token problem without soft-capping, so the LLVM JIT happens
+ * at start-up, not inside the first step. Returns the milliseconds it took (one sync).
  */
 export async function attentionWarmup(engine: Engine, headDim: number): Promise<number> {
   const start = performance.now();
@@ -497,9 +592,7 @@ export async function attentionWarmup(engine: Engine, headDim: number): Promise<
   kvCacheWrite(rec, k, v, { batch: 1, tq: 1, tmax: 1, kvHeads: 1, headDim, qOffset });
   attentionForwardVia("decode", rec, q, k, v, out, lse, o);
   attentionForwardVia("tiled", rec, q, k, v, out, lse, o);
-  for (const path of ["ds", "recompute"] as const) {
-    attentionBackwardVia(path, rec, out, q, k, v, out, lse, dq, dk, dv, { ...o, delta });
-  }
+  attentionBackward(rec, out, q, k, v, out, lse, dq, dk, dv, { ...o, delta });
   await rec.submit();
   for (const t of [q, k, v, out, dq, dk, dv, lse, delta, qOffset, kvLen]) pool.release(t);
   return performance.now() - start;

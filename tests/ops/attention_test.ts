@@ -109,7 +109,7 @@ const GPU_FORWARD_SHAPES: Shape[] = [
 ];
 
 for (const shape of GPU_FORWARD_SHAPES) {
-  for (const path of ["tiled", "decode"] as const) {
+  for (const path of ["tiled", "decode", "chunked"] as const) {
     Deno.test({
       name: `attentionForward() (${path} kernels) matches the CPU reference for ${describe(shape)}`,
       ignore: !hasGpu,
@@ -141,7 +141,7 @@ const GPU_BACKWARD_SHAPES: Shape[] = [
 ];
 
 for (const shape of GPU_BACKWARD_SHAPES) {
-  for (const path of ["ds", "recompute"] as const) {
+  for (const path of ["auto", "chunked"] as const) {
     Deno.test({
       name: `attentionBackward() (${path} path) accumulates the CPU reference gradients for ${
         describe(shape)
