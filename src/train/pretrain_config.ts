@@ -45,7 +45,7 @@ export const PRETRAIN_DEFAULTS = {
   lora_r: 0,
   lora_alpha: 16,
   lora_targets: "q,k,v,o,gate,up,down",
-  matmul_precision: "f32",
+  matmul_precision: "bf16",
 };
 
 /** A resolved pretraining config. */
@@ -86,7 +86,7 @@ export const PRETRAIN_KEY_HELP: Record<keyof PretrainConfig, string> = {
   lora_alpha: "LoRA alpha (the update is scaled by alpha / r)",
   lora_targets: "comma-separated LoRA targets among q,k,v,o,gate,up,down",
   matmul_precision:
-    "f32 | bf16: operands of the linear layers' and LM head's matmuls (bf16: faster; f32 accumulation, weights and gradients)",
+    "bf16 | f32: operands of the linear layers' and LM head's matmuls (bf16, the default: faster, mixed precision with f32 accumulation, weights, gradients and optimizer; f32: exact products)",
 };
 
 const SHORT_TARGETS: Record<string, LinearModule> = {
