@@ -22,6 +22,7 @@ import {
 } from "../model/decoder.ts";
 import { DecodeSession } from "../model/generate.ts";
 import { TrainableModel } from "../model/trainable.ts";
+import type { MatmulPrecision } from "../model/linear.ts";
 import { initialWeights } from "../train/fresh_model.ts";
 import { type BenchCase, benchCase } from "./harness.ts";
 
@@ -56,22 +57,21 @@ function recordTrainStep(rec: Recorder, s: TrainState): void {
   pass.release();
 }
 
-/** Full fine-tuning, LoRA, or full fine-tuning with the blocks' matmul operands in bf16. */
-type TrainMode = "full" | "lora" | "bf16";
-const MODE_SHAPE: Record<TrainMode, string> = {
-  full: "",
-  lora: ", LoRA r4 α128 q…down",
-  bf16: ", block matmuls with bf16 operands",
-};
+/**
+ * Full fine-tuning or LoRA, with the linear layers' and LM head's matmul operands in bf16 (the
+ * training default: mixed precision) or f32 (exact products).
+ */
+type TrainMode = "full" | "lora";
 
-function trainCase(mode: TrainMode): BenchCase {
+function trainCase(mode: TrainMode, precision: MatmulPrecision): BenchCase {
+  const adapter = mode === "lora" ? ", LoRA r4 α128 q…down" : "";
   return benchCase<TrainState>({
-    name: `train_step_reference.${mode}`,
-    shape: `4L d256 h4 kv4 ff768 V8192, ${BATCH}×${SEQ} tokens, AdamW${MODE_SHAPE[mode]}`,
+    name: `train_step_reference.${mode}.${precision}`,
+    shape: `4L d256 h4 kv4 ff768 V8192, ${BATCH}×${SEQ} tokens, AdamW${adapter}, ${precision} matmul operands`,
     tokens: BATCH * SEQ,
     async setup() {
       const model = await referenceModel();
-      if (mode === "bf16") model.matmulPrecision = "bf16";
+      model.matmulPrecision = precision;
       const trainable = mode !== "lora"
         ? TrainableModel.full(model)
         : TrainableModel.lora(model, { rank: 4, alpha: 128, targetModules: [...LORA_TARGETS] });
@@ -131,9 +131,9 @@ function decodeCase(label: string, load: () => Promise<CausalLM>): BenchCase {
 /** The model cases; stories260k only when `../shared` is present. */
 export function modelCases(): BenchCase[] {
   const cases = [
-    trainCase("full"),
-    trainCase("lora"),
-    trainCase("bf16"),
+    trainCase("full", "bf16"),
+    trainCase("lora", "bf16"),
+    trainCase("full", "f32"),
     decodeCase("reference", referenceModel),
   ];
   if (existsSync(STORIES)) cases.push(decodeCase("stories260k", () => loadModel(STORIES)));
