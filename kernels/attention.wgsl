@@ -9,7 +9,7 @@
 // Training path (many query rows): the score matrix of a chunk of query rows is materialised in
 // scratch [B·H·rows × pitch] (4 MiB per matrix at the reference decoder, B 4, T 256, H 4), so
 // every kernel is a small register tile in one loop:
-//   forward   attention_scores (S and lse) → attention_rows_times_kv (out = exp(S − lse)·V);
+//   forward   attention_scores (S, row max) → attention_rows_times_kv (out = softmax(S)·V, lse);
 //   backward  attention_backward_delta (Σ dout·out) → attention_backward_ds (P and dS, with S
 //             and dP = dout·vᵀ recomputed) → attention_rows_times_kv (dq += dS·K) and
 //             attention_keys_times_rows twice (dk += dSᵀ·Q, dv += Pᵀ·dout).
@@ -53,6 +53,10 @@ struct Params {
   // Query rows [row0, row0 + rows) of every sequence and head form this chunk of the scratch.
   row0: u32,
   rows: u32,
+  // Always 4: a loop bound NIR cannot see, so that epilogue loops stay loops (one store site
+  // instead of dozens: each storage access is a per-lane loop in llvmpipe, and JIT time grows
+  // with them).
+  four: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -65,7 +69,7 @@ override HD4: u32 = 16u;
 // values live across it adds to the JIT time (≈ 2× for these kernels).
 // Logit soft-capping on (p.softcap > 0).
 override SOFTCAP: bool = false;
-// attention_rows_times_kv: out = exp(S − lse)·V (forward) instead of dq += dS·K.
+// attention_rows_times_kv: out = softmax(S)·V and lse (forward) instead of dq += dS·K.
 override FORWARD: bool = false;
 
 // Scaled and optionally soft-capped scores of raw dot products.
@@ -99,6 +103,17 @@ fn max4(v: vec4<f32>) -> f32 {
 
 fn sum4(v: vec4<f32>) -> f32 {
   return v.x + v.y + v.z + v.w;
+}
+
+// Matrix n of four, and column k of a matrix, by selects: a dynamic index would put them in
+// scratch memory.
+fn pick(n: u32, a: mat4x4<f32>, b: mat4x4<f32>, c: mat4x4<f32>, d: mat4x4<f32>) -> mat4x4<f32> {
+  return mat4x4<f32>(column(n, a[0], b[0], c[0], d[0]), column(n, a[1], b[1], c[1], d[1]),
+                     column(n, a[2], b[2], c[2], d[2]), column(n, a[3], b[3], c[3], d[3]));
+}
+
+fn column(k: u32, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>) -> vec4<f32> {
+  return select(select(a, b, k == 1u), select(c, d, k == 3u), k >= 2u);
 }
 
 fn q_index(b: u32, i: u32, h: u32) -> u32 {
@@ -136,11 +151,6 @@ fn key_texels(b: u32, kvh: u32, j: i32, last: i32) -> TexRows {
   let r = vec4<u32>(b * p.tmax) + vec4<u32>(min(vec4<i32>(j) + vec4<i32>(0, 1, 2, 3), vec4<i32>(last)));
   let x = (r & vec4<u32>((1u << p.kv_shift) - 1u)) * vec4<u32>(p.kv_heads * HD4) + vec4<u32>(kvh * HD4);
   return TexRows(x, r >> vec4<u32>(p.kv_shift));
-}
-
-// Slice c of keys j … j+3 of sequence b, KV head kvh (keys past `last` repeat it), as columns.
-fn kv_quad(t: texture_2d<f32>, b: u32, kvh: u32, j: i32, last: i32, c: u32) -> mat4x4<f32> {
-  return tex_quad(t, key_texels(b, kvh, j, last), c);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,6 +210,13 @@ fn scratch_rows(b: u32, h: u32, rows: vec4<u32>) -> vec4<u32> {
   return vec4<u32>((b * p.heads + h) * p.rows) + rows - vec4<u32>(p.row0);
 }
 
+// Half lo of the tile for n < 2, else hi.
+fn tile_half(t: RowTile, n: u32) -> Half {
+  let hi = n >= 2u;
+  return Half(TexRows(select(t.lo.tex.x, t.hi.tex.x, hi), select(t.lo.tex.y, t.hi.tex.y, hi)),
+              select(t.lo.row, t.hi.row, hi), select(t.lo.valid, t.hi.valid, hi), select(t.lo.pos, t.hi.pos, hi));
+}
+
 // Index in lse / delta of query rows `rows`.
 fn lse_at(t: RowTile, rows: vec4<u32>) -> vec4<u32> {
   return vec4<u32>((t.b * p.heads + t.h) * p.tq) + rows;
@@ -226,12 +243,12 @@ fn quad_mask(t: RowTile, h: Half, j: i32) -> Mask4 {
 
 // ---------------------------------------------------------------------------------------------
 // Forward, kernel 1: capped, masked scores S (NEG where masked) of 8 rows × all visible keys,
-// 8 keys per step, with the running max and Σexp of each row, then lse.
+// 8 keys per step, and the max of each row (in texel column width/4 of the scratch). Σexp and
+// lse come with the next kernel, which takes the exponentials anyway.
 
-// The score scratch: a texture of [B·H·rows × pitch/4] texels (texel fetches cost less than half
-// a storage load to read back).
+// The score scratch: a texture of [B·H·rows × pitch/4 (+ 1)] texels (texel fetches cost less
+// than half a storage load to read back).
 @group(0) @binding(5) var scratch_out: texture_storage_2d<rgba32float, write>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 
 // Scores of 4 rows (components) × keys j … j+3 (columns), NEG where masked.
 fn masked_scores(raw: mat4x4<f32>, m: Mask4) -> mat4x4<f32> {
@@ -243,51 +260,31 @@ fn col_max(s: mat4x4<f32>) -> vec4<f32> {
   return max(max(s[0], s[1]), max(s[2], s[3]));
 }
 
-fn col_exp_sum(s: mat4x4<f32>, m: vec4<f32>) -> vec4<f32> {
-  let z = vec4<f32>(0.0);
-  return select(z, exp(s[0] - m), s[0] > vec4<f32>(NEG)) + select(z, exp(s[1] - m), s[1] > vec4<f32>(NEG)) +
-    select(z, exp(s[2] - m), s[2] > vec4<f32>(NEG)) + select(z, exp(s[3] - m), s[3] > vec4<f32>(NEG));
+// Texel rows of a half in the scratch; rows that do not exist get a row past any texture, whose
+// stores are dropped (branches around stores multiply llvmpipe's JIT time).
+fn store_rows(t: RowTile, h: Half) -> vec4<u32> {
+  return scratch_rows(t.b, t.h, h.row) | select(vec4<u32>(0x40000000u), vec4<u32>(0u), h.valid);
 }
 
 // Stores a tile of 4 rows (components) × keys j … j+3 (columns) at column col + j of the scratch,
-// one vec4 per row; quads past the matrix width are outside the row.
-// Out-of-range texels instead of branches: stores outside the texture are dropped, and branches
-// around them multiply llvmpipe's JIT time.
-fn store_quad(t: RowTile, h: Half, j: i32, col: u32, s: mat4x4<f32>) {
-  let drop = vec4<u32>(select(0u, 0x40000000u, u32(j) >= width()));
-  let y = scratch_rows(t.b, t.h, h.row) | drop | select(vec4<u32>(0x40000000u), vec4<u32>(0u), h.valid);
-  let x = (col + u32(j)) / 4u;
+// one texel per row, in a loop (see Params.four); quads past the matrix width are outside the row.
+fn store_tile(t: RowTile, h: Half, j: u32, col: u32, s: mat4x4<f32>) {
+  let y = store_rows(t, h) | vec4<u32>(select(0u, 0x40000000u, j >= width()));
   let r = transpose(s);
-  textureStore(scratch_out, vec2<u32>(x, y.x), r[0]);
-  textureStore(scratch_out, vec2<u32>(x, y.y), r[1]);
-  textureStore(scratch_out, vec2<u32>(x, y.z), r[2]);
-  textureStore(scratch_out, vec2<u32>(x, y.w), r[3]);
+  for (var k = 0u; k < p.four; k++) {
+    textureStore(scratch_out, vec2<u32>((col + j) / 4u, y[k]), column(k, r[0], r[1], r[2], r[3]));
+  }
 }
 
-// Running max and Σexp of 4 rows after one 8-key step (two quads a, z).
-struct Stats {
-  m: vec4<f32>,
-  l: vec4<f32>,
-}
-
-// Masks, caps and stores the scores of 4 rows × keys j … j+7 (quads a, b) and returns the
-// updated running max and Σexp.
-fn scores_step(t: RowTile, h: Half, j: i32, st: Stats, a: mat4x4<f32>, b: mat4x4<f32>) -> Stats {
-  let sa = masked_scores(a, quad_mask(t, h, j));
-  let sb = masked_scores(b, quad_mask(t, h, j + 4));
-  store_quad(t, h, j, 0u, sa);
-  store_quad(t, h, j + 4, 0u, sb);
-  let m = max(st.m, max(col_max(sa), col_max(sb)));
-  return Stats(m, st.l * exp(st.m - m) + col_exp_sum(sa, m) + col_exp_sum(sb, m));
-}
-
-fn store_lse(t: RowTile, h: Half, st: Stats) {
-  let at = lse_at(t, h.row);
-  let v = select(vec4<f32>(NEG), st.m + log(st.l), st.l > vec4<f32>(0.0));
-  if (h.valid.x) { lse[at.x] = v.x; }
-  if (h.valid.y) { lse[at.y] = v.y; }
-  if (h.valid.z) { lse[at.z] = v.z; }
-  if (h.valid.w) { lse[at.w] = v.w; }
+// Stores the row maxima in texel column width/4.
+fn store_max(t: RowTile, m_lo: vec4<f32>, m_hi: vec4<f32>) {
+  let y_lo = store_rows(t, t.lo);
+  let y_hi = store_rows(t, t.hi);
+  for (var n = 0u; n < 2u * p.four; n++) {
+    let hi = n >= p.four;
+    let k = n & 3u;
+    textureStore(scratch_out, vec2<u32>(width() / 4u, select(y_lo, y_hi, hi)[k]), vec4<f32>(select(m_lo, m_hi, hi)[k]));
+  }
 }
 
 @compute @workgroup_size(WG)
@@ -295,8 +292,8 @@ fn attention_scores(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
   let t = row_tile(lid.x, wid.x, wid.y, wid.z);
   let hd4 = p.head_dim / 4u;
   let last = t.keys.y - 1;
-  var lo = Stats(vec4<f32>(NEG), vec4<f32>(0.0));
-  var hi = Stats(vec4<f32>(NEG), vec4<f32>(0.0));
+  var m_lo = vec4<f32>(NEG);
+  var m_hi = vec4<f32>(NEG);
   for (var j = t.keys.x; j < t.keys.y; j += 8) {
     let ta = key_texels(t.b, t.kvh, j, last);
     let tb = key_texels(t.b, t.kvh, j + 4, last);
@@ -315,33 +312,39 @@ fn attention_scores(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
       ha += qh * ka;
       hb += qh * kb;
     }
-    lo = scores_step(t, t.lo, j, lo, la, lb);
-    hi = scores_step(t, t.hi, j, hi, ha, hb);
+    // The 4 tiles (lo a, lo b, hi a, hi b) in a loop: its body is compiled once.
+    for (var n = 0u; n < p.four; n++) {
+      let h = tile_half(t, n);
+      let jn = u32(j) + 4u * (n & 1u);
+      let sc = masked_scores(pick(n, la, lb, ha, hb), quad_mask(t, h, i32(jn)));
+      store_tile(t, h, jn, 0u, sc);
+      let hi = n >= 2u;
+      m_lo = select(max(m_lo, col_max(sc)), m_lo, hi);
+      m_hi = select(m_hi, max(m_hi, col_max(sc)), hi);
+    }
   }
-  store_lse(t, t.lo, lo);
-  store_lse(t, t.hi, hi);
+  store_max(t, m_lo, m_hi);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Row tiles × K or V: out[row, :] (=|+=) Σ_j w[row, j]·z[j, :], 8 rows × 4 vec4 of D per
-// invocation (grid y = head + H·(chunk of 4 vec4 of D)). Forward: w = exp(S − lse), out = o;
-// backward: w = dS, out += into dq. Keys 4 at a time: 8 weight loads + 16 fetches per 128 vec4
-// FMAs.
+// invocation (grid y = head + H·(chunk of 4 vec4 of D)). Forward: w = exp(S − row max), out =
+// (Σ w·v) / Σ w, and lse (from the first chunk); backward: w = dS, dq += Σ w·k. Keys 4 at a time:
+// 8 weight fetches + 16 K/V fetches per 128 vec4 FMAs.
 
-// The scratch as read by the product kernels (S, P or dS).
-@group(0) @binding(2) var scratch_in: texture_2d<f32>;
 @group(0) @binding(1) var z_tex: texture_2d<f32>;
-@group(0) @binding(5) var<storage, read> lse_of_rows: array<f32>;
+@group(0) @binding(2) var scratch_in: texture_2d<f32>;
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(6) var<storage, read_write> rows_out: array<vec4<f32>>;
 
 // Weights of 4 rows (columns) × keys j … j+3 (components), 0 where masked.
-fn half_weights(t: RowTile, h: Half, l: vec4<f32>, j: i32) -> mat4x4<f32> {
+fn half_weights(t: RowTile, h: Half, m: vec4<f32>, j: i32) -> mat4x4<f32> {
   let y = scratch_rows(t.b, t.h, h.row);
   let x = (p.col + u32(j)) / 4u;
   var w = mat4x4<f32>(textureLoad(scratch_in, vec2<u32>(x, y.x), 0), textureLoad(scratch_in, vec2<u32>(x, y.y), 0),
                       textureLoad(scratch_in, vec2<u32>(x, y.z), 0), textureLoad(scratch_in, vec2<u32>(x, y.w), 0));
   if (FORWARD) {
-    w = mat4x4<f32>(exp(w[0] - l.x), exp(w[1] - l.y), exp(w[2] - l.z), exp(w[3] - l.w));
+    w = mat4x4<f32>(exp(w[0] - m.x), exp(w[1] - m.y), exp(w[2] - m.z), exp(w[3] - m.w));
   }
   // select, not a 0/1 factor: a never-written scratch entry may hold NaN.
   let keys = vec4<i32>(j) + vec4<i32>(0, 1, 2, 3);
@@ -353,32 +356,65 @@ fn half_weights(t: RowTile, h: Half, l: vec4<f32>, j: i32) -> mat4x4<f32> {
                      select(z, w[3], visible(vec4<i32>(h.pos.w), keys, n) & vec4<bool>(h.valid.w)));
 }
 
-fn half_lse(t: RowTile, h: Half) -> vec4<f32> {
+// Row maxima of a half (forward).
+fn half_max(t: RowTile, h: Half) -> vec4<f32> {
   if (!FORWARD) {
     return vec4<f32>(0.0);
   }
-  let at = lse_at(t, h.row);
-  return vec4<f32>(lse_of_rows[at.x], lse_of_rows[at.y], lse_of_rows[at.z], lse_of_rows[at.w]);
+  let y = scratch_rows(t.b, t.h, h.row);
+  let x = width() / 4u;
+  return vec4<f32>(textureLoad(scratch_in, vec2<u32>(x, y.x), 0).x, textureLoad(scratch_in, vec2<u32>(x, y.y), 0).x,
+                   textureLoad(scratch_in, vec2<u32>(x, y.z), 0).x, textureLoad(scratch_in, vec2<u32>(x, y.w), 0).x);
 }
 
-fn put_row(valid: bool, at: u32, v: vec4<f32>) {
-  if (valid) {
-    if (FORWARD) {
-      rows_out[at] = v;
-    } else {
-      rows_out[at] += v;
+// Slices c0 … c0+3 of the 8 rows (slice n of half lo: lo_n, of half hi: hi_n; row r of a half:
+// column r, scaled by s[r]) into the output, in loops (see Params.four).
+fn put_rows(t: RowTile, c0: u32, s_lo: vec4<f32>, s_hi: vec4<f32>, lo0: mat4x4<f32>, lo1: mat4x4<f32>,
+            lo2: mat4x4<f32>, lo3: mat4x4<f32>, hi0: mat4x4<f32>, hi1: mat4x4<f32>, hi2: mat4x4<f32>,
+            hi3: mat4x4<f32>) {
+  for (var n = 0u; n < 2u * p.four; n++) {
+    let hi = n >= p.four;
+    let ml = pick(n & 3u, lo0, lo1, lo2, lo3);
+    let mh = pick(n & 3u, hi0, hi1, hi2, hi3);
+    let m = mat4x4<f32>(select(ml[0], mh[0], hi), select(ml[1], mh[1], hi), select(ml[2], mh[2], hi),
+                        select(ml[3], mh[3], hi));
+    let rows = select(t.lo.row, t.hi.row, hi);
+    let valid = select(t.lo.valid, t.hi.valid, hi);
+    let scale = select(s_lo, s_hi, hi);
+    let c = c0 + (n & 3u);
+    for (var r = 0u; r < p.four; r++) {
+      if (valid[r] && c < p.head_dim / 4u) {
+        let at = q_index(t.b, rows[r], t.h) + c;
+        let v = column(r, m[0], m[1], m[2], m[3]) * scale[r];
+        if (FORWARD) {
+          rows_out[at] = v;
+        } else {
+          rows_out[at] += v;
+        }
+      }
     }
   }
 }
 
-// Slice c of the 4 rows of a half (columns of acc).
-fn put_rows(t: RowTile, h: Half, c: u32, acc: mat4x4<f32>) {
-  if (c < p.head_dim / 4u) {
-    put_row(h.valid.x, q_index(t.b, h.row.x, t.h) + c, acc[0]);
-    put_row(h.valid.y, q_index(t.b, h.row.y, t.h) + c, acc[1]);
-    put_row(h.valid.z, q_index(t.b, h.row.z, t.h) + c, acc[2]);
-    put_row(h.valid.w, q_index(t.b, h.row.w, t.h) + c, acc[3]);
+fn col_sums(w: mat4x4<f32>) -> vec4<f32> {
+  return transpose(w) * vec4<f32>(1.0);
+}
+
+// Forward: 1 / Σw per row (0 for a row that sees no key), and lse = max + log Σw from the first
+// chunk of D.
+fn finish_half(t: RowTile, h: Half, m: vec4<f32>, l: vec4<f32>, first: bool) -> vec4<f32> {
+  if (!FORWARD) {
+    return vec4<f32>(1.0);
   }
+  if (first) {
+    let at = lse_at(t, h.row);
+    let v = select(vec4<f32>(NEG), m + log(l), l > vec4<f32>(0.0));
+    if (h.valid.x) { lse[at.x] = v.x; }
+    if (h.valid.y) { lse[at.y] = v.y; }
+    if (h.valid.z) { lse[at.z] = v.z; }
+    if (h.valid.w) { lse[at.w] = v.w; }
+  }
+  return select(vec4<f32>(0.0), 1.0 / l, l > vec4<f32>(0.0));
 }
 
 @compute @workgroup_size(WG)
@@ -387,9 +423,9 @@ fn attention_rows_times_kv(@builtin(local_invocation_id) lid: vec3<u32>, @builti
   let c0 = (wid.y / p.heads) * 4u;
   let cs = min(vec4<u32>(c0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.head_dim / 4u - 1u));
   let last = t.keys.y - 1;
-  let l_lo = half_lse(t, t.lo);
-  let l_hi = half_lse(t, t.hi);
-  // Slice c0 + n of the output rows (columns = rows of a half).
+  let m_lo = half_max(t, t.lo);
+  let m_hi = half_max(t, t.hi);
+  // Slice c0 + n of the output rows (columns = rows of a half), and Σw (forward).
   var lo0 = mat4x4<f32>();
   var lo1 = mat4x4<f32>();
   var lo2 = mat4x4<f32>();
@@ -398,13 +434,16 @@ fn attention_rows_times_kv(@builtin(local_invocation_id) lid: vec3<u32>, @builti
   var hi1 = mat4x4<f32>();
   var hi2 = mat4x4<f32>();
   var hi3 = mat4x4<f32>();
+  var l_lo = mat4x4<f32>();
+  var l_hi = mat4x4<f32>();
   for (var j = t.keys.x; j < t.keys.y; j += 4) {
-    let wl = half_weights(t, t.lo, l_lo, j);
-    let wh = half_weights(t, t.hi, l_hi, j);
-    let z0 = kv_quad(z_tex, t.b, t.kvh, j, last, cs.x);
-    let z1 = kv_quad(z_tex, t.b, t.kvh, j, last, cs.y);
-    let z2 = kv_quad(z_tex, t.b, t.kvh, j, last, cs.z);
-    let z3 = kv_quad(z_tex, t.b, t.kvh, j, last, cs.w);
+    let wl = half_weights(t, t.lo, m_lo, j);
+    let wh = half_weights(t, t.hi, m_hi, j);
+    let keys = key_texels(t.b, t.kvh, j, last);
+    let z0 = tex_quad(z_tex, keys, cs.x);
+    let z1 = tex_quad(z_tex, keys, cs.y);
+    let z2 = tex_quad(z_tex, keys, cs.z);
+    let z3 = tex_quad(z_tex, keys, cs.w);
     lo0 += z0 * wl;
     lo1 += z1 * wl;
     lo2 += z2 * wl;
@@ -413,15 +452,14 @@ fn attention_rows_times_kv(@builtin(local_invocation_id) lid: vec3<u32>, @builti
     hi1 += z1 * wh;
     hi2 += z2 * wh;
     hi3 += z3 * wh;
+    if (FORWARD) {
+      l_lo += wl;
+      l_hi += wh;
+    }
   }
-  put_rows(t, t.lo, c0, lo0);
-  put_rows(t, t.lo, c0 + 1u, lo1);
-  put_rows(t, t.lo, c0 + 2u, lo2);
-  put_rows(t, t.lo, c0 + 3u, lo3);
-  put_rows(t, t.hi, c0, hi0);
-  put_rows(t, t.hi, c0 + 1u, hi1);
-  put_rows(t, t.hi, c0 + 2u, hi2);
-  put_rows(t, t.hi, c0 + 3u, hi3);
+  let s_lo = finish_half(t, t.lo, m_lo, col_sums(l_lo), c0 == 0u);
+  let s_hi = finish_half(t, t.hi, m_hi, col_sums(l_hi), c0 == 0u);
+  put_rows(t, c0, s_lo, s_hi, lo0, lo1, lo2, lo3, hi0, hi1, hi2, hi3);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -479,14 +517,18 @@ fn grad_col(raw: vec4<f32>, dp: vec4<f32>, ok: vec4<bool>, r: RowTerms) -> GradC
   return GradCol(pr, pr * (dp - r.delta) * slope4(sc));
 }
 
-// Stores P and dS of 4 rows (components) × keys j … j+3 (columns).
-fn store_grads(t: RowTile, h: Half, j: i32, raw: mat4x4<f32>, dp: mat4x4<f32>, m: Mask4, r: RowTerms) {
+// P and dS of 4 rows (components) × keys j … j+3 (columns).
+struct Grads {
+  p: mat4x4<f32>,
+  ds: mat4x4<f32>,
+}
+
+fn grads(raw: mat4x4<f32>, dp: mat4x4<f32>, m: Mask4, r: RowTerms) -> Grads {
   let g0 = grad_col(raw[0], dp[0], m.m0, r);
   let g1 = grad_col(raw[1], dp[1], m.m1, r);
   let g2 = grad_col(raw[2], dp[2], m.m2, r);
   let g3 = grad_col(raw[3], dp[3], m.m3, r);
-  store_quad(t, h, j, 0u, mat4x4<f32>(g0.p, g1.p, g2.p, g3.p));
-  store_quad(t, h, j, width(), mat4x4<f32>(g0.ds, g1.ds, g2.ds, g3.ds));
+  return Grads(mat4x4<f32>(g0.p, g1.p, g2.p, g3.p), mat4x4<f32>(g0.ds, g1.ds, g2.ds, g3.ds));
 }
 
 @compute @workgroup_size(WG)
@@ -497,6 +539,8 @@ fn attention_backward_ds(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(
   let r_lo = row_terms(t, t.lo);
   let r_hi = row_terms(t, t.hi);
   for (var j = t.keys.x; j < t.keys.y; j += 8) {
+    let ta = key_texels(t.b, t.kvh, j, last);
+    let tz = key_texels(t.b, t.kvh, j + 4, last);
     // Raw q·k and dout·v: rows of a half (components) × keys (columns).
     var la = mat4x4<f32>();
     var lz = mat4x4<f32>();
@@ -507,10 +551,10 @@ fn attention_backward_ds(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(
     var dha = mat4x4<f32>();
     var dhz = mat4x4<f32>();
     for (var c = 0u; c < hd4; c++) {
-      let ka = kv_quad(k_tex, t.b, t.kvh, j, last, c);
-      let kz = kv_quad(k_tex, t.b, t.kvh, j + 4, last, c);
-      let va = kv_quad(v_tex, t.b, t.kvh, j, last, c);
-      let vz = kv_quad(v_tex, t.b, t.kvh, j + 4, last, c);
+      let ka = tex_quad(k_tex, ta, c);
+      let kz = tex_quad(k_tex, tz, c);
+      let va = tex_quad(v_tex, ta, c);
+      let vz = tex_quad(v_tex, tz, c);
       let ql = transpose(tex_quad(q_tex, t.lo.tex, c));
       let qh = transpose(tex_quad(q_tex, t.hi.tex, c));
       let ol = transpose(tex_quad(dout_tex, t.lo.tex, c));
@@ -524,10 +568,16 @@ fn attention_backward_ds(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(
       dha += oh * va;
       dhz += oh * vz;
     }
-    store_grads(t, t.lo, j, la, dla, quad_mask(t, t.lo, j), r_lo);
-    store_grads(t, t.lo, j + 4, lz, dlz, quad_mask(t, t.lo, j + 4), r_lo);
-    store_grads(t, t.hi, j, ha, dha, quad_mask(t, t.hi, j), r_hi);
-    store_grads(t, t.hi, j + 4, hz, dhz, quad_mask(t, t.hi, j + 4), r_hi);
+    // The 4 tiles (lo a, lo z, hi a, hi z) in a loop: its body is compiled once.
+    for (var n = 0u; n < p.four; n++) {
+      let h = tile_half(t, n);
+      let jn = u32(j) + 4u * (n & 1u);
+      let hi = n >= 2u;
+      let r = RowTerms(select(r_lo.lse, r_hi.lse, hi), select(r_lo.delta, r_hi.delta, hi));
+      let g = grads(pick(n, la, lz, ha, hz), pick(n, dla, dlz, dha, dhz), quad_mask(t, h, i32(jn)), r);
+      store_tile(t, h, jn, 0u, g.p);
+      store_tile(t, h, jn, width(), g.ds);
+    }
   }
 }
 
@@ -551,12 +601,21 @@ fn outer(y: vec4<f32>, m: vec4<f32>) -> mat4x4<f32> {
 }
 
 // Slice c of keys j … j+3 (columns of acc) += acc.
-fn put_keys(b: u32, kvh: u32, j: u32, c: u32, acc: mat4x4<f32>) {
-  if (c < p.head_dim / 4u) {
-    for (var k = 0u; k < 4u; k++) {
-      if (j + k < p.tmax) {
-        let at = kv_index(b, j + k, kvh) + c;
-        keys_out[at] += acc[k];
+// Slices c0 … c0+3 of keys j … j+3 (a) and j2 … j2+3 (b) += acc (slice n: matrix n, key k: its
+// column k), in loops.
+fn put_keys(b: u32, kvh: u32, j: u32, j2: u32, c0: u32, a0: mat4x4<f32>, a1: mat4x4<f32>, a2: mat4x4<f32>,
+            a3: mat4x4<f32>, b0: mat4x4<f32>, b1: mat4x4<f32>, b2: mat4x4<f32>, b3: mat4x4<f32>) {
+  for (var n = 0u; n < 2u * p.four; n++) {
+    let second = n >= p.four;
+    let ma = pick(n & 3u, a0, a1, a2, a3);
+    let mb = pick(n & 3u, b0, b1, b2, b3);
+    let m = mat4x4<f32>(select(ma[0], mb[0], second), select(ma[1], mb[1], second), select(ma[2], mb[2], second),
+                        select(ma[3], mb[3], second));
+    let jn = select(j, j2, second);
+    let c = c0 + (n & 3u);
+    for (var k = 0u; k < p.four; k++) {
+      if (c < p.head_dim / 4u && jn + k < p.tmax) {
+        keys_out[kv_index(b, jn + k, kvh) + c] += column(k, m[0], m[1], m[2], m[3]);
       }
     }
   }
@@ -617,14 +676,7 @@ fn attention_keys_times_rows(@builtin(local_invocation_id) lid: vec3<u32>, @buil
       b3 += outer(y3, mb);
     }
   }
-  put_keys(b, kvh, u32(ja), c0, a0);
-  put_keys(b, kvh, u32(ja), c0 + 1u, a1);
-  put_keys(b, kvh, u32(ja), c0 + 2u, a2);
-  put_keys(b, kvh, u32(ja), c0 + 3u, a3);
-  put_keys(b, kvh, u32(jb), c0, b0);
-  put_keys(b, kvh, u32(jb), c0 + 1u, b1);
-  put_keys(b, kvh, u32(jb), c0 + 2u, b2);
-  put_keys(b, kvh, u32(jb), c0 + 3u, b3);
+  put_keys(b, kvh, u32(ja), u32(jb), c0, a0, a1, a2, a3, b0, b1, b2, b3);
 }
 
 // Packs token rows [rows × W texels] (W = heads·HD4) into a row texture (see Params.tex_shift);

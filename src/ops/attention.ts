@@ -30,7 +30,7 @@ import { elementGrid } from "./grid.ts";
 import { scratchBuffer } from "./scratch.ts";
 
 /** Workgroup x size: two 8-lane SIMD groups on llvmpipe. */
-const WG = 16;
+const WG = 8;
 /** Query rows (keys) per invocation of the tiled kernels; must match kernels/attention.wgsl. */
 const ROWS_PER_LANE = 8;
 /** vec4 slices of the head dimension per invocation of the product kernels. */
@@ -233,6 +233,7 @@ function attentionParams(
     ["u32", kvShift],
     ["u32", row0],
     ["u32", rows],
+    ["u32", 4],
   ]);
 }
 
@@ -276,7 +277,7 @@ function rowChunks(
     Math.floor(limit / sequences),
     Math.floor(SCRATCH_BYTES / (sequences * pitch * 4)),
   );
-  if (perChunk < 1 || pitch / 4 > limit) {
+  if (perChunk < 1 || pitch / 4 + 1 > limit) {
     throw new RangeError(
       `Attention scratch of ${sequences} rows × ${pitch / 4} texels exceeds the ${limit}-texel texture limit`,
     );
@@ -339,12 +340,13 @@ export function attentionForwardVia(
       1,
       path === "chunked" ? FORCED_CHUNK_ROWS : Infinity,
     );
-    const scores = cachedTexture(rec, "scores", pitch / 4, o.batch * o.heads * rowsPerChunk);
+    // One more texel column for the row maxima.
+    const scores = cachedTexture(rec, "scores", pitch / 4 + 1, o.batch * o.heads * rowsPerChunk);
     for (const [row0, rows] of chunks) {
       const extras = { pitch, row0, rows, rowShift: qt.shift, kvShift: kv.shift };
       rec.dispatch(
         rec.kernel("attention", "attention_scores", constants),
-        [qt.view, kv.k, o.qOffset, o.kvLen, scores.createView(), lse],
+        [qt.view, kv.k, o.qOffset, o.kvLen, scores.createView()],
         [blocks(rows), o.heads, o.batch],
         attentionParams(o, extras),
       );
