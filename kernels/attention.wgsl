@@ -210,9 +210,8 @@ fn scratch_rows(b: u32, h: u32, rows: vec4<u32>) -> vec4<u32> {
   return vec4<u32>((b * p.heads + h) * p.rows) + rows - vec4<u32>(p.row0);
 }
 
-// Half lo of the tile for n < 2, else hi.
-fn tile_half(t: RowTile, n: u32) -> Half {
-  let hi = n >= 2u;
+// Half lo or hi of a row tile.
+fn tile_half(t: RowTile, hi: bool) -> Half {
   return Half(TexRows(select(t.lo.tex.x, t.hi.tex.x, hi), select(t.lo.tex.y, t.hi.tex.y, hi)),
               select(t.lo.row, t.hi.row, hi), select(t.lo.valid, t.hi.valid, hi), select(t.lo.pos, t.hi.pos, hi));
 }
@@ -294,31 +293,47 @@ fn attention_scores(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
   let last = t.keys.y - 1;
   var m_lo = vec4<f32>(NEG);
   var m_hi = vec4<f32>(NEG);
-  for (var j = t.keys.x; j < t.keys.y; j += 8) {
+  for (var j = t.keys.x; j < t.keys.y; j += 16) {
     let ta = key_texels(t.b, t.kvh, j, last);
     let tb = key_texels(t.b, t.kvh, j + 4, last);
-    // Raw q·k: rows of a half (components) × keys (columns), 2 quads of keys a, b.
+    let tc = key_texels(t.b, t.kvh, j + 8, last);
+    let td = key_texels(t.b, t.kvh, j + 12, last);
+    // Raw q·k: rows of a half (components) × keys (columns), 4 quads of keys a … d.
     var la = mat4x4<f32>();
     var lb = mat4x4<f32>();
+    var lc = mat4x4<f32>();
+    var ld = mat4x4<f32>();
     var ha = mat4x4<f32>();
     var hb = mat4x4<f32>();
+    var hc = mat4x4<f32>();
+    var hd = mat4x4<f32>();
     for (var c = 0u; c < hd4; c++) {
       let ka = tex_quad(k_tex, ta, c);
       let kb = tex_quad(k_tex, tb, c);
+      let kc = tex_quad(k_tex, tc, c);
+      let kd = tex_quad(k_tex, td, c);
       let ql = transpose(tex_quad(q_tex, t.lo.tex, c));
       let qh = transpose(tex_quad(q_tex, t.hi.tex, c));
       la += ql * ka;
       lb += ql * kb;
+      lc += ql * kc;
+      ld += ql * kd;
       ha += qh * ka;
       hb += qh * kb;
+      hc += qh * kc;
+      hd += qh * kd;
     }
-    // The 4 tiles (lo a, lo b, hi a, hi b) in a loop: its body is compiled once.
-    for (var n = 0u; n < p.four; n++) {
-      let h = tile_half(t, n);
-      let jn = u32(j) + 4u * (n & 1u);
-      let sc = masked_scores(pick(n, la, lb, ha, hb), quad_mask(t, h, i32(jn)));
+    // The 8 tiles (lo a … d, hi a … d) in a loop: its body is compiled once.
+    for (var n = 0u; n < 2u * p.four; n++) {
+      let hi = n >= p.four;
+      let h = tile_half(t, hi);
+      let jn = u32(j) + 4u * (n & 3u);
+      let ml = pick(n & 3u, la, lb, lc, ld);
+      let mh = pick(n & 3u, ha, hb, hc, hd);
+      let raw = mat4x4<f32>(select(ml[0], mh[0], hi), select(ml[1], mh[1], hi), select(ml[2], mh[2], hi),
+                            select(ml[3], mh[3], hi));
+      let sc = masked_scores(raw, quad_mask(t, h, i32(jn)));
       store_tile(t, h, jn, 0u, sc);
-      let hi = n >= 2u;
       m_lo = select(max(m_lo, col_max(sc)), m_lo, hi);
       m_hi = select(m_hi, max(m_hi, col_max(sc)), hi);
     }
@@ -400,20 +415,23 @@ fn col_sums(w: mat4x4<f32>) -> vec4<f32> {
   return transpose(w) * vec4<f32>(1.0);
 }
 
-// Forward: 1 / Σw per row (0 for a row that sees no key), and lse = max + log Σw from the first
-// chunk of D.
-fn finish_half(t: RowTile, h: Half, m: vec4<f32>, l: vec4<f32>, first: bool) -> vec4<f32> {
-  if (!FORWARD) {
-    return vec4<f32>(1.0);
+// Forward: lse = max + log Σw of the 8 rows (written by the first chunk of D, in a loop).
+fn store_lse(t: RowTile, m_lo: vec4<f32>, m_hi: vec4<f32>, l_lo: vec4<f32>, l_hi: vec4<f32>) {
+  let v_lo = select(vec4<f32>(NEG), m_lo + log(l_lo), l_lo > vec4<f32>(0.0));
+  let v_hi = select(vec4<f32>(NEG), m_hi + log(l_hi), l_hi > vec4<f32>(0.0));
+  let at_lo = lse_at(t, t.lo.row);
+  let at_hi = lse_at(t, t.hi.row);
+  for (var n = 0u; n < 2u * p.four; n++) {
+    let hi = n >= p.four;
+    let k = n & 3u;
+    if (select(t.lo.valid, t.hi.valid, hi)[k]) {
+      lse[select(at_lo, at_hi, hi)[k]] = select(v_lo, v_hi, hi)[k];
+    }
   }
-  if (first) {
-    let at = lse_at(t, h.row);
-    let v = select(vec4<f32>(NEG), m + log(l), l > vec4<f32>(0.0));
-    if (h.valid.x) { lse[at.x] = v.x; }
-    if (h.valid.y) { lse[at.y] = v.y; }
-    if (h.valid.z) { lse[at.z] = v.z; }
-    if (h.valid.w) { lse[at.w] = v.w; }
-  }
+}
+
+// Forward: 1 / Σw per row (0 for a row that sees no key).
+fn inverse(l: vec4<f32>) -> vec4<f32> {
   return select(vec4<f32>(0.0), 1.0 / l, l > vec4<f32>(0.0));
 }
 
@@ -457,8 +475,17 @@ fn attention_rows_times_kv(@builtin(local_invocation_id) lid: vec3<u32>, @builti
       l_hi += wh;
     }
   }
-  let s_lo = finish_half(t, t.lo, m_lo, col_sums(l_lo), c0 == 0u);
-  let s_hi = finish_half(t, t.hi, m_hi, col_sums(l_hi), c0 == 0u);
+  var s_lo = vec4<f32>(1.0);
+  var s_hi = vec4<f32>(1.0);
+  if (FORWARD) {
+    let sum_lo = col_sums(l_lo);
+    let sum_hi = col_sums(l_hi);
+    if (c0 == 0u) {
+      store_lse(t, m_lo, m_hi, sum_lo, sum_hi);
+    }
+    s_lo = inverse(sum_lo);
+    s_hi = inverse(sum_hi);
+  }
   put_rows(t, c0, s_lo, s_hi, lo0, lo1, lo2, lo3, hi0, hi1, hi2, hi3);
 }
 
@@ -499,10 +526,16 @@ struct RowTerms {
   delta: vec4<f32>,
 }
 
+// lse and delta of the 4 rows of a half, loaded in a loop (see Params.four).
 fn row_terms(t: RowTile, h: Half) -> RowTerms {
   let at = lse_at(t, h.row);
-  return RowTerms(vec4<f32>(lse_in[at.x], lse_in[at.y], lse_in[at.z], lse_in[at.w]),
-                  vec4<f32>(delta_in[at.x], delta_in[at.y], delta_in[at.z], delta_in[at.w]));
+  var r = RowTerms(vec4<f32>(0.0), vec4<f32>(0.0));
+  for (var k = 0u; k < p.four; k++) {
+    let here = vec4<u32>(k) == vec4<u32>(0u, 1u, 2u, 3u);
+    r.lse = select(r.lse, vec4<f32>(lse_in[at[k]]), here);
+    r.delta = select(r.delta, vec4<f32>(delta_in[at[k]]), here);
+  }
+  return r;
 }
 
 struct GradCol {
@@ -570,9 +603,9 @@ fn attention_backward_ds(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(
     }
     // The 4 tiles (lo a, lo z, hi a, hi z) in a loop: its body is compiled once.
     for (var n = 0u; n < p.four; n++) {
-      let h = tile_half(t, n);
-      let jn = u32(j) + 4u * (n & 1u);
       let hi = n >= 2u;
+      let h = tile_half(t, hi);
+      let jn = u32(j) + 4u * (n & 1u);
       let r = RowTerms(select(r_lo.lse, r_hi.lse, hi), select(r_lo.delta, r_hi.delta, hi));
       let g = grads(pick(n, la, lz, ha, hz), pick(n, dla, dlz, dha, dhz), quad_mask(t, h, i32(jn)), r);
       store_tile(t, h, jn, 0u, g.p);
