@@ -7,12 +7,13 @@
 // window w > 0, j > pos − w. Scores: s = scale·q·k, then s = cap·tanh(s/cap) when cap > 0.
 //
 // Training path (many query rows): the score matrix of a chunk of query rows is materialised in
-// scratch [B·H·rows × pitch] (4 MiB per matrix at the reference decoder, B 4, T 256, H 4), so
+// scratch textures [B·H·rows × width] (4 MiB per matrix at the reference decoder, B 4, T 256, H 4), so
 // every kernel is a small register tile in one loop:
 //   forward   attention_scores (S, row max) → attention_rows_times_kv (out = softmax(S)·V, lse);
-//   backward  attention_backward_delta (Σ dout·out) → attention_backward_ds (P and dS, with S
-//             and dP = dout·vᵀ recomputed) → attention_rows_times_kv (dq += dS·K) and
-//             attention_keys_times_rows twice (dk += dSᵀ·Q, dv += Pᵀ·dout).
+//   backward  attention_backward_delta (Σ dout·out) → [attention_scores, unless the launcher kept
+//             the forward's S] → attention_backward_ds (P and dS, with dP = dout·vᵀ) →
+//             attention_rows_times_kv (dq += dS·K) and attention_keys_times_rows twice
+//             (dk += dSᵀ·Q, dv += Pᵀ·dout).
 // Why this shape: llvmpipe's JIT time explodes with the number of SIMD values live across
 // control flow (each storage access is a per-lane loop; see compute-notes §8). The earlier
 // flash kernels kept 128–512 accumulators across several loops and storage updates and took
@@ -40,11 +41,14 @@ struct Params {
   window: u32,
   // Element stride of one grid row for the 2-D grids of element-wise kernels.
   grid_stride: u32,
-  // Floats per scratch row (a multiple of 4), and the first column of the matrix a kernel reads:
-  // the forward keeps S [rows × width] (width = tmax rounded up to 4); the backward keeps P and
-  // dS side by side, [rows × (P | dS)].
-  pitch: u32,
+  // Scratch textures hold one row per (sequence, head, query row of the chunk): S (and the row
+  // maxima) from attention_scores, P | dS from attention_backward_ds, each matrix `width()`
+  // floats wide; `col`: the first column (float) of the matrix a product kernel reads.
   col: u32,
+  // attention_backward_ds reads S with these rows per (sequence, head), from query row
+  // score_row0 (the forward's whole S when the launcher kept it, else this chunk's).
+  score_rows: u32,
+  score_row0: u32,
   // Row textures (q, dout): token row r of W = heads·HD4 texels lives at texel
   // ((r & (2^tex_shift − 1))·W + x, r >> tex_shift), 2^tex_shift rows side by side.
   tex_shift: u32,
@@ -245,7 +249,7 @@ fn quad_mask(t: RowTile, h: Half, j: i32) -> Mask4 {
 // 8 keys per step, and the max of each row (in texel column width/4 of the scratch). Σexp and
 // lse come with the next kernel, which takes the exponentials anyway.
 
-// The score scratch: a texture of [B·H·rows × pitch/4 (+ 1)] texels (texel fetches cost less
+// The score scratch: a texture of [B·H·rows × (width/4 + 1)] texels (texel fetches cost less
 // than half a storage load to read back).
 @group(0) @binding(5) var scratch_out: texture_storage_2d<rgba32float, write>;
 
@@ -513,13 +517,14 @@ fn attention_backward_delta(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // ---------------------------------------------------------------------------------------------
 // Backward, kernel 2: P = exp(S − lse) and dS = P·(dP − delta)·d(score)/d(raw) of 8 rows × all
-// visible keys, 8 keys per step, with S = q·k and dP = dout·v recomputed (32 fetches per 128
-// vec4 dot products), into the scratch as [P | dS].
+// visible keys, 16 keys per step, into the scratch as [P | dS]. dP = dout·vᵀ is computed here
+// (24 fetches per 128 vec4 dot products); S comes from attention_scores.
 
-@group(0) @binding(6) var v_tex: texture_2d<f32>;
-@group(0) @binding(7) var dout_tex: texture_2d<f32>;
-@group(0) @binding(8) var<storage, read> lse_in: array<f32>;
-@group(0) @binding(9) var<storage, read> delta_in: array<f32>;
+@group(0) @binding(1) var dout_tex: texture_2d<f32>;
+@group(0) @binding(2) var v_tex: texture_2d<f32>;
+@group(0) @binding(6) var scores_in: texture_2d<f32>;
+@group(0) @binding(7) var<storage, read> lse_in: array<f32>;
+@group(0) @binding(8) var<storage, read> delta_in: array<f32>;
 
 struct RowTerms {
   lse: vec4<f32>,
@@ -538,16 +543,24 @@ fn row_terms(t: RowTile, h: Half) -> RowTerms {
   return r;
 }
 
+// Scores of the 4 rows of a half (components) × keys j … j+3 (columns).
+fn load_scores(t: RowTile, h: Half, j: u32) -> mat4x4<f32> {
+  let y = vec4<u32>((t.b * p.heads + t.h) * p.score_rows) + h.row - vec4<u32>(p.score_row0);
+  let x = j / 4u;
+  return transpose(mat4x4<f32>(textureLoad(scores_in, vec2<u32>(x, y.x), 0), textureLoad(scores_in, vec2<u32>(x, y.y), 0),
+                               textureLoad(scores_in, vec2<u32>(x, y.z), 0), textureLoad(scores_in, vec2<u32>(x, y.w), 0)));
+}
+
 struct GradCol {
   p: vec4<f32>,
   ds: vec4<f32>,
 }
 
-// P and dS of one key (4 rows, components) from its raw scores and dP.
-fn grad_col(raw: vec4<f32>, dp: vec4<f32>, ok: vec4<bool>, r: RowTerms) -> GradCol {
-  let sc = capped4(raw);
+// P and dS of one key (4 rows, components) from its scores and dP; selects (not products) drop
+// what a masked or never-written score would give.
+fn grad_col(sc: vec4<f32>, dp: vec4<f32>, ok: vec4<bool>, r: RowTerms) -> GradCol {
   let pr = select(vec4<f32>(0.0), exp(sc - r.lse), ok);
-  return GradCol(pr, pr * (dp - r.delta) * slope4(sc));
+  return GradCol(pr, select(vec4<f32>(0.0), pr * (dp - r.delta) * slope4(sc), ok));
 }
 
 // P and dS of 4 rows (components) × keys j … j+3 (columns).
@@ -556,11 +569,11 @@ struct Grads {
   ds: mat4x4<f32>,
 }
 
-fn grads(raw: mat4x4<f32>, dp: mat4x4<f32>, m: Mask4, r: RowTerms) -> Grads {
-  let g0 = grad_col(raw[0], dp[0], m.m0, r);
-  let g1 = grad_col(raw[1], dp[1], m.m1, r);
-  let g2 = grad_col(raw[2], dp[2], m.m2, r);
-  let g3 = grad_col(raw[3], dp[3], m.m3, r);
+fn grads(sc: mat4x4<f32>, dp: mat4x4<f32>, m: Mask4, r: RowTerms) -> Grads {
+  let g0 = grad_col(sc[0], dp[0], m.m0, r);
+  let g1 = grad_col(sc[1], dp[1], m.m1, r);
+  let g2 = grad_col(sc[2], dp[2], m.m2, r);
+  let g3 = grad_col(sc[3], dp[3], m.m3, r);
   return Grads(mat4x4<f32>(g0.p, g1.p, g2.p, g3.p), mat4x4<f32>(g0.ds, g1.ds, g2.ds, g3.ds));
 }
 
@@ -571,43 +584,47 @@ fn attention_backward_ds(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(
   let last = t.keys.y - 1;
   let r_lo = row_terms(t, t.lo);
   let r_hi = row_terms(t, t.hi);
-  for (var j = t.keys.x; j < t.keys.y; j += 8) {
+  for (var j = t.keys.x; j < t.keys.y; j += 16) {
     let ta = key_texels(t.b, t.kvh, j, last);
-    let tz = key_texels(t.b, t.kvh, j + 4, last);
-    // Raw q·k and dout·v: rows of a half (components) × keys (columns).
+    let tb = key_texels(t.b, t.kvh, j + 4, last);
+    let tc = key_texels(t.b, t.kvh, j + 8, last);
+    let td = key_texels(t.b, t.kvh, j + 12, last);
+    // dout·v: rows of a half (components) × keys (columns), 4 quads of keys a … d.
     var la = mat4x4<f32>();
-    var lz = mat4x4<f32>();
+    var lb = mat4x4<f32>();
+    var lc = mat4x4<f32>();
+    var ld = mat4x4<f32>();
     var ha = mat4x4<f32>();
-    var hz = mat4x4<f32>();
-    var dla = mat4x4<f32>();
-    var dlz = mat4x4<f32>();
-    var dha = mat4x4<f32>();
-    var dhz = mat4x4<f32>();
+    var hb = mat4x4<f32>();
+    var hc = mat4x4<f32>();
+    var hd = mat4x4<f32>();
     for (var c = 0u; c < hd4; c++) {
-      let ka = tex_quad(k_tex, ta, c);
-      let kz = tex_quad(k_tex, tz, c);
       let va = tex_quad(v_tex, ta, c);
-      let vz = tex_quad(v_tex, tz, c);
-      let ql = transpose(tex_quad(q_tex, t.lo.tex, c));
-      let qh = transpose(tex_quad(q_tex, t.hi.tex, c));
+      let vb = tex_quad(v_tex, tb, c);
+      let vc = tex_quad(v_tex, tc, c);
+      let vd = tex_quad(v_tex, td, c);
       let ol = transpose(tex_quad(dout_tex, t.lo.tex, c));
       let oh = transpose(tex_quad(dout_tex, t.hi.tex, c));
-      la += ql * ka;
-      lz += ql * kz;
-      ha += qh * ka;
-      hz += qh * kz;
-      dla += ol * va;
-      dlz += ol * vz;
-      dha += oh * va;
-      dhz += oh * vz;
+      la += ol * va;
+      lb += ol * vb;
+      lc += ol * vc;
+      ld += ol * vd;
+      ha += oh * va;
+      hb += oh * vb;
+      hc += oh * vc;
+      hd += oh * vd;
     }
-    // The 4 tiles (lo a, lo z, hi a, hi z) in a loop: its body is compiled once.
-    for (var n = 0u; n < p.four; n++) {
-      let hi = n >= 2u;
+    // The 8 tiles (lo a … d, hi a … d) in a loop: its body is compiled once.
+    for (var n = 0u; n < 2u * p.four; n++) {
+      let hi = n >= p.four;
       let h = tile_half(t, hi);
-      let jn = u32(j) + 4u * (n & 1u);
+      let jn = u32(j) + 4u * (n & 3u);
+      let dl = pick(n & 3u, la, lb, lc, ld);
+      let dh = pick(n & 3u, ha, hb, hc, hd);
+      let dp = mat4x4<f32>(select(dl[0], dh[0], hi), select(dl[1], dh[1], hi), select(dl[2], dh[2], hi),
+                           select(dl[3], dh[3], hi));
       let r = RowTerms(select(r_lo.lse, r_hi.lse, hi), select(r_lo.delta, r_hi.delta, hi));
-      let g = grads(pick(n, la, lz, ha, hz), pick(n, dla, dlz, dha, dhz), quad_mask(t, h, i32(jn)), r);
+      let g = grads(load_scores(t, h, jn), dp, quad_mask(t, h, i32(jn)), r);
       store_tile(t, h, jn, 0u, g.p);
       store_tile(t, h, jn, width(), g.ds);
     }

@@ -201,9 +201,11 @@ function checkShape(o: AttentionShape): void {
 /** Launch parameters past the shape (see `Params` in kernels/attention.wgsl). */
 interface LaunchExtras {
   gridStride?: number;
-  /** Floats per scratch row, and the first column of the matrix a product kernel reads. */
-  pitch?: number;
+  /** First column (float) of the scratch matrix a product kernel reads. */
   col?: number;
+  /** Rows per (sequence, head) and first query row of the S texture attention_backward_ds reads. */
+  scoreRows?: number;
+  scoreRow0?: number;
   /** Row packing of the q / dout and of the K / V row textures. */
   rowShift?: number;
   kvShift?: number;
@@ -214,7 +216,8 @@ interface LaunchExtras {
 
 function attentionParams(
   o: AttentionShape,
-  { gridStride = 0, pitch = 0, col = 0, rowShift = 0, kvShift = 0, row0 = 0, rows = o.tq }: LaunchExtras = {},
+  { gridStride = 0, col = 0, scoreRows = 0, scoreRow0 = 0, rowShift = 0, kvShift = 0, row0 = 0, rows = o.tq }:
+    LaunchExtras = {},
 ): ArrayBuffer {
   return params([
     ["u32", o.batch],
@@ -227,8 +230,9 @@ function attentionParams(
     ["f32", o.softcap],
     ["u32", o.window],
     ["u32", gridStride],
-    ["u32", pitch],
     ["u32", col],
+    ["u32", scoreRows],
+    ["u32", scoreRow0],
     ["u32", rowShift],
     ["u32", kvShift],
     ["u32", row0],
@@ -266,7 +270,7 @@ function rowChunks(
   o: AttentionShape,
   matrices: number,
   maxRows = Infinity,
-): { pitch: number; width: number; chunks: [number, number][]; rowsPerChunk: number } {
+): { width: number; chunks: [number, number][]; rowsPerChunk: number } {
   const width = Math.ceil(o.tmax / 4) * 4;
   const pitch = width * matrices;
   const limit = rec.gpu.device.limits.maxTextureDimension2D;
@@ -284,7 +288,7 @@ function rowChunks(
   }
   const chunks: [number, number][] = [];
   for (let row0 = 0; row0 < o.tq; row0 += perChunk) chunks.push([row0, Math.min(perChunk, o.tq - row0)]);
-  return { pitch, width, chunks, rowsPerChunk: perChunk };
+  return { width, chunks, rowsPerChunk: perChunk };
 }
 
 /** Query rows per chunk of the `chunked` paths (not a multiple of the row tile, on purpose). */
@@ -334,22 +338,19 @@ export function attentionForwardVia(
       scoreBytes <= rec.gpu.device.limits.maxStorageBufferBindingSize);
   if (!decode) {
     const qt = rowTexture(rec, q, o, "q"), kv = kvTextures(rec, k, v, o);
-    const { pitch, chunks, rowsPerChunk } = rowChunks(
+    const { width, chunks, rowsPerChunk } = rowChunks(
       rec,
       o,
       1,
       path === "chunked" ? FORCED_CHUNK_ROWS : Infinity,
     );
-    // One more texel column for the row maxima.
-    const scores = cachedTexture(rec, "scores", pitch / 4 + 1, o.batch * o.heads * rowsPerChunk);
+    const size = scoresSize(o, width, rowsPerChunk);
+    const scores = (chunks.length === 1 ? keepScores(rec, o, q, k, lse, size) : undefined) ??
+      cachedTexture(rec, "scores", size.width, size.height);
+    if (chunks.length > 1) forgetScores(rec, lse);
     for (const [row0, rows] of chunks) {
-      const extras = { pitch, row0, rows, rowShift: qt.shift, kvShift: kv.shift };
-      rec.dispatch(
-        rec.kernel("attention", "attention_scores", constants),
-        [qt.view, kv.k, o.qOffset, o.kvLen, scores.createView()],
-        [blocks(rows), o.heads, o.batch],
-        attentionParams(o, extras),
-      );
+      const extras = { row0, rows, rowShift: qt.shift, kvShift: kv.shift };
+      recordScores(rec, o, qt, kv, scores, extras);
       rec.dispatch(
         rec.kernel("attention", "attention_rows_times_kv", { ...constants, FORWARD: 1 }),
         [kv.v, scores.createView(), o.qOffset, o.kvLen, lse, out],
@@ -359,6 +360,7 @@ export function attentionForwardVia(
     }
     return;
   }
+  forgetScores(rec, lse);
   const rows = o.batch * o.heads * o.tq;
   // The decoding kernels take the query heads of a KV group 4 at a time.
   const headChunks = o.kvHeads * Math.ceil(o.heads / o.kvHeads / 4);
@@ -387,8 +389,11 @@ export function attentionForwardVia(
   );
 }
 
-/** Which kernels compute a backward: `chunked` forces a few query rows per chunk (tests). */
-export type AttentionBackwardPath = "auto" | "chunked";
+/**
+ * Which kernels compute a backward: `chunked` forces a few query rows per chunk, `recompute` also
+ * recomputes S instead of reading the one the forward kept (tests).
+ */
+export type AttentionBackwardPath = "auto" | "chunked" | "recompute";
 
 /**
  * Records the backward: `dq += ∂L/∂q`, `dk += ∂L/∂k`, `dv += ∂L/∂v` from `dout`, recomputing the
@@ -439,21 +444,29 @@ export function attentionBackwardVia(
     [Math.ceil(o.batch * o.tq / WG), o.heads],
     attentionParams(o),
   );
-  const { pitch, width, chunks, rowsPerChunk } = rowChunks(
+  const { width, chunks, rowsPerChunk } = rowChunks(
     rec,
     o,
     2,
-    path === "chunked" ? FORCED_CHUNK_ROWS : Infinity,
+    path === "auto" ? Infinity : FORCED_CHUNK_ROWS,
   );
-  const grads = cachedTexture(rec, "grads", pitch / 4, o.batch * o.heads * rowsPerChunk);
+  const grads = cachedTexture(rec, "grads", width / 2, o.batch * o.heads * rowsPerChunk);
+  const kept = path === "recompute" ? undefined : keptScores(rec, o, q, k, lse);
   const keysTimesRows = rec.kernel("attention", "attention_keys_times_rows", constants);
   for (const [row0, rows] of chunks) {
-    const extras = { pitch, row0, rows, rowShift: qt.shift, kvShift: kv.shift };
+    const extras = { row0, rows, rowShift: qt.shift, kvShift: kv.shift };
+    let scores = kept, scoreRows = o.tq, scoreRow0 = 0;
+    if (!scores) {
+      const size = scoresSize(o, width, rowsPerChunk);
+      scores = cachedTexture(rec, "scores", size.width, size.height);
+      recordScores(rec, o, qt, kv, scores, extras);
+      [scoreRows, scoreRow0] = [rows, row0];
+    }
     rec.dispatch(
       rec.kernel("attention", "attention_backward_ds", constants),
-      [qt.view, kv.k, o.qOffset, o.kvLen, grads.createView(), kv.v, doutT.view, lse, o.delta],
+      [doutT.view, kv.v, o.qOffset, o.kvLen, grads.createView(), scores.createView(), lse, o.delta],
       [blocks(rows), o.heads, o.batch],
-      attentionParams(o, extras),
+      attentionParams(o, { ...extras, scoreRows, scoreRow0 }),
     );
     rec.dispatch(
       rec.kernel("attention", "attention_rows_times_kv", constants),
@@ -480,13 +493,11 @@ export function attentionBackwardVia(
 const textureCache = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
 
 /**
- * An rgba32float texture of at least `width × height` texels for `role`, cached per device, role
- * and size class; reuse within one recorded step is safe because commands run in submission
- * order. Sizes are rounded up to a class (≤ 25 % extra) that is never a power of two: llvmpipe
- * compiles one shader variant per power-of-two-ness of texture sizes.
+ * An rgba32float texture of at least `width × height` texels. Sizes are rounded up to a class
+ * (≤ 25 % extra) that is never a power of two: llvmpipe compiles one shader variant per
+ * power-of-two-ness of texture sizes.
  */
-function cachedTexture(rec: Recorder, role: string, width: number, height: number): GPUTexture {
-  const device = rec.gpu.device;
+function createTexture(device: GPUDevice, label: string, width: number, height: number): GPUTexture {
   const limit = device.limits.maxTextureDimension2D;
   const extent = (x: number) => {
     const step = 2 ** Math.max(0, Math.ceil(Math.log2(x)) - 3);
@@ -494,21 +505,131 @@ function cachedTexture(rec: Recorder, role: string, width: number, height: numbe
     while ((y & (y - 1)) === 0) y++;
     return Math.min(y, limit);
   };
-  const size = { width: extent(width), height: extent(height) };
+  return device.createTexture({
+    label,
+    size: { width: extent(width), height: extent(height) },
+    format: "rgba32float",
+    usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
+  });
+}
+
+/**
+ * A texture of at least `width × height` texels for `role`, cached per device, role and size;
+ * reuse within one recorded step is safe because commands run in submission order.
+ */
+function cachedTexture(rec: Recorder, role: string, width: number, height: number): GPUTexture {
+  const device = rec.gpu.device;
   const cache = textureCache.get(device) ?? new Map<string, GPUTexture>();
   textureCache.set(device, cache);
-  const key = `${role}:${size.width}x${size.height}`;
+  const key = `${role}:${width}x${height}`;
   let texture = cache.get(key);
   if (!texture) {
-    texture = device.createTexture({
-      label: `attention:${key}`,
-      size,
-      format: "rgba32float",
-      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
-    });
+    texture = createTexture(device, `attention:${key}`, width, height);
     cache.set(key, texture);
   }
   return texture;
+}
+
+/** Texels of the S texture of `rows` query rows per (sequence, head): S, then the row maxima. */
+function scoresSize(o: AttentionShape, width: number, rows: number): { width: number; height: number } {
+  return { width: width / 4 + 1, height: o.batch * o.heads * rows };
+}
+
+/** Records attention_scores for one chunk of query rows into `scores`. */
+function recordScores(
+  rec: Recorder,
+  o: AttentionOptions,
+  qt: { view: GPUTextureView },
+  kv: { k: GPUTextureView },
+  scores: GPUTexture,
+  extras: LaunchExtras,
+): void {
+  rec.dispatch(
+    rec.kernel("attention", "attention_scores", kernelConstants(o)),
+    [qt.view, kv.k, o.qOffset, o.kvLen, scores.createView()],
+    [blocks(extras.rows ?? o.tq), o.heads, o.batch],
+    attentionParams(o, extras),
+  );
+}
+
+/**
+ * S of a forward, kept for its backward (which then skips recomputing q·kᵀ, about a third of its
+ * work), per device and lse buffer: the forward's lse stays alive until its backward, and the
+ * entry names the inputs S came from, so a backward only uses an S of its own q, k and options.
+ * Kept only while the textures stay within {@linkcode KEPT_SCORES_BYTES} (a few layers of a small
+ * model); otherwise the backward recomputes S.
+ */
+interface KeptScores {
+  texture: GPUTexture;
+  inputs: readonly unknown[];
+}
+
+const KEPT_SCORES_BYTES = 64 * 2 ** 20;
+const keptByDevice = new WeakMap<GPUDevice, Map<GPUBuffer, KeptScores>>();
+
+function keptMap(rec: Recorder): Map<GPUBuffer, KeptScores> {
+  const map = keptByDevice.get(rec.gpu.device) ?? new Map<GPUBuffer, KeptScores>();
+  keptByDevice.set(rec.gpu.device, map);
+  return map;
+}
+
+function scoreInputs(o: AttentionOptions, q: Tensor, k: Tensor): unknown[] {
+  const { batch, tq, tmax, heads, kvHeads, headDim, scale, softcap, window } = o;
+  return [
+    q.buffer,
+    k.buffer,
+    o.qOffset.buffer,
+    o.kvLen.buffer,
+    batch,
+    tq,
+    tmax,
+    heads,
+    kvHeads,
+    headDim,
+    scale,
+    softcap,
+    window,
+  ];
+}
+
+/** The texture this forward's S should go to for its backward, or undefined past the budget. */
+function keepScores(
+  rec: Recorder,
+  o: AttentionOptions,
+  q: Tensor,
+  k: Tensor,
+  lse: Tensor,
+  size: { width: number; height: number },
+): GPUTexture | undefined {
+  const map = keptMap(rec);
+  const old = map.get(lse.buffer);
+  map.delete(lse.buffer);
+  let texture = old?.texture;
+  if (!texture || texture.width < size.width || texture.height < size.height) {
+    const bytes = [...map.values()].reduce((n, e) => n + e.texture.width * e.texture.height * 16, 0);
+    if (bytes + size.width * size.height * 16 * 1.25 ** 2 > KEPT_SCORES_BYTES) return undefined;
+    texture = createTexture(rec.gpu.device, "attention:kept_scores", size.width, size.height);
+  }
+  map.set(lse.buffer, { texture, inputs: scoreInputs(o, q, k) });
+  return texture;
+}
+
+/** Drops the kept S of `lse`'s buffer (another kind of forward wrote it). */
+function forgetScores(rec: Recorder, lse: Tensor): void {
+  keptMap(rec).delete(lse.buffer);
+}
+
+/** The S a forward kept for this backward's q, k, lse and options, if any. */
+function keptScores(
+  rec: Recorder,
+  o: AttentionOptions,
+  q: Tensor,
+  k: Tensor,
+  lse: Tensor,
+): GPUTexture | undefined {
+  const entry = keptMap(rec).get(lse.buffer);
+  const inputs = scoreInputs(o, q, k);
+  return entry && entry.inputs.every((x, i) => x === inputs[i]) ? entry.texture : undefined;
 }
 
 /** K and V `[B × Tmax × KVH × D]` as row textures (same packing, so one shift). */

@@ -141,7 +141,7 @@ const GPU_BACKWARD_SHAPES: Shape[] = [
 ];
 
 for (const shape of GPU_BACKWARD_SHAPES) {
-  for (const path of ["auto", "chunked"] as const) {
+  for (const path of ["auto", "chunked", "recompute"] as const) {
     Deno.test({
       name: `attentionBackward() (${path} path) accumulates the CPU reference gradients for ${
         describe(shape)
