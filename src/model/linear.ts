@@ -42,7 +42,10 @@ export interface Linear {
   readonly outFeatures: number;
 }
 
-/** Operand precision of every matmul of a linear layer (`"bf16"`: opt-in, f32 accumulation). */
+/**
+ * Operand precision of every matmul of a linear layer: `"f32"` (exact products) or `"bf16"`
+ * (rounded operands, f32 accumulation; the training default).
+ */
 export type MatmulPrecision = NonNullable<MatmulOptions["precision"]>;
 
 /**
@@ -84,10 +87,10 @@ function activeLora(lin: Linear): LoraPair | null {
 }
 
 /**
- * Records `y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ)` for `rows` rows, the base product with operands in
- * `precision` (the rank-wide LoRA products are small and stay f32), reading `packedX` (x packed by
- * {@linkcode packLinearInput}) when given. Returns the LoRA intermediate `uᵀ = A·xᵀ`
- * (`[rank × rows]`, owned by the caller: keep it for backward, else release it), or null.
+ * Records `y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ)` for `rows` rows, every product with operands in
+ * `precision` (the LoRA products too, so bf16 training compiles no f32 texture kernel), reading
+ * `packedX` (x packed by {@linkcode packLinearInput}) when given. Returns the LoRA intermediate
+ * `uᵀ = A·xᵀ` (`[rank × rows]`, owned by the caller: keep it for backward, else release it), or null.
  */
 export function linearForward(
   rec: Recorder,
@@ -113,7 +116,7 @@ export function linearForward(
   // uᵀ = A·xᵀ and y += s·(uᵀ)ᵀ·Bᵀ: the rank stays the row or inner dimension of every product,
   // which the matmul kernels handle far faster than a rank-wide output (23 ms vs 2 ms here).
   const uT = pool.tensor([lora.rank, rows], "f32", `${lin.weight.name}.lora_uT`);
-  matmul(rec, whole(lora.a.value), x, uT, { m: lora.rank, n: rows, k, transB: true });
+  matmul(rec, whole(lora.a.value), x, uT, { m: lora.rank, n: rows, k, transB: true, precision });
   matmul(rec, uT, whole(lora.b.value), y, {
     m: rows,
     n,
@@ -122,6 +125,7 @@ export function linearForward(
     transB: true,
     accumulate: true,
     alpha: lora.scale,
+    precision,
   });
   return uT;
 }
@@ -197,6 +201,7 @@ export function linearBackward(
       k: r,
       transA: true,
       accumulate: true,
+      precision,
     });
     pool.release(dBT);
   }
@@ -208,6 +213,7 @@ export function linearBackward(
     transA: true,
     transB: true,
     alpha: lora.scale,
+    precision,
   });
   if (lora.a.trainable) {
     matmulVia(RANK_ROWS_OVER_TOKENS, rec, duT, x, whole(ensureGrad(pool, lora.a)), {
@@ -217,6 +223,13 @@ export function linearBackward(
       accumulate: true,
     });
   }
-  matmul(rec, duT, whole(lora.a.value), dx, { m: rows, n: k, k: r, transA: true, accumulate: true });
+  matmul(rec, duT, whole(lora.a.value), dx, {
+    m: rows,
+    n: k,
+    k: r,
+    transA: true,
+    accumulate: true,
+    precision,
+  });
   pool.release(duT);
 }

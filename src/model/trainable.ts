@@ -127,9 +127,9 @@ export class TrainableModel {
   async warmup(): Promise<number> {
     const start = performance.now();
     const { engine } = this.model;
-    // The rank-sized LoRA products always run in f32.
+    // The rank-sized LoRA products run in f32 on the general kernel when the base products are
+    // bf16 (see linear.ts), which this warm-up compiles too.
     const precision = this.model.matmulPrecision;
-    if (precision !== "f32" && this.mode === "lora") await matmulWarmup(engine, "f32");
     await matmulWarmup(engine, precision);
     const rec = engine.recorder();
     // 32 rows: enough for the training (tiled) attention path, which starts at 16 query rows.
