@@ -418,15 +418,15 @@ fn matmul_nt_bf16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
 // an upstream gradient dY is the NT kernel's A in `dX = dY·W` and this kernel's A in dW.
 // Here p.kq counts k rows, a multiple of 8 (the packs zero the rows past k).
 //
-// Napkin math: each lane owns 16 rows (m) × 16 columns (n); a workgroup covers 16 × 256. One
-// loop step covers 8 k rows: 16 B texels (this lane's columns) and 16 A texels (the same for
-// every lane of the workgroup), then 8 chained FMAs per accumulator vec4: 32 fetches per 2048
-// FMAs (the NT kernel's 32-row tile: 48 per 4096). Chaining 8 k rows per accumulator matters:
-// the accumulators live in spill slots, and one k row per step would reload and store each of
-// them 8× as often (measured ~1.5× slower).
-// Why 16 rows, not 32: LLVM's cold JIT grows much faster than the tile (measured on an empty
-// Mesa cache: 8 rows 0.6 s, 16 rows 1.5 s, 32 rows 4.2–4.5 s) while 32 rows were only ~10–15 %
-// faster.
+// Napkin math: each lane owns 32 rows (m) × 16 columns (n), as in the NT kernel; a workgroup
+// covers 32 × 256. One loop step covers 8 k rows: 16 B texels (this lane's columns) and 32 A
+// texels (the same for every lane of the workgroup), then 8 chained FMAs per accumulator vec4:
+// 48 fetches per 4096 FMAs, like NT. Chaining 8 k rows per accumulator matters: the accumulators
+// live in spill slots, and one k row per step would reload and store each of them 8× as often
+// (measured ~1.5× slower; 4 k rows per step: ~1.3× slower).
+// The tile is a speed / cold-JIT trade: on an empty Mesa cache LLVM takes 0.6 s for 8 rows,
+// 1.5 s for 16 and 4.2–4.5 s for 32, while 16 rows run at ~0.76× and 32 rows at ~1.0× the NT
+// kernel's speed (interleaved runs at 1024³). Mesa's disk cache makes later starts ~0.1 s.
 //
 // Accumulator rows hold the lane's 16 columns grouped as the bf16 halves come out of a texel:
 // e0 = columns 0, 2, 4, 6; e1 = 1, 3, 5, 7; e2 = 8, 10, 12, 14; e3 = 9, 11, 13, 15.
@@ -517,7 +517,7 @@ fn put_row(row: u32, quad: u32, acc: Row16) {
 
 @compute @workgroup_size(16, 1, 1)
 fn matmul_tn_bf16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let r = wg.y * 16u;
+  let r = wg.y * 32u;
   let col = wg.x * 256u + lid.x * 16u;
   let quad = col / 4u;
   let aq = r / 8u;
@@ -527,11 +527,19 @@ fn matmul_tn_bf16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
   var r4: Row16; var r5: Row16; var r6: Row16; var r7: Row16;
   var r8: Row16; var r9: Row16; var r10: Row16; var r11: Row16;
   var r12: Row16; var r13: Row16; var r14: Row16; var r15: Row16;
+  var r16: Row16; var r17: Row16; var r18: Row16; var r19: Row16;
+  var r20: Row16; var r21: Row16; var r22: Row16; var r23: Row16;
+  var r24: Row16; var r25: Row16; var r26: Row16; var r27: Row16;
+  var r28: Row16; var r29: Row16; var r30: Row16; var r31: Row16;
   if ((p.flags & ACCUMULATE) != 0u) {
     r0 = old_row(r + 0u, quad); r1 = old_row(r + 1u, quad); r2 = old_row(r + 2u, quad); r3 = old_row(r + 3u, quad);
     r4 = old_row(r + 4u, quad); r5 = old_row(r + 5u, quad); r6 = old_row(r + 6u, quad); r7 = old_row(r + 7u, quad);
     r8 = old_row(r + 8u, quad); r9 = old_row(r + 9u, quad); r10 = old_row(r + 10u, quad); r11 = old_row(r + 11u, quad);
     r12 = old_row(r + 12u, quad); r13 = old_row(r + 13u, quad); r14 = old_row(r + 14u, quad); r15 = old_row(r + 15u, quad);
+    r16 = old_row(r + 16u, quad); r17 = old_row(r + 17u, quad); r18 = old_row(r + 18u, quad); r19 = old_row(r + 19u, quad);
+    r20 = old_row(r + 20u, quad); r21 = old_row(r + 21u, quad); r22 = old_row(r + 22u, quad); r23 = old_row(r + 23u, quad);
+    r24 = old_row(r + 24u, quad); r25 = old_row(r + 25u, quad); r26 = old_row(r + 26u, quad); r27 = old_row(r + 27u, quad);
+    r28 = old_row(r + 28u, quad); r29 = old_row(r + 29u, quad); r30 = old_row(r + 30u, quad); r31 = old_row(r + 31u, quad);
   }
   for (var k0 = 0u; k0 < p.kq; k0 += 8u) {
     let b = PanelTn(
@@ -545,9 +553,19 @@ fn matmul_tn_bf16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
     a = a_column(aq + 1u, k0);
     r8 = fma_rows(r8, a.lo03[0u], a.lo47[0u], b); r9 = fma_rows(r9, a.hi03[0u], a.hi47[0u], b); r10 = fma_rows(r10, a.lo03[1u], a.lo47[1u], b); r11 = fma_rows(r11, a.hi03[1u], a.hi47[1u], b);
     r12 = fma_rows(r12, a.lo03[2u], a.lo47[2u], b); r13 = fma_rows(r13, a.hi03[2u], a.hi47[2u], b); r14 = fma_rows(r14, a.lo03[3u], a.lo47[3u], b); r15 = fma_rows(r15, a.hi03[3u], a.hi47[3u], b);
+    a = a_column(aq + 2u, k0);
+    r16 = fma_rows(r16, a.lo03[0u], a.lo47[0u], b); r17 = fma_rows(r17, a.hi03[0u], a.hi47[0u], b); r18 = fma_rows(r18, a.lo03[1u], a.lo47[1u], b); r19 = fma_rows(r19, a.hi03[1u], a.hi47[1u], b);
+    r20 = fma_rows(r20, a.lo03[2u], a.lo47[2u], b); r21 = fma_rows(r21, a.hi03[2u], a.hi47[2u], b); r22 = fma_rows(r22, a.lo03[3u], a.lo47[3u], b); r23 = fma_rows(r23, a.hi03[3u], a.hi47[3u], b);
+    a = a_column(aq + 3u, k0);
+    r24 = fma_rows(r24, a.lo03[0u], a.lo47[0u], b); r25 = fma_rows(r25, a.hi03[0u], a.hi47[0u], b); r26 = fma_rows(r26, a.lo03[1u], a.lo47[1u], b); r27 = fma_rows(r27, a.hi03[1u], a.hi47[1u], b);
+    r28 = fma_rows(r28, a.lo03[2u], a.lo47[2u], b); r29 = fma_rows(r29, a.hi03[2u], a.hi47[2u], b); r30 = fma_rows(r30, a.lo03[3u], a.lo47[3u], b); r31 = fma_rows(r31, a.hi03[3u], a.hi47[3u], b);
   }
   put_row(r + 0u, quad, r0); put_row(r + 1u, quad, r1); put_row(r + 2u, quad, r2); put_row(r + 3u, quad, r3);
   put_row(r + 4u, quad, r4); put_row(r + 5u, quad, r5); put_row(r + 6u, quad, r6); put_row(r + 7u, quad, r7);
   put_row(r + 8u, quad, r8); put_row(r + 9u, quad, r9); put_row(r + 10u, quad, r10); put_row(r + 11u, quad, r11);
   put_row(r + 12u, quad, r12); put_row(r + 13u, quad, r13); put_row(r + 14u, quad, r14); put_row(r + 15u, quad, r15);
+  put_row(r + 16u, quad, r16); put_row(r + 17u, quad, r17); put_row(r + 18u, quad, r18); put_row(r + 19u, quad, r19);
+  put_row(r + 20u, quad, r20); put_row(r + 21u, quad, r21); put_row(r + 22u, quad, r22); put_row(r + 23u, quad, r23);
+  put_row(r + 24u, quad, r24); put_row(r + 25u, quad, r25); put_row(r + 26u, quad, r26); put_row(r + 27u, quad, r27);
+  put_row(r + 28u, quad, r28); put_row(r + 29u, quad, r29); put_row(r + 30u, quad, r30); put_row(r + 31u, quad, r31);
 }

@@ -16,10 +16,8 @@ import { params, type Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { elementGrid } from "./grid.ts";
 
-/** Output tile of one workgroup of the NT kernels: 32 rows × (16 lanes × 16 columns). */
+/** Output tile of one workgroup of the texture kernels: 32 rows × (16 lanes × 16 columns). */
 export const TEX_TILE_M = 32;
-/** Rows of the TN kernel's tile (its columns are TEX_TILE_N, as for NT). */
-const TN_TILE_M = 16;
 export const TEX_TILE_N = 256;
 const PACK_WG = 16;
 /** copyBufferToTexture needs bytesPerRow to be a multiple of 256: rows of a multiple of 64 floats. */
@@ -209,7 +207,7 @@ function dispatchTex(
       job.bias ? { buffer: job.bias.buffer, size: roundUp(job.n, 4) * 4 } : placeholder,
       { buffer: out.buffer, size: out.rows * out.ldc * 4 },
     ],
-    [Math.ceil(n4 / TEX_TILE_N), Math.ceil(m / (job.layout === "tn" ? TN_TILE_M : TEX_TILE_M))],
+    [Math.ceil(n4 / TEX_TILE_N), Math.ceil(m / TEX_TILE_M)],
     params([
       ["u32", m],
       ["u32", n4],
