@@ -116,8 +116,19 @@ export function linearForward(
   // uᵀ = A·xᵀ and y += s·(uᵀ)ᵀ·Bᵀ: the rank stays the row or inner dimension of every product,
   // which the matmul kernels handle far faster than a rank-wide output (23 ms vs 2 ms here).
   const uT = pool.tensor([lora.rank, rows], "f32", `${lin.weight.name}.lora_uT`);
-  matmul(rec, whole(lora.a.value), x, uT, { m: lora.rank, n: rows, k, transB: true, precision });
-  matmul(rec, uT, whole(lora.b.value), y, {
+  const a = whole(lora.a.value), b = whole(lora.b.value);
+  if (packedX && packedLoraFits(lin, rows)) {
+    // x's pack serves uᵀ too; the rank-wide operands are packed (tiny) with s folded into u.
+    const aP = packBf16(rec, matrixView(a, lora.rank, k));
+    matmulPackedBf16(rec, aP, packedX, uT, { layout: "nt" });
+    const uS = packBf16(rec, { ...matrixView(uT, rows, lora.rank, true), scale: lora.scale });
+    const bP = packBf16(rec, matrixView(b, n, lora.rank));
+    matmulPackedBf16(rec, uS, bP, y, { layout: "nt", accumulate: true });
+    for (const packed of [aP, uS, bP]) releasePacked(rec, packed);
+    return uT;
+  }
+  matmul(rec, a, x, uT, { m: lora.rank, n: rows, k, transB: true, precision });
+  matmul(rec, uT, b, y, {
     m: rows,
     n,
     k: lora.rank,
@@ -130,12 +141,17 @@ export function linearForward(
   return uT;
 }
 
+/** The packed kernels store whole vec4 rows: products with n = rows (uᵀ, duᵀ) and n = out need them. */
+function packedLoraFits(lin: Linear, rows: number): boolean {
+  return rows % 4 === 0 && lin.outFeatures % 4 === 0;
+}
+
 /**
  * Records the backward of {@linkcode linearForward}: `dx += dy·W (+ s·dy·B·A)` (`=` instead of
  * `+=` with `overwriteDx`, for the first writer of a fresh buffer) and, for trainable
- * parameters, `dW += dyᵀ·x`, `db += Σ dy`, `dB += s·dyᵀ·u`, `dA += (s·dy·B)ᵀ·x` (the base-weight
- * products with operands in `precision`). With `packedX` (the forward's packed input), dy is
- * packed once for both base-weight products, and dW reads x as packed.
+ * parameters, `dW += dyᵀ·x`, `db += Σ dy`, `dB += s·dyᵀ·u`, `dA += (s·dy·B)ᵀ·x`, with operands
+ * in `precision`. With `packedX` (the forward's packed input), dy is packed once for every
+ * product that reads it, and dW and dA read x as packed.
  */
 export function linearBackward(
   rec: Recorder,
@@ -153,17 +169,24 @@ export function linearBackward(
   } = {},
 ): void {
   const { inFeatures: k, outFeatures: n } = lin;
+  const lora = activeLora(lin);
+  if (lora && !loraUT) {
+    throw new Error(`Backward of ${lin.weight.name} needs the LoRA activation saved in forward`);
+  }
   if (packedX) {
     const dyP = packBf16(rec, matrixView(dy, rows, n));
     const wT = packBf16(rec, matrixView(whole(lin.weight.value), k, n, true));
     matmulPackedBf16(rec, dyP, wT, dx, { layout: "nt", accumulate: !overwriteDx });
+    releasePacked(rec, wT);
     if (lin.weight.trainable) {
       matmulPackedBf16(rec, dyP, packedX, whole(ensureGrad(pool, lin.weight)), {
         layout: "tn",
         accumulate: true,
       });
     }
-    releasePacked(rec, wT);
+    if (lora && packedLoraFits(lin, rows)) {
+      loraBackwardPacked(rec, pool, lin, lora, dyP, packedX, loraUT!, dx, rows);
+    } else if (lora) loraBackward(rec, pool, lin, lora, dy, x, loraUT!, dx, rows, precision);
     releasePacked(rec, dyP);
   } else {
     matmul(rec, dy, whole(lin.weight.value), dx, {
@@ -183,26 +206,43 @@ export function linearBackward(
         precision,
       });
     }
+    if (lora) loraBackward(rec, pool, lin, lora, dy, x, loraUT!, dx, rows, precision);
   }
   if (lin.bias?.trainable) {
     matmulBiasBackward(rec, dy, whole(ensureGrad(pool, lin.bias)), { rows, cols: n });
   }
-  const lora = activeLora(lin);
-  if (!lora) return;
-  if (!loraUT) throw new Error(`Backward of ${lin.weight.name} needs the LoRA activation saved in forward`);
+}
+
+/** `dB += s·dyᵀ·u` from `dBᵀ = s·uᵀ·dy [r × out]`: the transpose is a product with the r×r identity. */
+function addTransposed(rec: Recorder, pool: TensorPool, lora: LoraPair, dBT: Tensor, out: number): void {
+  matmul(rec, dBT, lora.identity, whole(ensureGrad(pool, lora.b)), {
+    m: out,
+    n: lora.rank,
+    k: lora.rank,
+    transA: true,
+    accumulate: true,
+  });
+}
+
+/** The LoRA part of the backward, each product packing its own operands. */
+function loraBackward(
+  rec: Recorder,
+  pool: TensorPool,
+  lin: Linear,
+  lora: LoraPair,
+  dy: Tensor,
+  x: Tensor,
+  uT: Tensor,
+  dx: Tensor,
+  rows: number,
+  precision: MatmulPrecision,
+): void {
+  const { inFeatures: k, outFeatures: n } = lin;
   const r = lora.rank;
   if (lora.b.trainable) {
-    // dB += s·dyᵀ·u, computed as (s·uᵀ·dy)ᵀ: the transpose is a product with the r×r identity.
     const dBT = pool.tensor([r, n], "f32", `${lin.weight.name}.lora_dBT`);
-    matmulVia(RANK_ROWS_OVER_TOKENS, rec, loraUT, dy, dBT, { m: r, n, k: rows, alpha: lora.scale });
-    matmul(rec, dBT, lora.identity, whole(ensureGrad(pool, lora.b)), {
-      m: n,
-      n: r,
-      k: r,
-      transA: true,
-      accumulate: true,
-      precision,
-    });
+    matmulVia(RANK_ROWS_OVER_TOKENS, rec, uT, dy, dBT, { m: r, n, k: rows, alpha: lora.scale });
+    addTransposed(rec, pool, lora, dBT, n);
     pool.release(dBT);
   }
   const duT = pool.tensor([r, rows], "f32", `${lin.weight.name}.lora_duT`);
@@ -231,5 +271,45 @@ export function linearBackward(
     accumulate: true,
     precision,
   });
+  pool.release(duT);
+}
+
+/**
+ * The LoRA part of the backward in bf16 from the packs of dy and x the base products made: the
+ * rank stays the row or inner dimension of every product (dBᵀ and dA are TN products over the
+ * tokens), and only rank-wide operands (u, du, A, B) are packed, s folded into u and Bᵀ.
+ */
+function loraBackwardPacked(
+  rec: Recorder,
+  pool: TensorPool,
+  lin: Linear,
+  lora: LoraPair,
+  dyP: PackedBf16,
+  packedX: PackedBf16,
+  uT: Tensor,
+  dx: Tensor,
+  rows: number,
+): void {
+  const { inFeatures: k, outFeatures: n } = lin;
+  const r = lora.rank;
+  const a = whole(lora.a.value), b = whole(lora.b.value);
+  if (lora.b.trainable) {
+    const dBT = pool.tensor([r, n], "f32", `${lin.weight.name}.lora_dBT`);
+    const uS = packBf16(rec, { ...matrixView(uT, rows, r, true), scale: lora.scale });
+    matmulPackedBf16(rec, uS, dyP, dBT, { layout: "tn" });
+    releasePacked(rec, uS);
+    addTransposed(rec, pool, lora, dBT, n);
+    pool.release(dBT);
+  }
+  const duT = pool.tensor([r, rows], "f32", `${lin.weight.name}.lora_duT`);
+  const bT = packBf16(rec, { ...matrixView(b, r, n, true), scale: lora.scale });
+  matmulPackedBf16(rec, bT, dyP, duT, { layout: "nt" });
+  const du = packBf16(rec, matrixView(duT, rows, r, true));
+  if (lora.a.trainable) {
+    matmulPackedBf16(rec, du, packedX, whole(ensureGrad(pool, lora.a)), { layout: "tn", accumulate: true });
+  }
+  const aT = packBf16(rec, matrixView(a, k, r, true));
+  matmulPackedBf16(rec, du, aT, dx, { layout: "nt", accumulate: true });
+  for (const packed of [bT, du, aT]) releasePacked(rec, packed);
   pool.release(duT);
 }
