@@ -255,7 +255,10 @@ export function packBf16(rec: Recorder, op: Operand): PackedBf16 {
     format: "rgba32uint",
     usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
   });
-  packInto(rec, op, texture, "rgba32uint", width, height);
+  // Only the texels a kernel reads as data are written: zeros past the last column inside its
+  // texel (NT's k) and the rows up to the next multiple of 8 (TN's k steps). Texels beyond feed
+  // only accumulators of rows and columns that are never stored.
+  packInto(rec, op, texture, "rgba32uint", Math.max(1, Math.ceil(op.cols / 8)), roundUp(op.rows, 8));
   return { texture, rows: op.rows, cols: op.cols };
 }
 
