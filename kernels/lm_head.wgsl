@@ -314,3 +314,32 @@ fn lm_head_grad_quads(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
 }
+
+// The gradient of one row × QSPAN texels of 8 columns per invocation, written straight into the
+// bf16 pack the packed matmuls read (texel (q, t) holds columns 8q … 8q+7 of row t, see
+// matmul_pack.wgsl) instead of into the f32 logits: saves the f32 write and a packing pass over
+// 8 M values. Rows up to the next multiple of 8 and columns past the chunk get zeros (the TN
+// kernel steps over k rows 8 at a time). Grid: one row of workgroups per row of the texture.
+// #include bf16
+@group(0) @binding(4) var<storage, read> logits4: array<vec4<f32>>;
+@group(0) @binding(5) var grad_packed: texture_storage_2d<rgba32uint, write>;
+
+fn grad_value(t: u32, q: u32, r: RowGrad) -> vec4<f32> {
+  if (t >= p.rows || q >= p.cols / 4u) {
+    return vec4<f32>();
+  }
+  let l = logits4[t * (p.cols / 4u) + q];
+  let cols = vec4(i32(p.start + 4u * q)) + vec4(0, 1, 2, 3);
+  let onehot = select(vec4(0.0), vec4(1.0), cols == vec4(r.tgt));
+  return r.w * (onehot - exp(transform4(l) - r.lse)) * slope4(l);
+}
+
+@compute @workgroup_size(16)
+fn lm_head_grad_bf16(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = gid.y;
+  let r = row_grad(t);
+  let end = min(gid.x * QSPAN + QSPAN, (p.cols + 7u) / 8u);
+  for (var q = gid.x * QSPAN; q < end; q++) {
+    textureStore(grad_packed, vec2(q, t), bf16_texel(grad_value(t, 2u * q, r), grad_value(t, 2u * q + 1u, r)));
+  }
+}

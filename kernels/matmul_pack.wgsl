@@ -42,12 +42,7 @@ fn element(row: u32, col: u32) -> f32 {
   return p.scale * src[p.offset + row * p.src_row + col * p.src_col];
 }
 
-// Round to nearest even on the upper 16 bits (NaN and overflow are not special-cased: operands
-// of a matmul are finite).
-fn bf16(x: f32) -> u32 {
-  let bits = bitcast<u32>(x);
-  return (bits + 0x7fffu + ((bits >> 16u) & 1u)) >> 16u;
-}
+// #include bf16
 
 @compute @workgroup_size(16, 1, 1)
 fn matmul_pack(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -119,11 +114,6 @@ fn matmul_pack_transposed(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-fn bf16x4(x: vec4<f32>) -> vec4<u32> {
-  let bits = bitcast<vec4<u32>>(x);
-  return (bits + vec4(0x7fffu) + ((bits >> vec4(16u)) & vec4(1u))) >> vec4(16u);
-}
-
 // The same for bf16 texels: each lane loads an 8 × 4 block (eight source rows = the 8 k values of
 // a texel) and writes four texels; even source rows fill the low halves, odd ones the high halves.
 @compute @workgroup_size(16, 1, 1)
@@ -169,10 +159,5 @@ fn matmul_pack_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(16, 1, 1)
 fn matmul_pack_bf16_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (gid.x >= p.width || gid.y >= p.height) { return; }
-  let lo = row_quad(gid.y, 2u * gid.x);
-  let hi = row_quad(gid.y, 2u * gid.x + 1u);
-  // Texel words pair neighbouring columns: (0, 1), (2, 3) from lo and (4, 5), (6, 7) from hi.
-  let even = bf16x4(vec4(lo.x, lo.z, hi.x, hi.z));
-  let odd = bf16x4(vec4(lo.y, lo.w, hi.y, hi.w));
-  textureStore(dst_bf16, gid.xy, even | (odd << vec4(16u)));
+  textureStore(dst_bf16, gid.xy, bf16_texel(row_quad(gid.y, 2u * gid.x), row_quad(gid.y, 2u * gid.x + 1u)));
 }

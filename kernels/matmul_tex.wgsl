@@ -71,13 +71,7 @@ struct PanelBf16 {
   hi: mat4x4<f32>,
 }
 
-fn lo(w: vec4<u32>) -> vec4<f32> {
-  return bitcast<vec4<f32>>(w << vec4(16u));
-}
-
-fn hi(w: vec4<u32>) -> vec4<f32> {
-  return bitcast<vec4<f32>>(w & vec4(0xffff0000u));
-}
+// #include bf16
 
 fn panel_bf16(q: u32, row: u32) -> PanelBf16 {
   let t0 = textureLoad(tb_bf16, vec2<u32>(q, row), 0);

@@ -2,8 +2,10 @@
  * Compiled compute pipelines, cached by kernel file, entry point and override constants.
  *
  * WGSL lives in `kernels/<file>.wgsl`; pipelines are labelled `<file>:<entry>` so that any
- * validation error names the kernel. The LLVM JIT of lavapipe runs at the first dispatch, not
- * here: warm-up means dispatching once (see `Recorder`).
+ * validation error names the kernel. WGSL has no includes, so a line `// #include <name>` is
+ * replaced by `kernels/<name>.wgsl` (once per module; helpers shared by several kernel files).
+ * The LLVM JIT of lavapipe runs at the first dispatch, not here: warm-up means dispatching once
+ * (see `Recorder`).
  *
  * @module
  */
@@ -56,10 +58,31 @@ export class PipelineCache {
   #module(file: string): GPUShaderModule {
     let module = this.#modules.get(file);
     if (!module) {
-      const code = Deno.readTextFileSync(new URL(`${file}.wgsl`, KERNEL_DIR));
-      module = this.gpu.device.createShaderModule({ label: file, code });
+      module = this.gpu.device.createShaderModule({ label: file, code: kernelSource(file) });
       this.#modules.set(file, module);
     }
     return module;
   }
+}
+
+const INCLUDE = /^\/\/ #include ([a-z0-9_]+)$/;
+
+/**
+ * The WGSL of `<dir>/<file>.wgsl` (default `kernels/`) with its `// #include <name>` lines
+ * replaced by `<dir>/<name>.wgsl`, each file at most once (a repeated or circular include becomes
+ * an empty line).
+ */
+export function kernelSource(
+  file: string,
+  dir: URL = KERNEL_DIR,
+  included = new Set<string>([file]),
+): string {
+  const code = Deno.readTextFileSync(new URL(`${file}.wgsl`, dir));
+  return code.split("\n").map((line) => {
+    const name = INCLUDE.exec(line.trim())?.[1];
+    if (name === undefined) return line;
+    if (included.has(name)) return "";
+    included.add(name);
+    return kernelSource(name, dir, included);
+  }).join("\n");
 }

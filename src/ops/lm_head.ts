@@ -24,7 +24,7 @@
 import { params, type Recorder } from "../gpu/recorder.ts";
 import type { RowChunked, Tensor } from "../gpu/tensor.ts";
 import { elementGrid } from "./grid.ts";
-import { matmul, matmulPackedBf16, matrixView, packBf16, releasePacked } from "./matmul.ts";
+import { allocatePacked, matmul, matmulPackedBf16, matrixView, packBf16, releasePacked } from "./matmul.ts";
 import { tnFits } from "./matmul_tex.ts";
 import { scratchBuffer } from "./scratch.ts";
 
@@ -363,38 +363,23 @@ export function tokenLogProbsBackward(
     head.chunks.forEach((chunk, i) => {
       const dl = chunkLogits(rec, block, chunk, o, !reuse);
       const { m, n, k, precision } = { m: block.rows, n: chunk.rows, k: o.hidden, precision: o.precision };
-      // bf16 with whole vec4 rows: dl is packed once for both products, dHead is a TN product.
-      const packed = precision === "bf16" && n % 4 === 0 && k % 4 === 0 && tnFits(rec, m);
-      // Otherwise the 4×4-block kernel can also write dlᵀ for the dHead product (saves matmul's
-      // transposing pack of the block).
-      const quads = n % 4 === 0;
-      const dlT = quads && dHead !== null && m % 4 === 0 && !packed
-        ? scratchTensor(rec, "lm_head.logits_t", n, m)
-        : null;
       const flags = {
         first: false,
         last: false,
         gridStride: 0,
         temperature: o.temperature ?? 1,
-        writeT: !!dlT,
+        writeT: false,
       };
-      if (quads) {
+      // bf16 with whole vec4 rows: the gradient kernel writes dl packed, once for both products
+      // (dHead a TN product), and no f32 dl.
+      if (precision === "bf16" && n % 4 === 0 && k % 4 === 0 && tnFits(rec, m)) {
+        const dlP = allocatePacked(rec, m, n, "lm_head.dl");
         rec.dispatch(
-          rec.kernel("lm_head", "lm_head_grad_quads"),
-          [targets, lse, dLogprob, dl, dlT ?? scratchTensor(rec, "lm_head.no_logits_t", 1, 4)],
-          [Math.ceil(n / 4 / (ROW_WG * GRAD_QSPAN)), Math.ceil(m / 4)],
+          rec.kernel("lm_head", "lm_head_grad_bf16"),
+          [targets, lse, dLogprob, dl, dlP.texture.createView()],
+          [Math.ceil(Math.ceil(n / 8) / (ROW_WG * GRAD_QSPAN)), Math.ceil(m / 8) * 8],
           chunkParams(o, block, chunk, flags),
         );
-      } else {
-        rec.dispatch(
-          rec.kernel("lm_head", "lm_head_grad", { WG }),
-          [targets, lse, dLogprob, dl],
-          [Math.ceil(n / (WG * GRAD_SPAN)), m],
-          chunkParams(o, block, chunk, flags),
-        );
-      }
-      if (packed) {
-        const dlP = packBf16(rec, matrixView(dl, m, n));
         const wT = packBf16(rec, matrixView(chunk.tensor, k, n, true));
         matmulPackedBf16(rec, dlP, wT, dhBlock, { layout: "nt", accumulate: true });
         releasePacked(rec, wT);
@@ -405,6 +390,27 @@ export function tokenLogProbsBackward(
         }
         releasePacked(rec, dlP);
         return;
+      }
+      // Whole vec4 rows take the 4×4-block kernel, which can also write dlᵀ for the dHead product
+      // (saves matmul's transposing pack of the block).
+      const quads = n % 4 === 0;
+      const dlT = quads && dHead !== null && m % 4 === 0
+        ? scratchTensor(rec, "lm_head.logits_t", n, m)
+        : null;
+      if (quads) {
+        rec.dispatch(
+          rec.kernel("lm_head", "lm_head_grad_quads"),
+          [targets, lse, dLogprob, dl, dlT ?? scratchTensor(rec, "lm_head.no_logits_t", 1, 4)],
+          [Math.ceil(n / 4 / (ROW_WG * GRAD_QSPAN)), Math.ceil(m / 4)],
+          chunkParams(o, block, chunk, { ...flags, writeT: !!dlT }),
+        );
+      } else {
+        rec.dispatch(
+          rec.kernel("lm_head", "lm_head_grad", { WG }),
+          [targets, lse, dLogprob, dl],
+          [Math.ceil(n / (WG * GRAD_SPAN)), m],
+          chunkParams(o, block, chunk, flags),
+        );
       }
       matmul(rec, dl, chunk.tensor, dhBlock, { m, n: k, k: n, accumulate: true, precision });
       if (dHead) {

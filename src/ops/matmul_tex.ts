@@ -233,19 +233,18 @@ export interface PackedBf16 {
 }
 
 /**
- * Records the bf16 packing of `op` (its rows along texture x) into a texture of its own, large
- * enough for every role the packed kernels give it; return it with {@linkcode releasePacked}.
+ * A texture of its own for a `[rows × cols]` bf16 pack, large enough for every role the packed
+ * kernels give it, for a kernel that writes the pack itself (see {@linkcode packBf16}'s layout);
+ * return it with {@linkcode releasePacked}.
  */
-export function packBf16(rec: Recorder, op: Operand): PackedBf16 {
+export function allocatePacked(rec: Recorder, rows: number, cols: number, name: string): PackedBf16 {
   const limit = rec.gpu.device.limits.maxTextureDimension2D;
   // Width: n rounded to the TN tile (256 columns = 32 texels) also covers NT's k and TN's m.
   // Height: NT's B rows are read in 256-row tiles; TN's k rows in steps of 8.
-  const width = textureExtent(roundUp(op.cols, TEX_TILE_N) / 8, limit);
-  const height = textureExtent(roundUp(op.rows, TEX_TILE_N), limit);
+  const width = textureExtent(roundUp(cols, TEX_TILE_N) / 8, limit);
+  const height = textureExtent(roundUp(rows, TEX_TILE_N), limit);
   if (width > limit || height > limit) {
-    throw new RangeError(
-      `packBf16: ${op.rows}×${op.cols} (${op.tensor.name}) exceeds the texture limit ${limit}`,
-    );
+    throw new RangeError(`A bf16 pack of ${rows}×${cols} (${name}) exceeds the texture limit ${limit}`);
   }
   const free = deviceCache(rec).packed;
   const key = `${width}x${height}`;
@@ -255,11 +254,21 @@ export function packBf16(rec: Recorder, op: Operand): PackedBf16 {
     format: "rgba32uint",
     usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
   });
+  return { texture, rows, cols };
+}
+
+/**
+ * Records the bf16 packing of `op` (its rows along texture x: texel (q, r) holds columns
+ * 8q … 8q+7 of row r, two per u32, the lower column in the low half) into a texture of its own;
+ * return it with {@linkcode releasePacked}.
+ */
+export function packBf16(rec: Recorder, op: Operand): PackedBf16 {
+  const packed = allocatePacked(rec, op.rows, op.cols, op.tensor.name);
   // Only the texels a kernel reads as data are written: zeros past the last column inside its
   // texel (NT's k) and the rows up to the next multiple of 8 (TN's k steps). Texels beyond feed
   // only accumulators of rows and columns that are never stored.
-  packInto(rec, op, texture, "rgba32uint", Math.max(1, Math.ceil(op.cols / 8)), roundUp(op.rows, 8));
-  return { texture, rows: op.rows, cols: op.cols };
+  packInto(rec, op, packed.texture, "rgba32uint", Math.max(1, Math.ceil(op.cols / 8)), roundUp(op.rows, 8));
+  return packed;
 }
 
 /**
