@@ -261,6 +261,13 @@ export function allocatePacked(rec: Recorder, rows: number, cols: number, name: 
  * Records the bf16 packing of `op` (its rows along texture x: texel (q, r) holds columns
  * 8q … 8q+7 of row r, two per u32, the lower column in the low half) into a texture of its own;
  * return it with {@linkcode releasePacked}.
+ *
+ * @example
+ * ```ts
+ * const xP = packBf16(rec, matrixView(x, tokens, hidden)); // read by several products
+ * matmulPackedBf16(rec, xP, wP, y, { layout: "nt" });
+ * releasePacked(rec, xP);
+ * ```
  */
 export function packBf16(rec: Recorder, op: Operand): PackedBf16 {
   const packed = allocatePacked(rec, op.rows, op.cols, op.tensor.name);
