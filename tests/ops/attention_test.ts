@@ -181,6 +181,46 @@ for (const shape of GPU_BACKWARD_SHAPES) {
 }
 
 Deno.test({
+  name: "attentionBackward() uses the scores of the latest forward into its lse, not an older kept one",
+  ignore: !hasGpu,
+  async fn() {
+    const engine = await getEngine();
+    const { pool } = engine;
+    const o = options({
+      batch: 2,
+      tq: 33,
+      tmax: 33,
+      heads: 2,
+      kvHeads: 1,
+      headDim: 16,
+      softcap: 0,
+      window: 0,
+    });
+    const data = inputs(o, 71);
+    const t = await uploadCommon(o, data);
+    const out = pool.tensor([data.q.length]), lse = pool.tensor([o.batch * o.heads * o.tq]);
+    const delta = pool.tensor([o.batch * o.heads * o.tq]), dout = pool.upload(data.dout, [data.dout.length]);
+    const grads = [pool.zeros([data.q.length]), pool.zeros([data.k.length]), pool.zeros([data.k.length])];
+    const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
+    const rec = engine.recorder();
+    // The first forward (of other queries in the same buffer) keeps its scores for lse; the second
+    // (in chunks) writes lse without keeping any.
+    rec.write(t.q, randomArray(data.q.length, 72, 2));
+    attentionForward(rec, t.q, t.k, t.v, out, lse, launch);
+    rec.write(t.q, data.q);
+    attentionForwardVia("chunked", rec, t.q, t.k, t.v, out, lse, launch);
+    attentionBackward(rec, dout, t.q, t.k, t.v, out, lse, grads[0], grads[1], grads[2], { ...launch, delta });
+    const got = grads.map((g) => rec.read(g));
+    await rec.submit();
+    const ref = attentionBackwardCpu(data.dout, data.q, data.k, data.v, o);
+    assertClose(await got[0], ref.dq, BACKWARD_TOL, "dq");
+    assertClose(await got[1], ref.dk, BACKWARD_TOL, "dk");
+    assertClose(await got[2], ref.dv, BACKWARD_TOL, "dv");
+    for (const x of [...Object.values(t), out, lse, delta, dout, ...grads]) pool.release(x);
+  },
+});
+
+Deno.test({
   name: "kvCacheWrite() places new rows at each sequence's offset and leaves other rows alone",
   ignore: !hasGpu,
   async fn() {
