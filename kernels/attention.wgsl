@@ -7,21 +7,26 @@
 // window w > 0, j > pos − w. Scores: s = scale·q·k, then s = cap·tanh(s/cap) when cap > 0.
 //
 // Training path (many query rows): the score matrix of a chunk of query rows is materialised in
-// scratch textures [B·H·rows × width] (4 MiB per matrix at the reference decoder, B 4, T 256, H 4), so
-// every kernel is a small register tile in one loop:
+// scratch textures [B·H·rows × width] (4 MiB per matrix at the reference decoder, B 4, T 256,
+// H 4), so that every kernel is one small register tile in one loop:
 //   forward   attention_scores (S, row max) → attention_rows_times_kv (out = softmax(S)·V, lse);
 //   backward  attention_backward_delta (Σ dout·out) → [attention_scores, unless the launcher kept
 //             the forward's S] → attention_backward_ds (P and dS, with dP = dout·vᵀ) →
 //             attention_rows_times_kv (dq += dS·K) and attention_keys_times_rows twice
 //             (dk += dSᵀ·Q, dv += Pᵀ·dout).
-// Why this shape: llvmpipe's JIT time explodes with the number of SIMD values live across
-// control flow (each storage access is a per-lane loop; see compute-notes §8). The earlier
-// flash kernels kept 128–512 accumulators across several loops and storage updates and took
-// 3–17 s each to compile cold; these keep ≤ 128 values in one loop over the head dimension (a
-// uniform bound, so NIR cannot unroll it) and store once per tile.
-// Cost model per 8 lanes: a texel fetch ~17 ns, a storage vec4 load ~41 ns, an FMA ~0.4 ns; every
-// tile below issues ~1 fetch or load per 16–32 FMAs (8 rows × 8 keys, or 8 rows (keys) × 4
-// vec4 of D), so the fetches dominate and scores cost about as much as the flash kernels did.
+// Why this shape: llvmpipe's JIT time grows steeply with the SIMD values live across control
+// flow, and every storage access is a per-lane loop, every uniform `if` a branch. The earlier
+// flash kernels kept 128–512 accumulators across several loops, masks and storage updates and
+// took 1–21 s each to compile cold. Here: ≤ 128 accumulators in one loop over head_dim (a
+// uniform bound, so NIR does not unroll it); tile epilogues and stores in loops whose bound NIR
+// cannot see (Params.four) and that pick tiles with selects (a dynamic index would spill them to
+// scratch memory); stores out of a texture's range instead of branches; pipeline constants or
+// selects instead of uniform branches (soft-capping, forward/backward, the window). Cold JIT is
+// 0.1–0.3 s per pipeline.
+// Cost model per 8 lanes: a texel fetch ~17 ns, a storage vec4 load ~41 ns, an FMA ~0.4 ns. The
+// tiles: 8 rows × 16 keys for q·kᵀ and dout·vᵀ (24 fetches per 128 vec4 dot products), 8 rows ×
+// 4 vec4 of D for P·V and dS·K (24 per 128 vec4 FMAs), 8 keys × 4 vec4 of D for dSᵀ·Q and Pᵀ·dout
+// (6 per 32), so the fetches dominate, as in the flash kernels; rows (keys) run in 64-row blocks.
 // Row tiles: one invocation owns 8 query rows (lanes along rows: rows first + lane + WG·k), and
 // the keys a workgroup's rows can see are one uniform range; per-row masks do the rest. Key
 // tiles: one invocation owns 8 keys (two quads of 4, lanes along quads). Every output element
@@ -69,8 +74,7 @@ const NEG: f32 = -3.0e38;
 
 override WG: u32 = 16u;
 override HD4: u32 = 16u;
-// Pipeline constants rather than uniform branches: every branch llvmpipe compiles with a tile of
-// values live across it adds to the JIT time (≈ 2× for these kernels).
+// Pipeline constants rather than uniform branches (see the header).
 // Logit soft-capping on (p.softcap > 0).
 override SOFTCAP: bool = false;
 // attention_rows_times_kv: out = softmax(S)·V and lse (forward) instead of dq += dS·K.
@@ -239,6 +243,61 @@ fn quad_mask(t: RowTile, h: Half, j: i32) -> Mask4 {
                h.valid & visible(h.pos, vec4<i32>(j + 2), n), h.valid & visible(h.pos, vec4<i32>(j + 3), n));
 }
 
+// Dot products of the 8 rows of a tile (row texture `rows`) with keys j … j+15 (key texture
+// `keys`, rows past `last` repeat it), over the head dimension: tiles of rows of a half
+// (components) × a quad of keys (columns), lo a … d and hi a … d (24 fetches per 128 vec4 dot
+// products).
+struct Dots {
+  la: mat4x4<f32>,
+  lb: mat4x4<f32>,
+  lc: mat4x4<f32>,
+  ld: mat4x4<f32>,
+  ha: mat4x4<f32>,
+  hb: mat4x4<f32>,
+  hc: mat4x4<f32>,
+  hd: mat4x4<f32>,
+}
+
+fn row_key_dots(t: RowTile, rows: texture_2d<f32>, keys: texture_2d<f32>, j: i32, last: i32) -> Dots {
+  let ta = key_texels(t.b, t.kvh, j, last);
+  let tb = key_texels(t.b, t.kvh, j + 4, last);
+  let tc = key_texels(t.b, t.kvh, j + 8, last);
+  let td = key_texels(t.b, t.kvh, j + 12, last);
+  var la = mat4x4<f32>();
+  var lb = mat4x4<f32>();
+  var lc = mat4x4<f32>();
+  var ld = mat4x4<f32>();
+  var ha = mat4x4<f32>();
+  var hb = mat4x4<f32>();
+  var hc = mat4x4<f32>();
+  var hd = mat4x4<f32>();
+  for (var c = 0u; c < p.head_dim / 4u; c++) {
+    let ka = tex_quad(keys, ta, c);
+    let kb = tex_quad(keys, tb, c);
+    let kc = tex_quad(keys, tc, c);
+    let kd = tex_quad(keys, td, c);
+    let rl = transpose(tex_quad(rows, t.lo.tex, c));
+    let rh = transpose(tex_quad(rows, t.hi.tex, c));
+    la += rl * ka;
+    lb += rl * kb;
+    lc += rl * kc;
+    ld += rl * kd;
+    ha += rh * ka;
+    hb += rh * kb;
+    hc += rh * kc;
+    hd += rh * kd;
+  }
+  return Dots(la, lb, lc, ld, ha, hb, hc, hd);
+}
+
+// Tile n of the 8 (lo a … d, then hi a … d), by selects.
+fn tile(d: Dots, n: u32) -> mat4x4<f32> {
+  let hi = n >= p.four;
+  let l = pick(n & 3u, d.la, d.lb, d.lc, d.ld);
+  let h = pick(n & 3u, d.ha, d.hb, d.hc, d.hd);
+  return mat4x4<f32>(select(l[0], h[0], hi), select(l[1], h[1], hi), select(l[2], h[2], hi), select(l[3], h[3], hi));
+}
+
 @group(0) @binding(1) var q_tex: texture_2d<f32>;
 @group(0) @binding(2) var k_tex: texture_2d<f32>;
 @group(0) @binding(3) var<storage, read> q_offset: array<i32>;
@@ -293,50 +352,17 @@ fn store_max(t: RowTile, m_lo: vec4<f32>, m_hi: vec4<f32>) {
 @compute @workgroup_size(WG)
 fn attention_scores(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let t = row_tile(lid.x, wid.x, wid.y, wid.z);
-  let hd4 = p.head_dim / 4u;
   let last = t.keys.y - 1;
   var m_lo = vec4<f32>(NEG);
   var m_hi = vec4<f32>(NEG);
   for (var j = t.keys.x; j < t.keys.y; j += 16) {
-    let ta = key_texels(t.b, t.kvh, j, last);
-    let tb = key_texels(t.b, t.kvh, j + 4, last);
-    let tc = key_texels(t.b, t.kvh, j + 8, last);
-    let td = key_texels(t.b, t.kvh, j + 12, last);
-    // Raw q·k: rows of a half (components) × keys (columns), 4 quads of keys a … d.
-    var la = mat4x4<f32>();
-    var lb = mat4x4<f32>();
-    var lc = mat4x4<f32>();
-    var ld = mat4x4<f32>();
-    var ha = mat4x4<f32>();
-    var hb = mat4x4<f32>();
-    var hc = mat4x4<f32>();
-    var hd = mat4x4<f32>();
-    for (var c = 0u; c < hd4; c++) {
-      let ka = tex_quad(k_tex, ta, c);
-      let kb = tex_quad(k_tex, tb, c);
-      let kc = tex_quad(k_tex, tc, c);
-      let kd = tex_quad(k_tex, td, c);
-      let ql = transpose(tex_quad(q_tex, t.lo.tex, c));
-      let qh = transpose(tex_quad(q_tex, t.hi.tex, c));
-      la += ql * ka;
-      lb += ql * kb;
-      lc += ql * kc;
-      ld += ql * kd;
-      ha += qh * ka;
-      hb += qh * kb;
-      hc += qh * kc;
-      hd += qh * kd;
-    }
-    // The 8 tiles (lo a … d, hi a … d) in a loop: its body is compiled once.
+    let d = row_key_dots(t, q_tex, k_tex, j, last);
+    // The 8 tiles in a loop: its body is compiled once.
     for (var n = 0u; n < 2u * p.four; n++) {
       let hi = n >= p.four;
       let h = tile_half(t, hi);
       let jn = u32(j) + 4u * (n & 3u);
-      let ml = pick(n & 3u, la, lb, lc, ld);
-      let mh = pick(n & 3u, ha, hb, hc, hd);
-      let raw = mat4x4<f32>(select(ml[0], mh[0], hi), select(ml[1], mh[1], hi), select(ml[2], mh[2], hi),
-                            select(ml[3], mh[3], hi));
-      let sc = masked_scores(raw, quad_mask(t, h, i32(jn)));
+      let sc = masked_scores(tile(d, n), quad_mask(t, h, i32(jn)));
       store_tile(t, h, jn, 0u, sc);
       m_lo = select(max(m_lo, col_max(sc)), m_lo, hi);
       m_hi = select(m_hi, max(m_hi, col_max(sc)), hi);
@@ -348,8 +374,9 @@ fn attention_scores(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
 // ---------------------------------------------------------------------------------------------
 // Row tiles × K or V: out[row, :] (=|+=) Σ_j w[row, j]·z[j, :], 8 rows × 4 vec4 of D per
 // invocation (grid y = head + H·(chunk of 4 vec4 of D)). Forward: w = exp(S − row max), out =
-// (Σ w·v) / Σ w, and lse (from the first chunk); backward: w = dS, dq += Σ w·k. Keys 4 at a time:
-// 8 weight fetches + 16 K/V fetches per 128 vec4 FMAs.
+// (Σ w·v) / Σ w, and lse (from the first chunk of D); backward: w = dS, dq += Σ w·k. Keys 4 at a
+// time: 8 weight fetches + 16 K/V fetches per 128 vec4 FMAs. The exponentials (one per score and
+// chunk of D) cost less here than a separate softmax pass over the scratch (measured ~10 % slower).
 
 @group(0) @binding(1) var z_tex: texture_2d<f32>;
 @group(0) @binding(2) var scratch_in: texture_2d<f32>;
@@ -580,51 +607,18 @@ fn grads(sc: mat4x4<f32>, dp: mat4x4<f32>, m: Mask4, r: RowTerms) -> Grads {
 @compute @workgroup_size(WG)
 fn attention_backward_ds(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let t = row_tile(lid.x, wid.x, wid.y, wid.z);
-  let hd4 = p.head_dim / 4u;
   let last = t.keys.y - 1;
   let r_lo = row_terms(t, t.lo);
   let r_hi = row_terms(t, t.hi);
   for (var j = t.keys.x; j < t.keys.y; j += 16) {
-    let ta = key_texels(t.b, t.kvh, j, last);
-    let tb = key_texels(t.b, t.kvh, j + 4, last);
-    let tc = key_texels(t.b, t.kvh, j + 8, last);
-    let td = key_texels(t.b, t.kvh, j + 12, last);
-    // dout·v: rows of a half (components) × keys (columns), 4 quads of keys a … d.
-    var la = mat4x4<f32>();
-    var lb = mat4x4<f32>();
-    var lc = mat4x4<f32>();
-    var ld = mat4x4<f32>();
-    var ha = mat4x4<f32>();
-    var hb = mat4x4<f32>();
-    var hc = mat4x4<f32>();
-    var hd = mat4x4<f32>();
-    for (var c = 0u; c < hd4; c++) {
-      let va = tex_quad(v_tex, ta, c);
-      let vb = tex_quad(v_tex, tb, c);
-      let vc = tex_quad(v_tex, tc, c);
-      let vd = tex_quad(v_tex, td, c);
-      let ol = transpose(tex_quad(dout_tex, t.lo.tex, c));
-      let oh = transpose(tex_quad(dout_tex, t.hi.tex, c));
-      la += ol * va;
-      lb += ol * vb;
-      lc += ol * vc;
-      ld += ol * vd;
-      ha += oh * va;
-      hb += oh * vb;
-      hc += oh * vc;
-      hd += oh * vd;
-    }
-    // The 8 tiles (lo a … d, hi a … d) in a loop: its body is compiled once.
+    let d = row_key_dots(t, dout_tex, v_tex, j, last);
+    // The 8 tiles in a loop: its body is compiled once.
     for (var n = 0u; n < 2u * p.four; n++) {
       let hi = n >= p.four;
       let h = tile_half(t, hi);
       let jn = u32(j) + 4u * (n & 3u);
-      let dl = pick(n & 3u, la, lb, lc, ld);
-      let dh = pick(n & 3u, ha, hb, hc, hd);
-      let dp = mat4x4<f32>(select(dl[0], dh[0], hi), select(dl[1], dh[1], hi), select(dl[2], dh[2], hi),
-                           select(dl[3], dh[3], hi));
       let r = RowTerms(select(r_lo.lse, r_hi.lse, hi), select(r_lo.delta, r_hi.delta, hi));
-      let g = grads(load_scores(t, h, jn), dp, quad_mask(t, h, i32(jn)), r);
+      let g = grads(load_scores(t, h, jn), tile(d, n), quad_mask(t, h, i32(jn)), r);
       store_tile(t, h, jn, 0u, g.p);
       store_tile(t, h, jn, width(), g.ds);
     }
