@@ -338,6 +338,20 @@ fn store_tile(t: RowTile, h: Half, j: u32, col: u32, s: mat4x4<f32>) {
   }
 }
 
+// Stores P (at column j) and dS (at width() + j) of 4 rows × keys j … j+3 like store_tile, in one
+// loop.
+fn store_tiles(t: RowTile, h: Half, j: u32, pr: mat4x4<f32>, ds: mat4x4<f32>) {
+  let y = store_rows(t, h) | vec4<u32>(select(0u, 0x40000000u, j >= width()));
+  let a = transpose(pr);
+  let b = transpose(ds);
+  for (var k = 0u; k < 2u * p.four; k++) {
+    let second = k >= p.four;
+    let r = k & 3u;
+    let v = select(column(r, a[0], a[1], a[2], a[3]), column(r, b[0], b[1], b[2], b[3]), second);
+    textureStore(scratch_out, vec2<u32>((select(0u, width(), second) + j) / 4u, y[r]), v);
+  }
+}
+
 // Stores the row maxima in texel column width/4.
 fn store_max(t: RowTile, m_lo: vec4<f32>, m_hi: vec4<f32>) {
   let y_lo = store_rows(t, t.lo);
@@ -619,8 +633,7 @@ fn attention_backward_ds(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(
       let jn = u32(j) + 4u * (n & 3u);
       let r = RowTerms(select(r_lo.lse, r_hi.lse, hi), select(r_lo.delta, r_hi.delta, hi));
       let g = grads(load_scores(t, h, jn), tile(d, n), quad_mask(t, h, i32(jn)), r);
-      store_tile(t, h, jn, 0u, g.p);
-      store_tile(t, h, jn, width(), g.ds);
+      store_tiles(t, h, jn, g.p, g.ds);
     }
   }
 }
