@@ -191,8 +191,10 @@ struct RowTile {
 }
 
 // The rows of lane lid in row block x of head h, sequence b.
+// Row block x counts from the last block, whose rows see the most keys: workgroups run in grid
+// order, so the longest ones start first and the two threads finish together.
 fn row_tile(lid: u32, x: u32, h: u32, b: u32) -> RowTile {
-  let block = p.row0 + x * WG * 8u;
+  let block = p.row0 + ((p.rows - 1u) / (WG * 8u) - x) * WG * 8u;
   let off = q_offset[b];
   let last = min(block + WG * 8u, p.row0 + p.rows) - 1u;
   var j_begin = 0;
