@@ -17,8 +17,8 @@ import {
   packBf16,
   type PackedBf16,
   releasePacked,
+  tnFits,
 } from "../ops/matmul.ts";
-import { tnFits } from "../ops/matmul_tex.ts";
 import { ensureGrad, type Param, whole } from "./params.ts";
 
 /** A LoRA pair on one linear layer: `ΔW = scale · B·A`, A `[rank × in]`, B `[out × rank]`. */

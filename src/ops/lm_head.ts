@@ -24,8 +24,15 @@
 import { params, type Recorder } from "../gpu/recorder.ts";
 import type { RowChunked, Tensor } from "../gpu/tensor.ts";
 import { elementGrid } from "./grid.ts";
-import { allocatePacked, matmul, matmulPackedBf16, matrixView, packBf16, releasePacked } from "./matmul.ts";
-import { tnFits } from "./matmul_tex.ts";
+import {
+  allocatePacked,
+  matmul,
+  matmulPackedBf16,
+  matrixView,
+  packBf16,
+  releasePacked,
+  tnFits,
+} from "./matmul.ts";
 import { scratchBuffer } from "./scratch.ts";
 
 const WG = 64;

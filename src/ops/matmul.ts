@@ -32,7 +32,7 @@ import {
   wholeVec4s,
 } from "./matmul_tex.ts";
 
-export { allocatePacked, packBf16, type PackedBf16, releasePacked } from "./matmul_tex.ts";
+export { allocatePacked, packBf16, type PackedBf16, releasePacked, tnFits } from "./matmul_tex.ts";
 
 /** Shape and mode of one matmul. */
 export interface MatmulOptions {

@@ -1,14 +1,18 @@
 /**
- * The fast matmul path: both operands are packed into rgba32float textures with rows along k,
- * then one register-tiled kernel computes `A·Bᵀ` (compute-notes §2.5, fp32 variant).
- * Every layout reduces to that form: an operand already stored with rows along k is copied with
- * `copyBufferToTexture` (~10 GB/s) when its row pitch allows, otherwise a packing kernel gathers
- * (and transposes) it; alpha is folded into A's packing. The opt-in bf16 mode packs 8 rounded
- * values per rgba32uint texel instead (half the fetches per FMA). When accumulating, the old C is packed
- * too and the kernel starts its accumulators from it. Problems larger than the texture limit
- * (16384 rows) run as several blocks, e.g. an LM head over a 150k vocabulary. Textures are cached per device by role and
- * size, so repeated calls of one shape reuse them; commands run in submission order, so reuse
- * inside one recorded step is safe.
+ * The fast matmul path: operands packed into textures, register-tiled kernels (compute-notes §2.5).
+ * - NT (`matmul_nt`, `matmul_nt_bf16`): `A·Bᵀ` with both operands packed with rows along k. Every
+ *   f32 layout reduces to it: an operand already stored with rows along k is copied with
+ *   `copyBufferToTexture` (~10 GB/s) when its row pitch allows, otherwise a packing kernel gathers
+ *   (and transposes) it; alpha is folded into A's packing.
+ * - TN (`matmul_tn_bf16`): `Aᵀ·B` from A [k × m] and B [k × n] packed as stored, so a weight
+ *   gradient needs no transposing pack.
+ * - bf16 (the training default) packs 8 rounded values per rgba32uint texel (half the fetches per
+ *   FMA); `packBf16` packs a matrix once into a texture of its own that several products read
+ *   (`matmulPacked`), e.g. a layer input for the forward and the weight gradient.
+ * When accumulating, the old C is packed too and the kernel starts its accumulators from it.
+ * Problems larger than the texture limit (16384 rows) run as several blocks, e.g. an LM head over a
+ * 150k vocabulary. Per-call textures are cached per device by role and size, so repeated calls of
+ * one shape reuse them; commands run in submission order, so reuse inside one recorded step is safe.
  *
  * @module
  */
