@@ -214,6 +214,11 @@ fn row_tile(lid: u32, x: u32, h: u32, b: u32) -> RowTile {
   );
 }
 
+// Chunks of 4 vec4 slices of the head dimension (one per invocation of the product kernels).
+fn d_chunks() -> u32 {
+  return (p.head_dim / 4u + 3u) / 4u;
+}
+
 fn width() -> u32 {
   return (p.tmax + 3u) & ~3u;
 }
@@ -392,7 +397,7 @@ fn attention_scores(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
 
 // ---------------------------------------------------------------------------------------------
 // Row tiles × K or V: out[row, :] (=|+=) Σ_j w[row, j]·z[j, :], 8 rows × 4 vec4 of D per
-// invocation (grid y = head + H·(chunk of 4 vec4 of D)). Forward: w = exp(S − row max), out =
+// invocation. Forward: w = exp(S − row max), out =
 // (Σ w·v) / Σ w, and lse (from the first chunk of D); backward: w = dS, dq += Σ w·k. Keys 4 at a
 // time: 8 weight fetches + 16 K/V fetches per 128 vec4 FMAs. The exponentials (one per score and
 // chunk of D) cost less here than a separate softmax pass over the scratch (measured ~10 % slower).
@@ -487,8 +492,11 @@ fn inverse(l: vec4<f32>) -> vec4<f32> {
 
 @compute @workgroup_size(WG)
 fn attention_rows_times_kv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let t = row_tile(lid.x, wid.x, wid.y % p.heads, wid.z);
-  let c0 = (wid.y / p.heads) * 4u;
+  // Grid x = chunk of D + chunks·row block: the chunks of one row block run one after another and
+  // find its scores still in cache.
+  let chunks = d_chunks();
+  let t = row_tile(lid.x, wid.x / chunks, wid.y, wid.z);
+  let c0 = (wid.x % chunks) * 4u;
   let cs = min(vec4<u32>(c0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.head_dim / 4u - 1u));
   let last = t.keys.y - 1;
   let m_lo = half_max(t, t.lo);
@@ -646,7 +654,7 @@ fn attention_backward_ds(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(
 // ---------------------------------------------------------------------------------------------
 // Backward, kernel 3 (twice): out[key, :] += Σ_{heads of the KV group, rows} m[row, key]·y[row, :]
 // — dk from (dS, q), dv from (P, dout). Lanes along keys: 8 keys (quads lane and lane + WG of the
-// block) × 4 vec4 of D per invocation (grid y = KV head + KVH·(chunk of 4 vec4 of D)); per query
+// block) × 4 vec4 of D per invocation (grid y = KV head); per query
 // row 2 scratch loads + 4 fetches (the same for every lane) per 32 vec4 FMAs. Rows and heads run
 // in a fixed order: deterministic.
 
@@ -686,13 +694,15 @@ fn put_keys(b: u32, kvh: u32, j: u32, j2: u32, c0: u32, a0: mat4x4<f32>, a1: mat
 @compute @workgroup_size(WG)
 fn attention_keys_times_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let b = wid.z;
-  let kvh = wid.y % p.kv_heads;
-  let c0 = (wid.y / p.kv_heads) * 4u;
+  // Grid x = chunk of D + chunks·key block (see attention_rows_times_kv).
+  let chunks = d_chunks();
+  let kvh = wid.y;
+  let c0 = (wid.x % chunks) * 4u;
   let cs = min(vec4<u32>(c0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.head_dim / 4u - 1u));
   let group = p.heads / p.kv_heads;
   let off = q_offset[b];
   let len = kv_len[b];
-  let first = wid.x * WG * 8u;
+  let first = (wid.x / chunks) * WG * 8u;
   let qa = first / 4u + lid.x;
   let qb = qa + WG;
   let w4 = width() / 4u;

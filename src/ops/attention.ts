@@ -358,7 +358,7 @@ export function attentionForwardVia(
       rec.dispatch(
         rec.kernel("attention", "attention_rows_times_kv", { ...constants, FORWARD: 1 }),
         [kv.v, scores.createView(), o.qOffset, o.kvLen, lse, out],
-        [blocks(rows), o.heads * dChunks(o), o.batch],
+        [blocks(rows) * dChunks(o), o.heads, o.batch],
         attentionParams(o, extras),
       );
     }
@@ -475,10 +475,10 @@ export function attentionBackwardVia(
     rec.dispatch(
       rec.kernel("attention", "attention_rows_times_kv", constants),
       [kv.k, grads.createView(), o.qOffset, o.kvLen, lse, dq],
-      [blocks(rows), o.heads * dChunks(o), o.batch],
+      [blocks(rows) * dChunks(o), o.heads, o.batch],
       attentionParams(o, { ...extras, col: width }),
     );
-    const keyGrid = [blocks(o.tmax), o.kvHeads * dChunks(o), o.batch] as const;
+    const keyGrid = [blocks(o.tmax) * dChunks(o), o.kvHeads, o.batch] as const;
     rec.dispatch(
       keysTimesRows,
       [qt.view, grads.createView(), o.qOffset, o.kvLen, dk],
