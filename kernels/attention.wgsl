@@ -69,6 +69,10 @@ struct Params {
   // instead of dozens: each storage access is a per-lane loop in llvmpipe, and JIT time grows
   // with them).
   four: u32,
+  // attention_rows_times_kv: 1 for out = softmax(S)·V and lse (forward), 0 for dq += dS·K. A
+  // uniform, not a pipeline constant: one pipeline JITs for both, and the backward's wasted
+  // exponentials cost ~1 % of a training step.
+  forward: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -80,8 +84,6 @@ override HD4: u32 = 16u;
 // Pipeline constants rather than uniform branches (see the header).
 // Logit soft-capping on (p.softcap > 0).
 override SOFTCAP: bool = false;
-// attention_rows_times_kv: out = softmax(S)·V and lse (forward) instead of dq += dS·K.
-override FORWARD: bool = false;
 
 // Scaled and optionally soft-capped scores of raw dot products.
 fn capped4(raw: vec4<f32>) -> vec4<f32> {
@@ -396,7 +398,7 @@ fn attention_scores(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
 }
 
 // ---------------------------------------------------------------------------------------------
-// Row tiles × K or V: out[row, :] (=|+=) Σ_j w[row, j]·z[j, :], 8 rows × 4 vec4 of D per
+// Row tiles × K or V: out[row, :] += Σ_j w[row, j]·z[j, :], 8 rows × 4 vec4 of D per
 // invocation. Forward: w = exp(S − row max), out =
 // (Σ w·v) / Σ w, and lse (from the first chunk of D); backward: w = dS, dq += Σ w·k. Keys 4 at a
 // time: 8 weight fetches + 16 K/V fetches per 128 vec4 FMAs. The exponentials (one per score and
@@ -413,9 +415,10 @@ fn half_weights(t: RowTile, h: Half, m: vec4<f32>, j: i32) -> mat4x4<f32> {
   let x = (p.col + u32(j)) / 4u;
   var w = mat4x4<f32>(textureLoad(scratch_in, vec2<u32>(x, y.x), 0), textureLoad(scratch_in, vec2<u32>(x, y.y), 0),
                       textureLoad(scratch_in, vec2<u32>(x, y.z), 0), textureLoad(scratch_in, vec2<u32>(x, y.w), 0));
-  if (FORWARD) {
-    w = mat4x4<f32>(exp(w[0] - m.x), exp(w[1] - m.y), exp(w[2] - m.z), exp(w[3] - m.w));
-  }
+  let e = mat4x4<f32>(exp(w[0] - m.x), exp(w[1] - m.y), exp(w[2] - m.z), exp(w[3] - m.w));
+  let fwd = p.forward != 0u;
+  w = mat4x4<f32>(select(w[0], e[0], fwd), select(w[1], e[1], fwd), select(w[2], e[2], fwd),
+                  select(w[3], e[3], fwd));
   // select, not a 0/1 factor: a never-written scratch entry may hold NaN.
   let keys = vec4<i32>(j) + vec4<i32>(0, 1, 2, 3);
   let n = t.keys.y;
@@ -426,11 +429,8 @@ fn half_weights(t: RowTile, h: Half, m: vec4<f32>, j: i32) -> mat4x4<f32> {
                      select(z, w[3], visible(vec4<i32>(h.pos.w), keys, n) & vec4<bool>(h.valid.w)));
 }
 
-// Row maxima of a half (forward).
+// Row maxima of a half (forward; unused values otherwise).
 fn half_max(t: RowTile, h: Half) -> vec4<f32> {
-  if (!FORWARD) {
-    return vec4<f32>(0.0);
-  }
   let y = scratch_rows(t.b, t.h, h.row);
   let x = width() / 4u;
   return vec4<f32>(textureLoad(scratch_in, vec2<u32>(x, y.x), 0).x, textureLoad(scratch_in, vec2<u32>(x, y.y), 0).x,
@@ -455,12 +455,7 @@ fn put_rows(t: RowTile, c0: u32, s_lo: vec4<f32>, s_hi: vec4<f32>, lo0: mat4x4<f
     for (var r = 0u; r < p.four; r++) {
       if (valid[r] && c < p.head_dim / 4u) {
         let at = q_index(t.b, rows[r], t.h) + c;
-        let v = column(r, m[0], m[1], m[2], m[3]) * scale[r];
-        if (FORWARD) {
-          rows_out[at] = v;
-        } else {
-          rows_out[at] += v;
-        }
+        rows_out[at] += column(r, m[0], m[1], m[2], m[3]) * scale[r];
       }
     }
   }
@@ -528,22 +523,17 @@ fn attention_rows_times_kv(@builtin(local_invocation_id) lid: vec3<u32>, @builti
     hi1 += z1 * wh;
     hi2 += z2 * wh;
     hi3 += z3 * wh;
-    if (FORWARD) {
-      l_lo += wl;
-      l_hi += wh;
-    }
+    l_lo += wl;
+    l_hi += wh;
   }
-  var s_lo = vec4<f32>(1.0);
-  var s_hi = vec4<f32>(1.0);
-  if (FORWARD) {
-    let sum_lo = col_sums(l_lo);
-    let sum_hi = col_sums(l_hi);
-    if (c0 == 0u) {
-      store_lse(t, m_lo, m_hi, sum_lo, sum_hi);
-    }
-    s_lo = inverse(sum_lo);
-    s_hi = inverse(sum_hi);
+  let sum_lo = col_sums(l_lo);
+  let sum_hi = col_sums(l_hi);
+  if (p.forward != 0u && c0 == 0u) {
+    store_lse(t, m_lo, m_hi, sum_lo, sum_hi);
   }
+  let fwd = p.forward != 0u;
+  let s_lo = select(vec4<f32>(1.0), inverse(sum_lo), fwd);
+  let s_hi = select(vec4<f32>(1.0), inverse(sum_hi), fwd);
   put_rows(t, c0, s_lo, s_hi, lo0, lo1, lo2, lo3, hi0, hi1, hi2, hi3);
 }
 

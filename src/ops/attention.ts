@@ -215,12 +215,23 @@ interface LaunchExtras {
   /** Query rows [row0, row0 + rows) of this chunk (defaults: all). */
   row0?: number;
   rows?: number;
+  /** attention_rows_times_kv computes the forward (softmax(S)·V and lse). */
+  forward?: boolean;
 }
 
 function attentionParams(
   o: AttentionShape,
-  { gridStride = 0, col = 0, scoreRows = 0, scoreRow0 = 0, rowShift = 0, kvShift = 0, row0 = 0, rows = o.tq }:
-    LaunchExtras = {},
+  {
+    gridStride = 0,
+    col = 0,
+    scoreRows = 0,
+    scoreRow0 = 0,
+    rowShift = 0,
+    kvShift = 0,
+    row0 = 0,
+    rows = o.tq,
+    forward = false,
+  }: LaunchExtras = {},
 ): ArrayBuffer {
   return params([
     ["u32", o.batch],
@@ -242,6 +253,7 @@ function attentionParams(
     ["u32", rows],
     // Params.four: a loop bound of 4 the shader compiler cannot see.
     ["u32", 4],
+    ["u32", forward ? 1 : 0],
   ]);
 }
 
@@ -352,14 +364,16 @@ export function attentionForwardVia(
     const scores = (chunks.length === 1 ? keepScores(rec, o, q, k, lse, size) : undefined) ??
       cachedTexture(rec, "scores", size.width, size.height);
     if (chunks.length > 1) forgetScores(rec, lse);
+    // attention_rows_times_kv accumulates.
+    rec.encoder().clearBuffer(out.buffer, 0, out.size * 4);
     for (const [row0, rows] of chunks) {
       const extras = { row0, rows, rowShift: qt.shift, kvShift: kv.shift };
       recordScores(rec, o, qt, kv, scores, extras);
       rec.dispatch(
-        rec.kernel("attention", "attention_rows_times_kv", { ...constants, FORWARD: 1 }),
+        rec.kernel("attention", "attention_rows_times_kv", constants),
         [kv.v, scores.createView(), o.qOffset, o.kvLen, lse, out],
         [blocks(rows) * dChunks(o), o.heads, o.batch],
-        attentionParams(o, extras),
+        attentionParams(o, { ...extras, forward: true }),
       );
     }
     return;
