@@ -21,11 +21,11 @@
 // uniform bound, so NIR does not unroll it); tile epilogues and stores in loops whose bound NIR
 // cannot see (Params.four) and that pick tiles with selects (a dynamic index would spill them to
 // scratch memory); stores out of a texture's range instead of branches; pipeline constants or
-// selects instead of uniform branches (soft-capping, forward/backward, the window). Cold JIT in a
-// training step of the reference decoder (empty Mesa cache, shared host): 0.04–0.35 s per
-// pipeline, ~1 s for the six, against 4.9 s (forward) and 21 s (dk/dv) for the flash kernels.
-// Runtime per layer is about the same as theirs: isolated, forward 11 vs 15 ms and backward 25
-// vs 30 ms; four layers back to back, forward ~15 % slower and backward ~6 % faster.
+// selects instead of uniform branches (soft-capping, the window). Cold JIT of the five pipelines
+// of a training step of the reference decoder (empty Mesa cache): 0.03–0.21 s each, ~0.75 s in
+// all on a quiet host (up to ~0.35 s each under load), against 3.8–4.9 s (forward) and 7.5–21 s
+// (dk/dv) for the flash kernels. Runtime is about the same as theirs: ~105 ms of attention per
+// training step (4 layers) either way.
 // Cost model per 8 lanes: a texel fetch ~17 ns, a storage vec4 load ~41 ns, an FMA ~0.4 ns. The
 // tiles: 8 rows × 16 keys for q·kᵀ and dout·vᵀ (24 fetches per 128 vec4 dot products), 8 rows ×
 // 4 vec4 of D for P·V and dS·K (24 per 128 vec4 FMAs), 8 keys × 4 vec4 of D for dSᵀ·Q and Pᵀ·dout
@@ -81,7 +81,7 @@ const NEG: f32 = -3.0e38;
 
 override WG: u32 = 8u;
 override HD4: u32 = 16u;
-// Pipeline constants rather than uniform branches (see the header).
+// A pipeline constant rather than a uniform branch (see the header).
 // Logit soft-capping on (p.softcap > 0).
 override SOFTCAP: bool = false;
 
