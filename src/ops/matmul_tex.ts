@@ -374,7 +374,7 @@ function packInto(
   const variant = blocks ? "_transposed" : quads ? "_rows" : "";
   const entry = `matmul_pack${format === "rgba32uint" ? "_bf16" : ""}${variant}`;
   const groups: [number, number] = blocks
-    ? [Math.ceil(height / 4 / PACK_WG), width]
+    ? [Math.ceil(width / PACK_WG), Math.ceil(height / 4)]
     : quads
     ? [Math.ceil(width / PACK_WG), height]
     : packGrid(lanesOnRows, width, height);
