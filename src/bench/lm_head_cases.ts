@@ -2,8 +2,8 @@
  * LM-head cross-entropy benchmark at the reference decoder's shape (1024 tokens × d 256 × V 8192):
  * token log-probs forward (one NT matmul + the log-sum-exp pass), backward alone (logit
  * recompute, gradient pass, dh and dHead matmuls) and forward + backward as a training step
- * records them (the backward then reuses the forward's logits). GFLOP/s counts the matmuls,
- * 2·T·d·V each.
+ * records them (the backward then reuses the forward's logits), with f32 and bf16 matmul
+ * operands. GFLOP/s counts the matmuls, 2·T·d·V each.
  *
  * @module
  */
@@ -14,9 +14,14 @@ import { type BenchCase, benchCase } from "./harness.ts";
 
 const [TOKENS, HIDDEN, VOCAB] = [1024, 256, 8192];
 
-/** Forward and backward of the token log-prob loss. */
+/** Forward and backward of the token log-prob loss, with f32 and (`.bf16`) bf16 matmul operands. */
 export function lmHeadCases(): BenchCase[] {
-  const o = { tokens: TOKENS, hidden: HIDDEN, vocab: VOCAB, softcap: 0 };
+  return (["f32", "bf16"] as const).flatMap((precision) => casesFor(precision));
+}
+
+function casesFor(precision: "f32" | "bf16"): BenchCase[] {
+  const o = { tokens: TOKENS, hidden: HIDDEN, vocab: VOCAB, softcap: 0, precision };
+  const suffix = precision === "bf16" ? ".bf16" : "";
   const setup = async (engine: Engine) => {
     const { pool } = engine;
     const head = allocRowChunked(pool, VOCAB, HIDDEN, "bench.head");
@@ -44,7 +49,7 @@ export function lmHeadCases(): BenchCase[] {
   const label = `T${TOKENS} d${HIDDEN} V${VOCAB}`;
   return [
     benchCase({
-      name: "lm_head.logprob.forward",
+      name: `lm_head.logprob.forward${suffix}`,
       shape: label,
       flops: matmulFlops,
       setup,
@@ -52,7 +57,7 @@ export function lmHeadCases(): BenchCase[] {
       teardown,
     }),
     benchCase({
-      name: "lm_head.logprob.backward",
+      name: `lm_head.logprob.backward${suffix}`,
       shape: label,
       flops: 3 * matmulFlops,
       setup,
@@ -61,7 +66,7 @@ export function lmHeadCases(): BenchCase[] {
       teardown,
     }),
     benchCase({
-      name: "lm_head.logprob.forward+backward",
+      name: `lm_head.logprob.forward+backward${suffix}`,
       shape: label,
       flops: 3 * matmulFlops,
       setup,
