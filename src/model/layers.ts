@@ -152,7 +152,10 @@ export function releaseActivations(pool: TensorPool, a: BlockActivations): void 
   for (const p of a.packed.values()) releasePacked(pool, p);
 }
 
-/** Packs a linear layers' input once (bf16 precision only) and keeps the pack with the activations. */
+/**
+ * Packs the input of one or more linear layers once (bf16 precision only) and keeps the pack
+ * with the activations, for their forward products and weight gradients.
+ */
 function packInput(
   rec: Recorder,
   d: BlockDims,
@@ -160,10 +163,9 @@ function packInput(
   x: Tensor,
   rows: number,
   cols: number,
-): PackedBf16 | null {
+): void {
   const p = packLinearInput(rec, x, rows, cols, d.matmulPrecision);
   if (p) packed.set(x, p);
-  return p;
 }
 
 function norm(rec: Recorder, d: BlockDims, w: Param, x: Tensor, y: Tensor, rstd: Tensor, rows: number): void {
