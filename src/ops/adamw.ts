@@ -20,8 +20,13 @@ import { elementGrid } from "./grid.ts";
 import { scratchBuffer } from "./scratch.ts";
 
 const WG = 64;
-/** Elements per partial-sum block (each a workgroup): 256 per lane, few enough partials to reduce in one workgroup. */
-const SUM_BLOCK = WG * 256;
+/** Lanes of a sum-of-squares workgroup (`SUM_WG` in adamw.wgsl); each writes one partial. */
+const SUM_WG = 8;
+/**
+ * Loads (f32 or vec4) per lane of a sum-of-squares workgroup: ~7 k partials for the reference
+ * decoder's 7.6 M parameters, few enough to reduce in one workgroup.
+ */
+const SUM_BLOCK = SUM_WG * 256;
 
 /** One parameter tensor with its gradient and Adam moments (all the same size). */
 export interface AdamwGroup<T = Tensor> {
@@ -76,22 +81,20 @@ export function adamwStepCpu(groups: AdamwGroup<Float64Array>[], opts: AdamwOpti
  */
 export function adamwStep(rec: Recorder, groups: AdamwGroup[], opts: AdamwOptions, gradNorm: Tensor): void {
   if (!(opts.step >= 1)) throw new RangeError(`AdamW step ${opts.step} must count from 1`);
-  const blocks = groups.map((g) => Math.max(1, Math.ceil(g.grad.size / SUM_BLOCK)));
-  const count = blocks.reduce((a, b) => a + b, 0);
+  const vec4 = groups.map(({ grad }) => grad.size % 4 === 0);
+  const units = groups.map(({ grad }, i) => (vec4[i] ? grad.size / 4 : grad.size));
+  const blocks = units.map((n) => Math.max(1, Math.ceil(n / SUM_BLOCK)));
+  const count = SUM_WG * blocks.reduce((a, b) => a + b, 0);
   const partials = { buffer: scratchBuffer(rec, "adamw.partials", 4 * (count + 1)) };
-  const sumsq = rec.kernel("adamw", "adamw_sumsq");
   let first = 0;
   groups.forEach(({ grad }, i) => {
     rec.dispatch(
-      sumsq,
+      rec.kernel("adamw", vec4[i] ? "adamw_sumsq_vec4" : "adamw_sumsq"),
       [grad, partials],
       [blocks[i]],
-      params([["u32", grad.size], ["u32", first], [
-        "u32",
-        SUM_BLOCK,
-      ]]),
+      params([["u32", units[i]], ["u32", first], ["u32", SUM_BLOCK]]),
     );
-    first += blocks[i];
+    first += SUM_WG * blocks[i];
   });
   rec.dispatch(
     rec.kernel("adamw", "adamw_norm"),

@@ -52,7 +52,8 @@ Deno.test("adamwStepCpu() clipping scales the gradient by maxNorm / (norm + 1e-6
   assertClose([clipCoefficient(5, 10), clipCoefficient(5, 0)], [1, 1], { atol: 0 }, "inactive coefficients");
 });
 
-const SIZES = [1, 1000, 63, 70_001];
+// Sizes divisible by 4 take the vec4 sum of squares; 8196 and 70_001 span several blocks with a tail.
+const SIZES = [1, 4, 1000, 63, 8196, 70_001];
 const CASES = [
   { name: "clipping active", maxGradNorm: 1 },
   { name: "clipping inactive", maxGradNorm: 1e6 },
