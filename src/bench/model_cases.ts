@@ -67,7 +67,8 @@ function trainCase(mode: TrainMode, precision: MatmulPrecision): BenchCase {
   const adapter = mode === "lora" ? ", LoRA r4 α128 q…down" : "";
   return benchCase<TrainState>({
     name: `train_step_reference.${mode}.${precision}`,
-    shape: `4L d256 h4 kv4 ff768 V8192, ${BATCH}×${SEQ} tokens, AdamW${adapter}, ${precision} matmul operands`,
+    shape:
+      `4L d256 h4 kv4 ff768 V8192, ${BATCH}×${SEQ} tokens, AdamW${adapter}, ${precision} matmul operands`,
     tokens: BATCH * SEQ,
     async setup() {
       const model = await referenceModel();
