@@ -26,7 +26,9 @@ for (const offset of [0, 1]) {
   });
 }
 
-// Widths divisible by 4 take the vec4 kernels, the others the scalar ones.
+// Widths divisible by 4 take the vec4 kernels, the others the scalar ones. The vec4 dw kernel
+// covers 128 columns and 4 row slices per workgroup: 68 and 200 columns leave a partial
+// workgroup, 896 fills 7, and 1–3 rows leave empty slices.
 const SHAPES = [
   { rows: 1, cols: 1, offset: 0 },
   { rows: 3, cols: 65, offset: 1 },
@@ -34,6 +36,8 @@ const SHAPES = [
   { rows: 130, cols: 7, offset: 1 },
   { rows: 65, cols: 8, offset: 1 },
   { rows: 1, cols: 4, offset: 0 },
+  { rows: 3, cols: 68, offset: 0 },
+  { rows: 257, cols: 200, offset: 1 },
 ];
 
 for (const shape of SHAPES) {
