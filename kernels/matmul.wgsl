@@ -117,8 +117,8 @@ struct BiasParams { rows: u32, cols: u32 }
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dbias: array<f32>;
 
-// dbias[j] += Σ_i dy[i, j]: one lane per column walks the rows (reads 4·rows·cols bytes once;
-// ~1 ms for 2048×256 here).
+// dbias[j] += Σ_i dy[i, j]: one lane per column walks the rows (reads 4·rows·cols bytes once).
+// For cols % 4 != 0; the others take the vec4 variant below.
 @compute @workgroup_size(WX, 1, 1)
 fn matmul_bias_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let col = gid.x;
@@ -126,4 +126,31 @@ fn matmul_bias_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   var s = 0.0;
   for (var i = 0u; i < bp.rows; i++) { s += dy[i * bp.cols + col]; }
   dbias[col] += s;
+}
+
+@group(0) @binding(1) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> dbias4: array<vec4<f32>>;
+
+const BIAS_LANES: u32 = 8u;
+const BIAS_QUADS: u32 = 4u;
+
+// Same sums for cols % 4 == 0: a workgroup is one llvmpipe SIMD vector of BIAS_LANES lanes, each
+// summing BIAS_QUADS vec4 columns BIAS_LANES apart, so every row read is 512 contiguous bytes; no
+// barrier. Interleaved A/B: 12 × 1024×256 (a step's q/k/v biases) 4.3 → 2.1 ms, one cache-hot
+// 0.31 → 0.20 ms, 4096×896 3.5 → 2.6 ms (row slices with a shared-memory tree: no faster).
+@compute @workgroup_size(BIAS_LANES, 1, 1)
+fn matmul_bias_backward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let quads = bp.cols / 4u;
+  let first = wg.x * (BIAS_LANES * BIAS_QUADS) + lid.x;
+  var sums: array<vec4<f32>, BIAS_QUADS>;
+  for (var i = 0u; i < bp.rows; i++) {
+    for (var k = 0u; k < BIAS_QUADS; k++) {
+      // Clamped: a lane past the last column loads a valid one and never stores it.
+      sums[k] += dy4[i * quads + min(first + k * BIAS_LANES, quads - 1u)];
+    }
+  }
+  for (var k = 0u; k < BIAS_QUADS; k++) {
+    let col = first + k * BIAS_LANES;
+    if (col < quads) { dbias4[col] += sums[k]; }
+  }
 }

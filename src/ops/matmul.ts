@@ -78,6 +78,8 @@ const TEX_MIN_FILL = 1 / 16;
 const GENERAL_ROWS = 8;
 const GENERAL_COLS = 64;
 const BIAS_WG = 16;
+/** Columns of one `matmul_bias_backward_vec4` workgroup: 8 lanes × 4 vec4. */
+const BIAS_VEC4_COLS = 128;
 
 const roundWord = new Float32Array(1);
 const roundBits = new Uint32Array(roundWord.buffer);
@@ -274,10 +276,11 @@ export function matmulBiasBackward(
   if (dbias.size < cols) {
     throw new RangeError(`matmulBiasBackward: dbias ${dbias.name} has ${dbias.size} values, needs ${cols}`);
   }
+  const vec4 = cols % 4 === 0;
   rec.dispatch(
-    rec.kernel("matmul", "matmul_bias_backward"),
+    rec.kernel("matmul", vec4 ? "matmul_bias_backward_vec4" : "matmul_bias_backward"),
     [dy, dbias],
-    [Math.ceil(cols / BIAS_WG)],
+    [Math.ceil(cols / (vec4 ? BIAS_VEC4_COLS : BIAS_WG))],
     params([["u32", rows], ["u32", cols]]),
   );
 }

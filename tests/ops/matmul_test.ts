@@ -339,7 +339,9 @@ Deno.test("bf16Round() rounds to nearest even on the upper 16 bits", () => {
   assertClose([bf16Round(1 + 2 ** -8 + 2 ** -20)], [1 + 2 ** -7], { atol: 0 }, "above the tie");
 });
 
-for (const [rows, cols] of [[1, 1], [37, 19], [300, 40]]) {
+// Widths divisible by 4 take the vec4 kernel (128 columns per workgroup): 40 leaves a partial
+// workgroup, 260 two full ones and one with a single vec4 column.
+for (const [rows, cols] of [[1, 1], [37, 19], [300, 40], [1, 4], [65, 260]]) {
   Deno.test({
     name: `matmulBiasBackward() adds the column sums of dy for ${rows}×${cols}`,
     ignore: !hasGpu,
