@@ -128,47 +128,29 @@ fn rmsnorm_backward_x_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // dw for cols % 4 == 0 while dy and x fit the caches (the launcher falls back to the scalar
 // kernel above beyond that: from memory, vec4 loads keep fewer cache misses in flight and the
-// scalar walk wins). A workgroup is one llvmpipe SIMD vector of lanes along columns, each lane
-// owning DW_QUADS vec4 columns DW_LANES apart, so a SIMD group reads 512 contiguous bytes of each
-// row; times DW_SLICES contiguous row slices summed by a tree in shared memory: fixed order, no
-// atomics. Interleaved A/B at 1024×256, 9 norms' buffers (as in a step): 7.9 → 4.1 ms; one norm
-// with cache-hot buffers 0.65 → 0.35 ms (2 vec4 per lane: 0.36 / 6.9 ms; 8: 0.44 / 4.2 ms, one
-// workgroup). 4096×896 (29 MB): 9.6 ms scalar, 12.3 here.
+// scalar walk wins). A workgroup is one llvmpipe SIMD vector of DW_LANES lanes along columns, each
+// lane owning DW_QUADS vec4 columns DW_LANES apart, so every row read is 512 contiguous bytes; rows
+// in order, no barrier, no atomics. Interleaved A/B at 1024×256: 9 norms' buffers (as in a step)
+// 5.3 → 2.7 ms, one cache-hot norm 0.54 → 0.25 ms; 2048×896 3.6 → 1.9 ms; 4096×896 (29 MB) 7.9 ms
+// scalar, 8.8 here. Splitting rows into slices summed by a shared-memory tree was 10–20 % slower.
 const DW_LANES: u32 = 8u;
-const DW_SLICES: u32 = 4u;
 const DW_QUADS: u32 = 4u;
 
-var<workgroup> dw_slices: array<array<vec4<f32>, DW_QUADS>, DW_LANES * DW_SLICES>;
-
-@compute @workgroup_size(DW_LANES, DW_SLICES)
+@compute @workgroup_size(DW_LANES)
 fn rmsnorm_backward_w_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let quads = p.cols / 4u;
-  let first_quad = wid.x * (DW_LANES * DW_QUADS) + lid.x;
-  let chunk = (p.rows + DW_SLICES - 1u) / DW_SLICES;
-  let first = min(lid.y * chunk, p.rows);
-  let last = min(first + chunk, p.rows);
+  let first = wid.x * (DW_LANES * DW_QUADS) + lid.x;
   var sums: array<vec4<f32>, DW_QUADS>;
-  for (var row = first; row < last; row++) {
+  for (var row = 0u; row < p.rows; row++) {
     let r = rstd_w[row];
     for (var k = 0u; k < DW_QUADS; k++) {
       // Clamped: a lane past the last column loads a valid one and never stores it.
-      let i = row * quads + min(first_quad + k * DW_LANES, quads - 1u);
+      let i = row * quads + min(first + k * DW_LANES, quads - 1u);
       sums[k] += dy4[i] * xb4[i] * r;
     }
   }
-  let lane = lid.y * DW_LANES + lid.x;
-  dw_slices[lane] = sums;
-  workgroupBarrier();
-  for (var stride = DW_SLICES / 2u; stride > 0u; stride >>= 1u) {
-    if (lid.y < stride) {
-      for (var k = 0u; k < DW_QUADS; k++) { dw_slices[lane][k] += dw_slices[lane + stride * DW_LANES][k]; }
-    }
-    workgroupBarrier();
-  }
-  if (lid.y == 0u) {
-    for (var k = 0u; k < DW_QUADS; k++) {
-      let c = first_quad + k * DW_LANES;
-      if (c < quads) { dw4[c] += dw_slices[lid.x][k]; }
-    }
+  for (var k = 0u; k < DW_QUADS; k++) {
+    let c = first + k * DW_LANES;
+    if (c < quads) { dw4[c] += sums[k]; }
   }
 }

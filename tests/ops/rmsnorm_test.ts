@@ -27,8 +27,7 @@ for (const offset of [0, 1]) {
 }
 
 // Widths divisible by 4 take the vec4 kernels, the others the scalar ones. The vec4 dw kernel
-// covers 128 columns and 4 row slices per workgroup: 68 and 200 columns leave a partial
-// workgroup, 896 fills 7, and 1–3 rows leave empty slices.
+// covers 128 columns per workgroup: 68 and 200 columns leave a partial workgroup, 896 fills 7.
 const SHAPES = [
   { rows: 1, cols: 1, offset: 0 },
   { rows: 3, cols: 65, offset: 1 },
