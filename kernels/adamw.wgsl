@@ -1,6 +1,6 @@
 // AdamW (PyTorch semantics: decoupled weight decay, bias correction) with global L2 gradient-norm
 // clipping (torch.nn.utils.clip_grad_norm_: coef = min(1, max_norm / (norm + 1e-6))), all on the GPU:
-//   adamw_sumsq   per tensor: partial Σ g² of each lane of fixed blocks → partials[first + lane]
+//   adamw_sumsq   per tensor: Σ g² per lane of 8-lane blocks → partials[first + 8·block + lane]
 //   adamw_norm    one workgroup: norm = sqrt(Σ partials) → grad_norm[0]; coef → partials[count]
 //   adamw_update  per tensor, element-wise: g·coef, then the AdamW update of param, m, v.
 // Every sum runs in a fixed order (no atomics), so the step is bit-reproducible.
@@ -33,8 +33,8 @@ fn workgroup_sum(value: f32, lane: u32) -> f32 {
   return total;
 }
 
-// The sums of squares stream each gradient once from memory (it no longer fits the caches), so
-// the access pattern decides: a workgroup is one llvmpipe SIMD vector of 8 lanes walking one
+// The sums of squares stream every gradient once (30 MB for the reference decoder: more than the
+// caches hold), so the access pattern decides: a workgroup is one llvmpipe SIMD vector of 8 lanes walking one
 // contiguous block, 128 bytes per vec4 load, and each lane writes its own partial, with no barrier
 // (a barrier makes llvmpipe run the workgroup as coroutines). Interleaved A/B over the reference
 // decoder's 51 tensors: 64-lane workgroups with a barrier tree 11–19 ms, 16 lanes striding by 16
@@ -42,30 +42,30 @@ fn workgroup_sum(value: f32, lane: u32) -> f32 {
 const SUM_WG: u32 = 8u;
 
 @compute @workgroup_size(SUM_WG)
-fn adamw_sumsq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+fn adamw_sumsq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let start = wid.x * sp.block;
   let end = min(start + sp.block, sp.n);
   var squares = 0.0;
-  for (var i = start + gid.x % SUM_WG; i < end; i += SUM_WG) {
+  for (var i = start + lid.x; i < end; i += SUM_WG) {
     let g = grad[i];
     squares += g * g;
   }
-  partials[sp.first + gid.x] = squares;
+  partials[sp.first + wid.x * SUM_WG + lid.x] = squares;
 }
 
 @group(0) @binding(1) var<storage, read> grad4_sum: array<vec4<f32>>;
 
 // Tensors whose size is a multiple of 4: `sp.n` and `sp.block` count vec4s.
 @compute @workgroup_size(SUM_WG)
-fn adamw_sumsq_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+fn adamw_sumsq_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let start = wid.x * sp.block;
   let end = min(start + sp.block, sp.n);
   var squares = vec4<f32>();
-  for (var i = start + gid.x % SUM_WG; i < end; i += SUM_WG) {
+  for (var i = start + lid.x; i < end; i += SUM_WG) {
     let g = grad4_sum[i];
     squares += g * g;
   }
-  partials[sp.first + gid.x] = dot(squares, vec4(1.0));
+  partials[sp.first + wid.x * SUM_WG + lid.x] = dot(squares, vec4(1.0));
 }
 
 struct NormParams { count: u32, max_norm: f32, _pad0: u32, _pad1: u32 }

@@ -23,10 +23,12 @@ const WG = 64;
 /** Lanes of a sum-of-squares workgroup (`SUM_WG` in adamw.wgsl); each writes one partial. */
 const SUM_WG = 8;
 /**
- * Loads (f32 or vec4) per lane of a sum-of-squares workgroup: ~7 k partials for the reference
+ * Loads (f32 or vec4) per sum-of-squares workgroup, 256 per lane: ~7 k partials for the reference
  * decoder's 7.6 M parameters, few enough to reduce in one workgroup.
  */
 const SUM_BLOCK = SUM_WG * 256;
+/** `maxComputeWorkgroupsPerDimension`: a tensor of more than 65535 blocks takes longer blocks. */
+const MAX_GROUPS = 65535;
 
 /** One parameter tensor with its gradient and Adam moments (all the same size). */
 export interface AdamwGroup<T = Tensor> {
@@ -83,7 +85,8 @@ export function adamwStep(rec: Recorder, groups: AdamwGroup[], opts: AdamwOption
   if (!(opts.step >= 1)) throw new RangeError(`AdamW step ${opts.step} must count from 1`);
   const vec4 = groups.map(({ grad }) => grad.size % 4 === 0);
   const units = groups.map(({ grad }, i) => (vec4[i] ? grad.size / 4 : grad.size));
-  const blocks = units.map((n) => Math.max(1, Math.ceil(n / SUM_BLOCK)));
+  const blockSizes = units.map((n) => Math.max(SUM_BLOCK, Math.ceil(n / MAX_GROUPS)));
+  const blocks = units.map((n, i) => Math.max(1, Math.ceil(n / blockSizes[i])));
   const count = SUM_WG * blocks.reduce((a, b) => a + b, 0);
   const partials = { buffer: scratchBuffer(rec, "adamw.partials", 4 * (count + 1)) };
   let first = 0;
@@ -92,7 +95,7 @@ export function adamwStep(rec: Recorder, groups: AdamwGroup[], opts: AdamwOption
       rec.kernel("adamw", vec4[i] ? "adamw_sumsq_vec4" : "adamw_sumsq"),
       [grad, partials],
       [blocks[i]],
-      params([["u32", units[i]], ["u32", first], ["u32", SUM_BLOCK]]),
+      params([["u32", units[i]], ["u32", first], ["u32", blockSizes[i]]]),
     );
     first += SUM_WG * blocks[i];
   });
