@@ -108,76 +108,7 @@ fn put(row: u32, quad: u32, v: vec4<f32>) {
 
 @compute @workgroup_size(16, 1, 1)
 fn matmul_nt(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let r = wg.y * 32u;
-  let col = wg.x * 256u + lid.x * 16u;
-  let quad = col / 4u;
-  // Accumulator cI_Q: row r + I, columns col + 4Q … col + 4Q + 3.
-  var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>(); var c0_2 = vec4<f32>(); var c0_3 = vec4<f32>();
-  var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>(); var c1_2 = vec4<f32>(); var c1_3 = vec4<f32>();
-  var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>(); var c2_2 = vec4<f32>(); var c2_3 = vec4<f32>();
-  var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>(); var c3_2 = vec4<f32>(); var c3_3 = vec4<f32>();
-  var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>(); var c4_2 = vec4<f32>(); var c4_3 = vec4<f32>();
-  var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>(); var c5_2 = vec4<f32>(); var c5_3 = vec4<f32>();
-  var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>(); var c6_2 = vec4<f32>(); var c6_3 = vec4<f32>();
-  var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>(); var c7_2 = vec4<f32>(); var c7_3 = vec4<f32>();
-  var c8_0 = vec4<f32>(); var c8_1 = vec4<f32>(); var c8_2 = vec4<f32>(); var c8_3 = vec4<f32>();
-  var c9_0 = vec4<f32>(); var c9_1 = vec4<f32>(); var c9_2 = vec4<f32>(); var c9_3 = vec4<f32>();
-  var c10_0 = vec4<f32>(); var c10_1 = vec4<f32>(); var c10_2 = vec4<f32>(); var c10_3 = vec4<f32>();
-  var c11_0 = vec4<f32>(); var c11_1 = vec4<f32>(); var c11_2 = vec4<f32>(); var c11_3 = vec4<f32>();
-  var c12_0 = vec4<f32>(); var c12_1 = vec4<f32>(); var c12_2 = vec4<f32>(); var c12_3 = vec4<f32>();
-  var c13_0 = vec4<f32>(); var c13_1 = vec4<f32>(); var c13_2 = vec4<f32>(); var c13_3 = vec4<f32>();
-  var c14_0 = vec4<f32>(); var c14_1 = vec4<f32>(); var c14_2 = vec4<f32>(); var c14_3 = vec4<f32>();
-  var c15_0 = vec4<f32>(); var c15_1 = vec4<f32>(); var c15_2 = vec4<f32>(); var c15_3 = vec4<f32>();
-  var c16_0 = vec4<f32>(); var c16_1 = vec4<f32>(); var c16_2 = vec4<f32>(); var c16_3 = vec4<f32>();
-  var c17_0 = vec4<f32>(); var c17_1 = vec4<f32>(); var c17_2 = vec4<f32>(); var c17_3 = vec4<f32>();
-  var c18_0 = vec4<f32>(); var c18_1 = vec4<f32>(); var c18_2 = vec4<f32>(); var c18_3 = vec4<f32>();
-  var c19_0 = vec4<f32>(); var c19_1 = vec4<f32>(); var c19_2 = vec4<f32>(); var c19_3 = vec4<f32>();
-  var c20_0 = vec4<f32>(); var c20_1 = vec4<f32>(); var c20_2 = vec4<f32>(); var c20_3 = vec4<f32>();
-  var c21_0 = vec4<f32>(); var c21_1 = vec4<f32>(); var c21_2 = vec4<f32>(); var c21_3 = vec4<f32>();
-  var c22_0 = vec4<f32>(); var c22_1 = vec4<f32>(); var c22_2 = vec4<f32>(); var c22_3 = vec4<f32>();
-  var c23_0 = vec4<f32>(); var c23_1 = vec4<f32>(); var c23_2 = vec4<f32>(); var c23_3 = vec4<f32>();
-  var c24_0 = vec4<f32>(); var c24_1 = vec4<f32>(); var c24_2 = vec4<f32>(); var c24_3 = vec4<f32>();
-  var c25_0 = vec4<f32>(); var c25_1 = vec4<f32>(); var c25_2 = vec4<f32>(); var c25_3 = vec4<f32>();
-  var c26_0 = vec4<f32>(); var c26_1 = vec4<f32>(); var c26_2 = vec4<f32>(); var c26_3 = vec4<f32>();
-  var c27_0 = vec4<f32>(); var c27_1 = vec4<f32>(); var c27_2 = vec4<f32>(); var c27_3 = vec4<f32>();
-  var c28_0 = vec4<f32>(); var c28_1 = vec4<f32>(); var c28_2 = vec4<f32>(); var c28_3 = vec4<f32>();
-  var c29_0 = vec4<f32>(); var c29_1 = vec4<f32>(); var c29_2 = vec4<f32>(); var c29_3 = vec4<f32>();
-  var c30_0 = vec4<f32>(); var c30_1 = vec4<f32>(); var c30_2 = vec4<f32>(); var c30_3 = vec4<f32>();
-  var c31_0 = vec4<f32>(); var c31_1 = vec4<f32>(); var c31_2 = vec4<f32>(); var c31_3 = vec4<f32>();
-  if ((p.flags & ACCUMULATE) != 0u) {
-    c0_0 = old(r + 0u, quad + 0u); c0_1 = old(r + 0u, quad + 1u); c0_2 = old(r + 0u, quad + 2u); c0_3 = old(r + 0u, quad + 3u);
-    c1_0 = old(r + 1u, quad + 0u); c1_1 = old(r + 1u, quad + 1u); c1_2 = old(r + 1u, quad + 2u); c1_3 = old(r + 1u, quad + 3u);
-    c2_0 = old(r + 2u, quad + 0u); c2_1 = old(r + 2u, quad + 1u); c2_2 = old(r + 2u, quad + 2u); c2_3 = old(r + 2u, quad + 3u);
-    c3_0 = old(r + 3u, quad + 0u); c3_1 = old(r + 3u, quad + 1u); c3_2 = old(r + 3u, quad + 2u); c3_3 = old(r + 3u, quad + 3u);
-    c4_0 = old(r + 4u, quad + 0u); c4_1 = old(r + 4u, quad + 1u); c4_2 = old(r + 4u, quad + 2u); c4_3 = old(r + 4u, quad + 3u);
-    c5_0 = old(r + 5u, quad + 0u); c5_1 = old(r + 5u, quad + 1u); c5_2 = old(r + 5u, quad + 2u); c5_3 = old(r + 5u, quad + 3u);
-    c6_0 = old(r + 6u, quad + 0u); c6_1 = old(r + 6u, quad + 1u); c6_2 = old(r + 6u, quad + 2u); c6_3 = old(r + 6u, quad + 3u);
-    c7_0 = old(r + 7u, quad + 0u); c7_1 = old(r + 7u, quad + 1u); c7_2 = old(r + 7u, quad + 2u); c7_3 = old(r + 7u, quad + 3u);
-    c8_0 = old(r + 8u, quad + 0u); c8_1 = old(r + 8u, quad + 1u); c8_2 = old(r + 8u, quad + 2u); c8_3 = old(r + 8u, quad + 3u);
-    c9_0 = old(r + 9u, quad + 0u); c9_1 = old(r + 9u, quad + 1u); c9_2 = old(r + 9u, quad + 2u); c9_3 = old(r + 9u, quad + 3u);
-    c10_0 = old(r + 10u, quad + 0u); c10_1 = old(r + 10u, quad + 1u); c10_2 = old(r + 10u, quad + 2u); c10_3 = old(r + 10u, quad + 3u);
-    c11_0 = old(r + 11u, quad + 0u); c11_1 = old(r + 11u, quad + 1u); c11_2 = old(r + 11u, quad + 2u); c11_3 = old(r + 11u, quad + 3u);
-    c12_0 = old(r + 12u, quad + 0u); c12_1 = old(r + 12u, quad + 1u); c12_2 = old(r + 12u, quad + 2u); c12_3 = old(r + 12u, quad + 3u);
-    c13_0 = old(r + 13u, quad + 0u); c13_1 = old(r + 13u, quad + 1u); c13_2 = old(r + 13u, quad + 2u); c13_3 = old(r + 13u, quad + 3u);
-    c14_0 = old(r + 14u, quad + 0u); c14_1 = old(r + 14u, quad + 1u); c14_2 = old(r + 14u, quad + 2u); c14_3 = old(r + 14u, quad + 3u);
-    c15_0 = old(r + 15u, quad + 0u); c15_1 = old(r + 15u, quad + 1u); c15_2 = old(r + 15u, quad + 2u); c15_3 = old(r + 15u, quad + 3u);
-    c16_0 = old(r + 16u, quad + 0u); c16_1 = old(r + 16u, quad + 1u); c16_2 = old(r + 16u, quad + 2u); c16_3 = old(r + 16u, quad + 3u);
-    c17_0 = old(r + 17u, quad + 0u); c17_1 = old(r + 17u, quad + 1u); c17_2 = old(r + 17u, quad + 2u); c17_3 = old(r + 17u, quad + 3u);
-    c18_0 = old(r + 18u, quad + 0u); c18_1 = old(r + 18u, quad + 1u); c18_2 = old(r + 18u, quad + 2u); c18_3 = old(r + 18u, quad + 3u);
-    c19_0 = old(r + 19u, quad + 0u); c19_1 = old(r + 19u, quad + 1u); c19_2 = old(r + 19u, quad + 2u); c19_3 = old(r + 19u, quad + 3u);
-    c20_0 = old(r + 20u, quad + 0u); c20_1 = old(r + 20u, quad + 1u); c20_2 = old(r + 20u, quad + 2u); c20_3 = old(r + 20u, quad + 3u);
-    c21_0 = old(r + 21u, quad + 0u); c21_1 = old(r + 21u, quad + 1u); c21_2 = old(r + 21u, quad + 2u); c21_3 = old(r + 21u, quad + 3u);
-    c22_0 = old(r + 22u, quad + 0u); c22_1 = old(r + 22u, quad + 1u); c22_2 = old(r + 22u, quad + 2u); c22_3 = old(r + 22u, quad + 3u);
-    c23_0 = old(r + 23u, quad + 0u); c23_1 = old(r + 23u, quad + 1u); c23_2 = old(r + 23u, quad + 2u); c23_3 = old(r + 23u, quad + 3u);
-    c24_0 = old(r + 24u, quad + 0u); c24_1 = old(r + 24u, quad + 1u); c24_2 = old(r + 24u, quad + 2u); c24_3 = old(r + 24u, quad + 3u);
-    c25_0 = old(r + 25u, quad + 0u); c25_1 = old(r + 25u, quad + 1u); c25_2 = old(r + 25u, quad + 2u); c25_3 = old(r + 25u, quad + 3u);
-    c26_0 = old(r + 26u, quad + 0u); c26_1 = old(r + 26u, quad + 1u); c26_2 = old(r + 26u, quad + 2u); c26_3 = old(r + 26u, quad + 3u);
-    c27_0 = old(r + 27u, quad + 0u); c27_1 = old(r + 27u, quad + 1u); c27_2 = old(r + 27u, quad + 2u); c27_3 = old(r + 27u, quad + 3u);
-    c28_0 = old(r + 28u, quad + 0u); c28_1 = old(r + 28u, quad + 1u); c28_2 = old(r + 28u, quad + 2u); c28_3 = old(r + 28u, quad + 3u);
-    c29_0 = old(r + 29u, quad + 0u); c29_1 = old(r + 29u, quad + 1u); c29_2 = old(r + 29u, quad + 2u); c29_3 = old(r + 29u, quad + 3u);
-    c30_0 = old(r + 30u, quad + 0u); c30_1 = old(r + 30u, quad + 1u); c30_2 = old(r + 30u, quad + 2u); c30_3 = old(r + 30u, quad + 3u);
-    c31_0 = old(r + 31u, quad + 0u); c31_1 = old(r + 31u, quad + 1u); c31_2 = old(r + 31u, quad + 2u); c31_3 = old(r + 31u, quad + 3u);
-  }
+  // #insert matmul_nt_tile_begin
   for (var q = 0u; q < p.kq; q++) {
     let b0 = panel(q, col + 0u);
     let b1 = panel(q, col + 4u);
@@ -217,117 +148,14 @@ fn matmul_nt(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
     a = textureLoad(ta, vec2<u32>(q, r + 30u), 0); c30_0 = fma4(c30_0, a, b0); c30_1 = fma4(c30_1, a, b1); c30_2 = fma4(c30_2, a, b2); c30_3 = fma4(c30_3, a, b3);
     a = textureLoad(ta, vec2<u32>(q, r + 31u), 0); c31_0 = fma4(c31_0, a, b0); c31_1 = fma4(c31_1, a, b1); c31_2 = fma4(c31_2, a, b2); c31_3 = fma4(c31_3, a, b3);
   }
-  let bias0 = bias_quad(quad);
-  let bias1 = bias_quad(quad + 1u);
-  let bias2 = bias_quad(quad + 2u);
-  let bias3 = bias_quad(quad + 3u);
-  put(r + 0u, quad + 0u, c0_0 + bias0); put(r + 0u, quad + 1u, c0_1 + bias1); put(r + 0u, quad + 2u, c0_2 + bias2); put(r + 0u, quad + 3u, c0_3 + bias3);
-  put(r + 1u, quad + 0u, c1_0 + bias0); put(r + 1u, quad + 1u, c1_1 + bias1); put(r + 1u, quad + 2u, c1_2 + bias2); put(r + 1u, quad + 3u, c1_3 + bias3);
-  put(r + 2u, quad + 0u, c2_0 + bias0); put(r + 2u, quad + 1u, c2_1 + bias1); put(r + 2u, quad + 2u, c2_2 + bias2); put(r + 2u, quad + 3u, c2_3 + bias3);
-  put(r + 3u, quad + 0u, c3_0 + bias0); put(r + 3u, quad + 1u, c3_1 + bias1); put(r + 3u, quad + 2u, c3_2 + bias2); put(r + 3u, quad + 3u, c3_3 + bias3);
-  put(r + 4u, quad + 0u, c4_0 + bias0); put(r + 4u, quad + 1u, c4_1 + bias1); put(r + 4u, quad + 2u, c4_2 + bias2); put(r + 4u, quad + 3u, c4_3 + bias3);
-  put(r + 5u, quad + 0u, c5_0 + bias0); put(r + 5u, quad + 1u, c5_1 + bias1); put(r + 5u, quad + 2u, c5_2 + bias2); put(r + 5u, quad + 3u, c5_3 + bias3);
-  put(r + 6u, quad + 0u, c6_0 + bias0); put(r + 6u, quad + 1u, c6_1 + bias1); put(r + 6u, quad + 2u, c6_2 + bias2); put(r + 6u, quad + 3u, c6_3 + bias3);
-  put(r + 7u, quad + 0u, c7_0 + bias0); put(r + 7u, quad + 1u, c7_1 + bias1); put(r + 7u, quad + 2u, c7_2 + bias2); put(r + 7u, quad + 3u, c7_3 + bias3);
-  put(r + 8u, quad + 0u, c8_0 + bias0); put(r + 8u, quad + 1u, c8_1 + bias1); put(r + 8u, quad + 2u, c8_2 + bias2); put(r + 8u, quad + 3u, c8_3 + bias3);
-  put(r + 9u, quad + 0u, c9_0 + bias0); put(r + 9u, quad + 1u, c9_1 + bias1); put(r + 9u, quad + 2u, c9_2 + bias2); put(r + 9u, quad + 3u, c9_3 + bias3);
-  put(r + 10u, quad + 0u, c10_0 + bias0); put(r + 10u, quad + 1u, c10_1 + bias1); put(r + 10u, quad + 2u, c10_2 + bias2); put(r + 10u, quad + 3u, c10_3 + bias3);
-  put(r + 11u, quad + 0u, c11_0 + bias0); put(r + 11u, quad + 1u, c11_1 + bias1); put(r + 11u, quad + 2u, c11_2 + bias2); put(r + 11u, quad + 3u, c11_3 + bias3);
-  put(r + 12u, quad + 0u, c12_0 + bias0); put(r + 12u, quad + 1u, c12_1 + bias1); put(r + 12u, quad + 2u, c12_2 + bias2); put(r + 12u, quad + 3u, c12_3 + bias3);
-  put(r + 13u, quad + 0u, c13_0 + bias0); put(r + 13u, quad + 1u, c13_1 + bias1); put(r + 13u, quad + 2u, c13_2 + bias2); put(r + 13u, quad + 3u, c13_3 + bias3);
-  put(r + 14u, quad + 0u, c14_0 + bias0); put(r + 14u, quad + 1u, c14_1 + bias1); put(r + 14u, quad + 2u, c14_2 + bias2); put(r + 14u, quad + 3u, c14_3 + bias3);
-  put(r + 15u, quad + 0u, c15_0 + bias0); put(r + 15u, quad + 1u, c15_1 + bias1); put(r + 15u, quad + 2u, c15_2 + bias2); put(r + 15u, quad + 3u, c15_3 + bias3);
-  put(r + 16u, quad + 0u, c16_0 + bias0); put(r + 16u, quad + 1u, c16_1 + bias1); put(r + 16u, quad + 2u, c16_2 + bias2); put(r + 16u, quad + 3u, c16_3 + bias3);
-  put(r + 17u, quad + 0u, c17_0 + bias0); put(r + 17u, quad + 1u, c17_1 + bias1); put(r + 17u, quad + 2u, c17_2 + bias2); put(r + 17u, quad + 3u, c17_3 + bias3);
-  put(r + 18u, quad + 0u, c18_0 + bias0); put(r + 18u, quad + 1u, c18_1 + bias1); put(r + 18u, quad + 2u, c18_2 + bias2); put(r + 18u, quad + 3u, c18_3 + bias3);
-  put(r + 19u, quad + 0u, c19_0 + bias0); put(r + 19u, quad + 1u, c19_1 + bias1); put(r + 19u, quad + 2u, c19_2 + bias2); put(r + 19u, quad + 3u, c19_3 + bias3);
-  put(r + 20u, quad + 0u, c20_0 + bias0); put(r + 20u, quad + 1u, c20_1 + bias1); put(r + 20u, quad + 2u, c20_2 + bias2); put(r + 20u, quad + 3u, c20_3 + bias3);
-  put(r + 21u, quad + 0u, c21_0 + bias0); put(r + 21u, quad + 1u, c21_1 + bias1); put(r + 21u, quad + 2u, c21_2 + bias2); put(r + 21u, quad + 3u, c21_3 + bias3);
-  put(r + 22u, quad + 0u, c22_0 + bias0); put(r + 22u, quad + 1u, c22_1 + bias1); put(r + 22u, quad + 2u, c22_2 + bias2); put(r + 22u, quad + 3u, c22_3 + bias3);
-  put(r + 23u, quad + 0u, c23_0 + bias0); put(r + 23u, quad + 1u, c23_1 + bias1); put(r + 23u, quad + 2u, c23_2 + bias2); put(r + 23u, quad + 3u, c23_3 + bias3);
-  put(r + 24u, quad + 0u, c24_0 + bias0); put(r + 24u, quad + 1u, c24_1 + bias1); put(r + 24u, quad + 2u, c24_2 + bias2); put(r + 24u, quad + 3u, c24_3 + bias3);
-  put(r + 25u, quad + 0u, c25_0 + bias0); put(r + 25u, quad + 1u, c25_1 + bias1); put(r + 25u, quad + 2u, c25_2 + bias2); put(r + 25u, quad + 3u, c25_3 + bias3);
-  put(r + 26u, quad + 0u, c26_0 + bias0); put(r + 26u, quad + 1u, c26_1 + bias1); put(r + 26u, quad + 2u, c26_2 + bias2); put(r + 26u, quad + 3u, c26_3 + bias3);
-  put(r + 27u, quad + 0u, c27_0 + bias0); put(r + 27u, quad + 1u, c27_1 + bias1); put(r + 27u, quad + 2u, c27_2 + bias2); put(r + 27u, quad + 3u, c27_3 + bias3);
-  put(r + 28u, quad + 0u, c28_0 + bias0); put(r + 28u, quad + 1u, c28_1 + bias1); put(r + 28u, quad + 2u, c28_2 + bias2); put(r + 28u, quad + 3u, c28_3 + bias3);
-  put(r + 29u, quad + 0u, c29_0 + bias0); put(r + 29u, quad + 1u, c29_1 + bias1); put(r + 29u, quad + 2u, c29_2 + bias2); put(r + 29u, quad + 3u, c29_3 + bias3);
-  put(r + 30u, quad + 0u, c30_0 + bias0); put(r + 30u, quad + 1u, c30_1 + bias1); put(r + 30u, quad + 2u, c30_2 + bias2); put(r + 30u, quad + 3u, c30_3 + bias3);
+  // #insert matmul_nt_tile_end
   put(r + 31u, quad + 0u, c31_0 + bias0); put(r + 31u, quad + 1u, c31_1 + bias1); put(r + 31u, quad + 2u, c31_2 + bias2); put(r + 31u, quad + 3u, c31_3 + bias3);
 }
 
 // Same tile with bf16 operands: each texel step covers 8 k values (q counts 8-value texels).
 @compute @workgroup_size(16, 1, 1)
 fn matmul_nt_bf16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let r = wg.y * 32u;
-  let col = wg.x * 256u + lid.x * 16u;
-  let quad = col / 4u;
-  // Accumulator cI_Q: row r + I, columns col + 4Q … col + 4Q + 3.
-  var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>(); var c0_2 = vec4<f32>(); var c0_3 = vec4<f32>();
-  var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>(); var c1_2 = vec4<f32>(); var c1_3 = vec4<f32>();
-  var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>(); var c2_2 = vec4<f32>(); var c2_3 = vec4<f32>();
-  var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>(); var c3_2 = vec4<f32>(); var c3_3 = vec4<f32>();
-  var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>(); var c4_2 = vec4<f32>(); var c4_3 = vec4<f32>();
-  var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>(); var c5_2 = vec4<f32>(); var c5_3 = vec4<f32>();
-  var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>(); var c6_2 = vec4<f32>(); var c6_3 = vec4<f32>();
-  var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>(); var c7_2 = vec4<f32>(); var c7_3 = vec4<f32>();
-  var c8_0 = vec4<f32>(); var c8_1 = vec4<f32>(); var c8_2 = vec4<f32>(); var c8_3 = vec4<f32>();
-  var c9_0 = vec4<f32>(); var c9_1 = vec4<f32>(); var c9_2 = vec4<f32>(); var c9_3 = vec4<f32>();
-  var c10_0 = vec4<f32>(); var c10_1 = vec4<f32>(); var c10_2 = vec4<f32>(); var c10_3 = vec4<f32>();
-  var c11_0 = vec4<f32>(); var c11_1 = vec4<f32>(); var c11_2 = vec4<f32>(); var c11_3 = vec4<f32>();
-  var c12_0 = vec4<f32>(); var c12_1 = vec4<f32>(); var c12_2 = vec4<f32>(); var c12_3 = vec4<f32>();
-  var c13_0 = vec4<f32>(); var c13_1 = vec4<f32>(); var c13_2 = vec4<f32>(); var c13_3 = vec4<f32>();
-  var c14_0 = vec4<f32>(); var c14_1 = vec4<f32>(); var c14_2 = vec4<f32>(); var c14_3 = vec4<f32>();
-  var c15_0 = vec4<f32>(); var c15_1 = vec4<f32>(); var c15_2 = vec4<f32>(); var c15_3 = vec4<f32>();
-  var c16_0 = vec4<f32>(); var c16_1 = vec4<f32>(); var c16_2 = vec4<f32>(); var c16_3 = vec4<f32>();
-  var c17_0 = vec4<f32>(); var c17_1 = vec4<f32>(); var c17_2 = vec4<f32>(); var c17_3 = vec4<f32>();
-  var c18_0 = vec4<f32>(); var c18_1 = vec4<f32>(); var c18_2 = vec4<f32>(); var c18_3 = vec4<f32>();
-  var c19_0 = vec4<f32>(); var c19_1 = vec4<f32>(); var c19_2 = vec4<f32>(); var c19_3 = vec4<f32>();
-  var c20_0 = vec4<f32>(); var c20_1 = vec4<f32>(); var c20_2 = vec4<f32>(); var c20_3 = vec4<f32>();
-  var c21_0 = vec4<f32>(); var c21_1 = vec4<f32>(); var c21_2 = vec4<f32>(); var c21_3 = vec4<f32>();
-  var c22_0 = vec4<f32>(); var c22_1 = vec4<f32>(); var c22_2 = vec4<f32>(); var c22_3 = vec4<f32>();
-  var c23_0 = vec4<f32>(); var c23_1 = vec4<f32>(); var c23_2 = vec4<f32>(); var c23_3 = vec4<f32>();
-  var c24_0 = vec4<f32>(); var c24_1 = vec4<f32>(); var c24_2 = vec4<f32>(); var c24_3 = vec4<f32>();
-  var c25_0 = vec4<f32>(); var c25_1 = vec4<f32>(); var c25_2 = vec4<f32>(); var c25_3 = vec4<f32>();
-  var c26_0 = vec4<f32>(); var c26_1 = vec4<f32>(); var c26_2 = vec4<f32>(); var c26_3 = vec4<f32>();
-  var c27_0 = vec4<f32>(); var c27_1 = vec4<f32>(); var c27_2 = vec4<f32>(); var c27_3 = vec4<f32>();
-  var c28_0 = vec4<f32>(); var c28_1 = vec4<f32>(); var c28_2 = vec4<f32>(); var c28_3 = vec4<f32>();
-  var c29_0 = vec4<f32>(); var c29_1 = vec4<f32>(); var c29_2 = vec4<f32>(); var c29_3 = vec4<f32>();
-  var c30_0 = vec4<f32>(); var c30_1 = vec4<f32>(); var c30_2 = vec4<f32>(); var c30_3 = vec4<f32>();
-  var c31_0 = vec4<f32>(); var c31_1 = vec4<f32>(); var c31_2 = vec4<f32>(); var c31_3 = vec4<f32>();
-  if ((p.flags & ACCUMULATE) != 0u) {
-    c0_0 = old(r + 0u, quad + 0u); c0_1 = old(r + 0u, quad + 1u); c0_2 = old(r + 0u, quad + 2u); c0_3 = old(r + 0u, quad + 3u);
-    c1_0 = old(r + 1u, quad + 0u); c1_1 = old(r + 1u, quad + 1u); c1_2 = old(r + 1u, quad + 2u); c1_3 = old(r + 1u, quad + 3u);
-    c2_0 = old(r + 2u, quad + 0u); c2_1 = old(r + 2u, quad + 1u); c2_2 = old(r + 2u, quad + 2u); c2_3 = old(r + 2u, quad + 3u);
-    c3_0 = old(r + 3u, quad + 0u); c3_1 = old(r + 3u, quad + 1u); c3_2 = old(r + 3u, quad + 2u); c3_3 = old(r + 3u, quad + 3u);
-    c4_0 = old(r + 4u, quad + 0u); c4_1 = old(r + 4u, quad + 1u); c4_2 = old(r + 4u, quad + 2u); c4_3 = old(r + 4u, quad + 3u);
-    c5_0 = old(r + 5u, quad + 0u); c5_1 = old(r + 5u, quad + 1u); c5_2 = old(r + 5u, quad + 2u); c5_3 = old(r + 5u, quad + 3u);
-    c6_0 = old(r + 6u, quad + 0u); c6_1 = old(r + 6u, quad + 1u); c6_2 = old(r + 6u, quad + 2u); c6_3 = old(r + 6u, quad + 3u);
-    c7_0 = old(r + 7u, quad + 0u); c7_1 = old(r + 7u, quad + 1u); c7_2 = old(r + 7u, quad + 2u); c7_3 = old(r + 7u, quad + 3u);
-    c8_0 = old(r + 8u, quad + 0u); c8_1 = old(r + 8u, quad + 1u); c8_2 = old(r + 8u, quad + 2u); c8_3 = old(r + 8u, quad + 3u);
-    c9_0 = old(r + 9u, quad + 0u); c9_1 = old(r + 9u, quad + 1u); c9_2 = old(r + 9u, quad + 2u); c9_3 = old(r + 9u, quad + 3u);
-    c10_0 = old(r + 10u, quad + 0u); c10_1 = old(r + 10u, quad + 1u); c10_2 = old(r + 10u, quad + 2u); c10_3 = old(r + 10u, quad + 3u);
-    c11_0 = old(r + 11u, quad + 0u); c11_1 = old(r + 11u, quad + 1u); c11_2 = old(r + 11u, quad + 2u); c11_3 = old(r + 11u, quad + 3u);
-    c12_0 = old(r + 12u, quad + 0u); c12_1 = old(r + 12u, quad + 1u); c12_2 = old(r + 12u, quad + 2u); c12_3 = old(r + 12u, quad + 3u);
-    c13_0 = old(r + 13u, quad + 0u); c13_1 = old(r + 13u, quad + 1u); c13_2 = old(r + 13u, quad + 2u); c13_3 = old(r + 13u, quad + 3u);
-    c14_0 = old(r + 14u, quad + 0u); c14_1 = old(r + 14u, quad + 1u); c14_2 = old(r + 14u, quad + 2u); c14_3 = old(r + 14u, quad + 3u);
-    c15_0 = old(r + 15u, quad + 0u); c15_1 = old(r + 15u, quad + 1u); c15_2 = old(r + 15u, quad + 2u); c15_3 = old(r + 15u, quad + 3u);
-    c16_0 = old(r + 16u, quad + 0u); c16_1 = old(r + 16u, quad + 1u); c16_2 = old(r + 16u, quad + 2u); c16_3 = old(r + 16u, quad + 3u);
-    c17_0 = old(r + 17u, quad + 0u); c17_1 = old(r + 17u, quad + 1u); c17_2 = old(r + 17u, quad + 2u); c17_3 = old(r + 17u, quad + 3u);
-    c18_0 = old(r + 18u, quad + 0u); c18_1 = old(r + 18u, quad + 1u); c18_2 = old(r + 18u, quad + 2u); c18_3 = old(r + 18u, quad + 3u);
-    c19_0 = old(r + 19u, quad + 0u); c19_1 = old(r + 19u, quad + 1u); c19_2 = old(r + 19u, quad + 2u); c19_3 = old(r + 19u, quad + 3u);
-    c20_0 = old(r + 20u, quad + 0u); c20_1 = old(r + 20u, quad + 1u); c20_2 = old(r + 20u, quad + 2u); c20_3 = old(r + 20u, quad + 3u);
-    c21_0 = old(r + 21u, quad + 0u); c21_1 = old(r + 21u, quad + 1u); c21_2 = old(r + 21u, quad + 2u); c21_3 = old(r + 21u, quad + 3u);
-    c22_0 = old(r + 22u, quad + 0u); c22_1 = old(r + 22u, quad + 1u); c22_2 = old(r + 22u, quad + 2u); c22_3 = old(r + 22u, quad + 3u);
-    c23_0 = old(r + 23u, quad + 0u); c23_1 = old(r + 23u, quad + 1u); c23_2 = old(r + 23u, quad + 2u); c23_3 = old(r + 23u, quad + 3u);
-    c24_0 = old(r + 24u, quad + 0u); c24_1 = old(r + 24u, quad + 1u); c24_2 = old(r + 24u, quad + 2u); c24_3 = old(r + 24u, quad + 3u);
-    c25_0 = old(r + 25u, quad + 0u); c25_1 = old(r + 25u, quad + 1u); c25_2 = old(r + 25u, quad + 2u); c25_3 = old(r + 25u, quad + 3u);
-    c26_0 = old(r + 26u, quad + 0u); c26_1 = old(r + 26u, quad + 1u); c26_2 = old(r + 26u, quad + 2u); c26_3 = old(r + 26u, quad + 3u);
-    c27_0 = old(r + 27u, quad + 0u); c27_1 = old(r + 27u, quad + 1u); c27_2 = old(r + 27u, quad + 2u); c27_3 = old(r + 27u, quad + 3u);
-    c28_0 = old(r + 28u, quad + 0u); c28_1 = old(r + 28u, quad + 1u); c28_2 = old(r + 28u, quad + 2u); c28_3 = old(r + 28u, quad + 3u);
-    c29_0 = old(r + 29u, quad + 0u); c29_1 = old(r + 29u, quad + 1u); c29_2 = old(r + 29u, quad + 2u); c29_3 = old(r + 29u, quad + 3u);
-    c30_0 = old(r + 30u, quad + 0u); c30_1 = old(r + 30u, quad + 1u); c30_2 = old(r + 30u, quad + 2u); c30_3 = old(r + 30u, quad + 3u);
-    c31_0 = old(r + 31u, quad + 0u); c31_1 = old(r + 31u, quad + 1u); c31_2 = old(r + 31u, quad + 2u); c31_3 = old(r + 31u, quad + 3u);
-  }
+  // #insert matmul_nt_tile_begin
   for (var q = 0u; q < p.kq; q++) {
     let b0 = panel_bf16(q, col + 0u);
     let b1 = panel_bf16(q, col + 4u);
@@ -367,41 +195,7 @@ fn matmul_nt_bf16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
     a = textureLoad(ta_bf16, vec2<u32>(q, r + 30u), 0); c30_0 = fma8(c30_0, a, b0); c30_1 = fma8(c30_1, a, b1); c30_2 = fma8(c30_2, a, b2); c30_3 = fma8(c30_3, a, b3);
     a = textureLoad(ta_bf16, vec2<u32>(q, r + 31u), 0); c31_0 = fma8(c31_0, a, b0); c31_1 = fma8(c31_1, a, b1); c31_2 = fma8(c31_2, a, b2); c31_3 = fma8(c31_3, a, b3);
   }
-  let bias0 = bias_quad(quad);
-  let bias1 = bias_quad(quad + 1u);
-  let bias2 = bias_quad(quad + 2u);
-  let bias3 = bias_quad(quad + 3u);
-  put(r + 0u, quad + 0u, c0_0 + bias0); put(r + 0u, quad + 1u, c0_1 + bias1); put(r + 0u, quad + 2u, c0_2 + bias2); put(r + 0u, quad + 3u, c0_3 + bias3);
-  put(r + 1u, quad + 0u, c1_0 + bias0); put(r + 1u, quad + 1u, c1_1 + bias1); put(r + 1u, quad + 2u, c1_2 + bias2); put(r + 1u, quad + 3u, c1_3 + bias3);
-  put(r + 2u, quad + 0u, c2_0 + bias0); put(r + 2u, quad + 1u, c2_1 + bias1); put(r + 2u, quad + 2u, c2_2 + bias2); put(r + 2u, quad + 3u, c2_3 + bias3);
-  put(r + 3u, quad + 0u, c3_0 + bias0); put(r + 3u, quad + 1u, c3_1 + bias1); put(r + 3u, quad + 2u, c3_2 + bias2); put(r + 3u, quad + 3u, c3_3 + bias3);
-  put(r + 4u, quad + 0u, c4_0 + bias0); put(r + 4u, quad + 1u, c4_1 + bias1); put(r + 4u, quad + 2u, c4_2 + bias2); put(r + 4u, quad + 3u, c4_3 + bias3);
-  put(r + 5u, quad + 0u, c5_0 + bias0); put(r + 5u, quad + 1u, c5_1 + bias1); put(r + 5u, quad + 2u, c5_2 + bias2); put(r + 5u, quad + 3u, c5_3 + bias3);
-  put(r + 6u, quad + 0u, c6_0 + bias0); put(r + 6u, quad + 1u, c6_1 + bias1); put(r + 6u, quad + 2u, c6_2 + bias2); put(r + 6u, quad + 3u, c6_3 + bias3);
-  put(r + 7u, quad + 0u, c7_0 + bias0); put(r + 7u, quad + 1u, c7_1 + bias1); put(r + 7u, quad + 2u, c7_2 + bias2); put(r + 7u, quad + 3u, c7_3 + bias3);
-  put(r + 8u, quad + 0u, c8_0 + bias0); put(r + 8u, quad + 1u, c8_1 + bias1); put(r + 8u, quad + 2u, c8_2 + bias2); put(r + 8u, quad + 3u, c8_3 + bias3);
-  put(r + 9u, quad + 0u, c9_0 + bias0); put(r + 9u, quad + 1u, c9_1 + bias1); put(r + 9u, quad + 2u, c9_2 + bias2); put(r + 9u, quad + 3u, c9_3 + bias3);
-  put(r + 10u, quad + 0u, c10_0 + bias0); put(r + 10u, quad + 1u, c10_1 + bias1); put(r + 10u, quad + 2u, c10_2 + bias2); put(r + 10u, quad + 3u, c10_3 + bias3);
-  put(r + 11u, quad + 0u, c11_0 + bias0); put(r + 11u, quad + 1u, c11_1 + bias1); put(r + 11u, quad + 2u, c11_2 + bias2); put(r + 11u, quad + 3u, c11_3 + bias3);
-  put(r + 12u, quad + 0u, c12_0 + bias0); put(r + 12u, quad + 1u, c12_1 + bias1); put(r + 12u, quad + 2u, c12_2 + bias2); put(r + 12u, quad + 3u, c12_3 + bias3);
-  put(r + 13u, quad + 0u, c13_0 + bias0); put(r + 13u, quad + 1u, c13_1 + bias1); put(r + 13u, quad + 2u, c13_2 + bias2); put(r + 13u, quad + 3u, c13_3 + bias3);
-  put(r + 14u, quad + 0u, c14_0 + bias0); put(r + 14u, quad + 1u, c14_1 + bias1); put(r + 14u, quad + 2u, c14_2 + bias2); put(r + 14u, quad + 3u, c14_3 + bias3);
-  put(r + 15u, quad + 0u, c15_0 + bias0); put(r + 15u, quad + 1u, c15_1 + bias1); put(r + 15u, quad + 2u, c15_2 + bias2); put(r + 15u, quad + 3u, c15_3 + bias3);
-  put(r + 16u, quad + 0u, c16_0 + bias0); put(r + 16u, quad + 1u, c16_1 + bias1); put(r + 16u, quad + 2u, c16_2 + bias2); put(r + 16u, quad + 3u, c16_3 + bias3);
-  put(r + 17u, quad + 0u, c17_0 + bias0); put(r + 17u, quad + 1u, c17_1 + bias1); put(r + 17u, quad + 2u, c17_2 + bias2); put(r + 17u, quad + 3u, c17_3 + bias3);
-  put(r + 18u, quad + 0u, c18_0 + bias0); put(r + 18u, quad + 1u, c18_1 + bias1); put(r + 18u, quad + 2u, c18_2 + bias2); put(r + 18u, quad + 3u, c18_3 + bias3);
-  put(r + 19u, quad + 0u, c19_0 + bias0); put(r + 19u, quad + 1u, c19_1 + bias1); put(r + 19u, quad + 2u, c19_2 + bias2); put(r + 19u, quad + 3u, c19_3 + bias3);
-  put(r + 20u, quad + 0u, c20_0 + bias0); put(r + 20u, quad + 1u, c20_1 + bias1); put(r + 20u, quad + 2u, c20_2 + bias2); put(r + 20u, quad + 3u, c20_3 + bias3);
-  put(r + 21u, quad + 0u, c21_0 + bias0); put(r + 21u, quad + 1u, c21_1 + bias1); put(r + 21u, quad + 2u, c21_2 + bias2); put(r + 21u, quad + 3u, c21_3 + bias3);
-  put(r + 22u, quad + 0u, c22_0 + bias0); put(r + 22u, quad + 1u, c22_1 + bias1); put(r + 22u, quad + 2u, c22_2 + bias2); put(r + 22u, quad + 3u, c22_3 + bias3);
-  put(r + 23u, quad + 0u, c23_0 + bias0); put(r + 23u, quad + 1u, c23_1 + bias1); put(r + 23u, quad + 2u, c23_2 + bias2); put(r + 23u, quad + 3u, c23_3 + bias3);
-  put(r + 24u, quad + 0u, c24_0 + bias0); put(r + 24u, quad + 1u, c24_1 + bias1); put(r + 24u, quad + 2u, c24_2 + bias2); put(r + 24u, quad + 3u, c24_3 + bias3);
-  put(r + 25u, quad + 0u, c25_0 + bias0); put(r + 25u, quad + 1u, c25_1 + bias1); put(r + 25u, quad + 2u, c25_2 + bias2); put(r + 25u, quad + 3u, c25_3 + bias3);
-  put(r + 26u, quad + 0u, c26_0 + bias0); put(r + 26u, quad + 1u, c26_1 + bias1); put(r + 26u, quad + 2u, c26_2 + bias2); put(r + 26u, quad + 3u, c26_3 + bias3);
-  put(r + 27u, quad + 0u, c27_0 + bias0); put(r + 27u, quad + 1u, c27_1 + bias1); put(r + 27u, quad + 2u, c27_2 + bias2); put(r + 27u, quad + 3u, c27_3 + bias3);
-  put(r + 28u, quad + 0u, c28_0 + bias0); put(r + 28u, quad + 1u, c28_1 + bias1); put(r + 28u, quad + 2u, c28_2 + bias2); put(r + 28u, quad + 3u, c28_3 + bias3);
-  put(r + 29u, quad + 0u, c29_0 + bias0); put(r + 29u, quad + 1u, c29_1 + bias1); put(r + 29u, quad + 2u, c29_2 + bias2); put(r + 29u, quad + 3u, c29_3 + bias3);
-  put(r + 30u, quad + 0u, c30_0 + bias0); put(r + 30u, quad + 1u, c30_1 + bias1); put(r + 30u, quad + 2u, c30_2 + bias2); put(r + 30u, quad + 3u, c30_3 + bias3);
+  // #insert matmul_nt_tile_end
   put(r + 31u, quad + 0u, c31_0 + bias0); put(r + 31u, quad + 1u, c31_1 + bias1); put(r + 31u, quad + 2u, c31_2 + bias2); put(r + 31u, quad + 3u, c31_3 + bias3);
 }
 

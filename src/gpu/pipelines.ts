@@ -3,7 +3,8 @@
  *
  * WGSL lives in `kernels/<file>.wgsl`; pipelines are labelled `<file>:<entry>` so that any
  * validation error names the kernel. WGSL has no includes, so a line `// #include <name>` is
- * replaced by `kernels/<name>.wgsl` (once per module; helpers shared by several kernel files).
+ * replaced by `kernels/<name>.wgsl` (once per module: helpers shared by several kernel files) and
+ * a line `// #insert <name>` by that file every time (statements shared by several kernel bodies).
  * The LLVM JIT of lavapipe runs at the first dispatch, not here: warm-up means dispatching once
  * (see `Recorder`).
  *
@@ -65,12 +66,12 @@ export class PipelineCache {
   }
 }
 
-const INCLUDE = /^\/\/ #include ([a-z0-9_]+)$/;
+const DIRECTIVE = /^\/\/ #(include|insert) ([a-z0-9_]+)$/;
 
 /**
  * The WGSL of `<dir>/<file>.wgsl` (default `kernels/`) with its `// #include <name>` lines
  * replaced by `<dir>/<name>.wgsl`, each file at most once (a repeated or circular include becomes
- * an empty line).
+ * an empty line), and its `// #insert <name>` lines by `<dir>/<name>.wgsl` every time.
  */
 export function kernelSource(
   file: string,
@@ -79,8 +80,9 @@ export function kernelSource(
 ): string {
   const code = Deno.readTextFileSync(new URL(`${file}.wgsl`, dir));
   return code.split("\n").map((line) => {
-    const name = INCLUDE.exec(line.trim())?.[1];
+    const [, directive, name] = DIRECTIVE.exec(line.trim()) ?? [];
     if (name === undefined) return line;
+    if (directive === "insert") return kernelSource(name, dir, included);
     if (included.has(name)) return "";
     included.add(name);
     return kernelSource(name, dir, included);

@@ -34,3 +34,27 @@ Deno.test("kernelSource() includes each file once, through nested, repeated and 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("kernelSource() inserts a file at every insert line, inside function bodies too", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    Deno.writeTextFileSync(
+      `${dir}/main.wgsl`,
+      "fn f() {\n  // #insert body\n}\nfn g() {\n  // #insert body\n}\n",
+    );
+    Deno.writeTextFileSync(`${dir}/body.wgsl`, "let shared_statement = 1u;");
+    const source = kernelSource("main", new URL(`${pathToFileURL(dir).href}/`));
+    assert.equal(count(source, "let shared_statement = 1u;"), 2);
+    assert.equal(count(source, "#insert"), 0);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("kernelSource() gives both NT matmul kernels the same tile prologue and epilogue", () => {
+  const source = kernelSource("matmul_tex");
+  const begin = Deno.readTextFileSync(new URL("../../kernels/matmul_nt_tile_begin.wgsl", import.meta.url));
+  const end = Deno.readTextFileSync(new URL("../../kernels/matmul_nt_tile_end.wgsl", import.meta.url));
+  assert.equal(count(source, begin), 2);
+  assert.equal(count(source, end), 2);
+});
