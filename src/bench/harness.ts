@@ -114,8 +114,7 @@ export async function runCase<S>(
     for (let s = 0; s < samples; s++) times.push((await timeReps(engine, c, state, reps)) / reps);
     const cpu = process.cpuUsage(cpuStart);
     const cpu_cores = (cpu.user + cpu.system) / 1000 / (performance.now() - wallStart);
-    times.sort((x, y) => x - y);
-    const ms_median = times[Math.floor(times.length / 2)];
+    const ms_median = median(times);
     const perSecond = (amount: number | undefined) =>
       amount === undefined ? undefined : amount / (ms_median / 1000);
     const flops = perSecond(c.flops), bytes = perSecond(c.bytes);
@@ -127,7 +126,7 @@ export async function runCase<S>(
       gflops: flops === undefined ? undefined : flops / 1e9,
       gbps: bytes === undefined ? undefined : bytes / 1e9,
       tokens_per_s: perSecond(c.tokens),
-      ms_best: times[0],
+      ms_best: Math.min(...times),
       warmup_ms,
       first_ms: explicit === undefined ? undefined : first,
       cpu_cores,
@@ -145,8 +144,7 @@ export async function runCase<S>(
  * the best sample, the first round's warm-up, the mean busy cores.
  */
 export function mergeRounds(rounds: BenchResult[]): BenchResult {
-  const medians = rounds.map((r) => r.ms_median).sort((x, y) => x - y);
-  const ms_median = medians[Math.floor(medians.length / 2)];
+  const ms_median = median(rounds.map((r) => r.ms_median));
   const first = rounds[0];
   const rescale = (rate: number | undefined) =>
     rate === undefined ? undefined : rate * first.ms_median / ms_median;
@@ -160,6 +158,12 @@ export function mergeRounds(rounds: BenchResult[]): BenchResult {
     cpu_cores: rounds.reduce((sum, r) => sum + r.cpu_cores, 0) / rounds.length,
     samples: rounds.reduce((sum, r) => sum + r.samples, 0),
   };
+}
+
+/** The middle value (the upper one of the two middles for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.floor(sorted.length / 2)];
 }
 
 /** Wall milliseconds of `reps` repetitions recorded into one submit plus its single sync. */

@@ -11,7 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { getEngine } from "../gpu/engine.ts";
-import { runCase } from "./harness.ts";
+import { median, runCase } from "./harness.ts";
 import { modelCases } from "./model_cases.ts";
 
 const PYTHON = "/usr/bin/python3";
@@ -40,11 +40,6 @@ async function torchTokensPerSecond(): Promise<number> {
     throw new Error(`${SCRIPT.pathname} gave no tokens_per_s_median (${why ?? "no output"}): ${SETUP}`);
   }
   return rate;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 async function main(): Promise<void> {
