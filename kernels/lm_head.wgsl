@@ -26,7 +26,8 @@ struct Params {
   grid_stride: u32,
   softcap: f32,
   inv_temp: f32,
-  // 1: lm_head_grad_quads also writes the gradient transposed.
+  // 1: lm_head_grad_quads also writes the gradient transposed, lm_head_grad_bf16 its pack along
+  // the tokens.
   write_t: u32,
   _pad: u32,
 }
@@ -315,14 +316,18 @@ fn lm_head_grad_quads(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-// The gradient of one row × QSPAN texels of 8 columns per invocation, written straight into the
-// bf16 pack the packed matmuls read (texel (q, t) holds columns 8q … 8q+7 of row t, see
-// matmul_pack.wgsl) instead of into the f32 logits: saves the f32 write and a packing pass over
-// 8 M values. Rows up to the next multiple of 8 and columns past the chunk get zeros (the TN
-// kernel steps over k rows 8 at a time). Grid: one row of workgroups per row of the texture.
+// The gradient of 8 rows × 8 columns per invocation, written straight into the two bf16 packs the
+// packed matmuls read (see matmul_pack.wgsl) instead of into the f32 logits: `grad_packed` along
+// the vocab (texel (q, t) holds columns 8q … 8q+7 of row t: A of dh = dl·W) and `grad_packed_t`
+// along the tokens (texel (t/8, v) holds rows t … t+7 of column v: A of dHead = dlᵀ·h). Saves the
+// f32 write and two packing passes over 8 M values; the second pack only when p.write_t is 1 (a
+// frozen head needs no dHead). Values past the rows and the chunk's columns are zeros (the
+// products read whole texels along k). Grid: x by texel q (lanes along the vocab, so the first
+// pack's stores are neighbours in one row), y by 8-row block.
 // #include bf16
 @group(0) @binding(4) var<storage, read> logits4: array<vec4<f32>>;
 @group(0) @binding(5) var grad_packed: texture_storage_2d<rgba32uint, write>;
+@group(0) @binding(6) var grad_packed_t: texture_storage_2d<rgba32uint, write>;
 
 fn grad_value(t: u32, q: u32, r: RowGrad) -> vec4<f32> {
   if (t >= p.rows || q >= p.cols / 4u) {
@@ -334,12 +339,49 @@ fn grad_value(t: u32, q: u32, r: RowGrad) -> vec4<f32> {
   return r.w * (onehot - exp(transform4(l) - r.lse)) * slope4(l);
 }
 
+// Row t's 8 columns of texel q: the first four in `a`, the last four in `b`.
+struct Eight {
+  a: vec4<f32>,
+  b: vec4<f32>,
+}
+
+fn grad_eight(t: u32, q: u32) -> Eight {
+  let r = row_grad(t);
+  let e = Eight(grad_value(t, 2u * q, r), grad_value(t, 2u * q + 1u, r));
+  textureStore(grad_packed, vec2(q, t), bf16_texel(e.a, e.b));
+  return e;
+}
+
 @compute @workgroup_size(16)
 fn lm_head_grad_bf16(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.y;
-  let r = row_grad(t);
-  let end = min(gid.x * QSPAN + QSPAN, (p.cols + 7u) / 8u);
-  for (var q = gid.x * QSPAN; q < end; q++) {
-    textureStore(grad_packed, vec2(q, t), bf16_texel(grad_value(t, 2u * q, r), grad_value(t, 2u * q + 1u, r)));
+  let q = gid.x;
+  let t0 = 8u * gid.y;
+  if (q >= (p.cols + 7u) / 8u) {
+    return;
   }
+  let g0 = grad_eight(t0, q);
+  let g1 = grad_eight(t0 + 1u, q);
+  let g2 = grad_eight(t0 + 2u, q);
+  let g3 = grad_eight(t0 + 3u, q);
+  let g4 = grad_eight(t0 + 4u, q);
+  let g5 = grad_eight(t0 + 5u, q);
+  let g6 = grad_eight(t0 + 6u, q);
+  let g7 = grad_eight(t0 + 7u, q);
+  if (p.write_t == 0u) {
+    return;
+  }
+  // Column j of the block as 8 rows: transposes of the 4 × 4 quarters.
+  let a03 = transpose(mat4x4(g0.a, g1.a, g2.a, g3.a));
+  let a47 = transpose(mat4x4(g4.a, g5.a, g6.a, g7.a));
+  let b03 = transpose(mat4x4(g0.b, g1.b, g2.b, g3.b));
+  let b47 = transpose(mat4x4(g4.b, g5.b, g6.b, g7.b));
+  let v = 8u * q;
+  textureStore(grad_packed_t, vec2(gid.y, v), bf16_texel(a03[0], a47[0]));
+  textureStore(grad_packed_t, vec2(gid.y, v + 1u), bf16_texel(a03[1], a47[1]));
+  textureStore(grad_packed_t, vec2(gid.y, v + 2u), bf16_texel(a03[2], a47[2]));
+  textureStore(grad_packed_t, vec2(gid.y, v + 3u), bf16_texel(a03[3], a47[3]));
+  textureStore(grad_packed_t, vec2(gid.y, v + 4u), bf16_texel(b03[0], b47[0]));
+  textureStore(grad_packed_t, vec2(gid.y, v + 5u), bf16_texel(b03[1], b47[1]));
+  textureStore(grad_packed_t, vec2(gid.y, v + 6u), bf16_texel(b03[2], b47[2]));
+  textureStore(grad_packed_t, vec2(gid.y, v + 7u), bf16_texel(b03[3], b47[3]));
 }

@@ -1,7 +1,9 @@
 /**
  * Linear layers `y = x·Wᵀ + b` with an optional LoRA update `+ s·(x·Aᵀ)·Bᵀ`, forward and explicit
  * backward (HF weight layout `W[out × in]`, so the forward is an NT matmul, `dX += dY·W` is NN and
- * `dW += dYᵀ·X` is TN). Backward accumulates into every gradient, as every op does.
+ * `dW += dYᵀ·X` is TN). Backward accumulates into every gradient, as every op does. In bf16 every
+ * product runs as NT on packed operands: dW and the LoRA products over the tokens read the
+ * transposing packs of dY and X (one texture kernel to compile for a whole training step).
  *
  * @module
  */
@@ -16,8 +18,9 @@ import {
   matrixView,
   packBf16,
   type PackedBf16,
+  packedFits,
+  packedTranspose,
   releasePacked,
-  tnFits,
 } from "../ops/matmul.ts";
 import { ensureGrad, type Param, whole } from "./params.ts";
 
@@ -66,9 +69,10 @@ const PACKED_MIN_ROWS = 64;
 
 /**
  * Records the bf16 packing of a layer input `x [rows × cols]` for every base-weight product that
- * reads it: the forward of each linear layer fed by `x` and, in training, their weight gradients.
- * Null (the products then pack for themselves or run in f32) for f32 precision, few rows, or
- * shapes the packed kernels do not take. Release it with `releasePacked`.
+ * reads it: the forward of each linear layer fed by `x` and, in training, their weight gradients
+ * (through its transpose, packed at the first backward that needs it). Null (the products then
+ * pack for themselves or run in f32) for f32 precision, few rows, or shapes whose packs exceed the
+ * texture limits. Release it with `releasePacked`.
  */
 export function packLinearInput(
   rec: Recorder,
@@ -77,7 +81,8 @@ export function packLinearInput(
   cols: number,
   precision: MatmulPrecision,
 ): PackedBf16 | null {
-  if (precision !== "bf16" || rows < PACKED_MIN_ROWS || cols % 4 !== 0 || !tnFits(rec, rows)) return null;
+  if (precision !== "bf16" || rows < PACKED_MIN_ROWS || cols % 4 !== 0) return null;
+  if (!packedFits(rec, rows, cols) || !packedFits(rec, cols, rows)) return null;
   return packBf16(rec, matrixView(x, rows, cols));
 }
 
@@ -106,7 +111,7 @@ export function linearForward(
   const bias = lin.bias ? whole(lin.bias.value) : undefined;
   if (packedX && n % 4 === 0) {
     const w = packBf16(rec, matrixView(whole(lin.weight.value), n, k));
-    matmulPackedBf16(rec, packedX, w, y, { layout: "nt", bias });
+    matmulPackedBf16(rec, packedX, w, y, { bias });
     releasePacked(rec, w);
   } else {
     matmul(rec, x, whole(lin.weight.value), y, { m: rows, n, k, transB: true, bias, precision });
@@ -120,10 +125,10 @@ export function linearForward(
   if (packedX && packedLoraFits(lin, rows)) {
     // x's pack serves uᵀ too; the rank-wide operands are packed (tiny) with s folded into u.
     const aP = packBf16(rec, matrixView(a, lora.rank, k));
-    matmulPackedBf16(rec, aP, packedX, uT, { layout: "nt" });
+    matmulPackedBf16(rec, aP, packedX, uT);
     const uS = packBf16(rec, { ...matrixView(uT, rows, lora.rank, true), scale: lora.scale });
     const bP = packBf16(rec, matrixView(b, n, lora.rank));
-    matmulPackedBf16(rec, uS, bP, y, { layout: "nt", accumulate: true });
+    matmulPackedBf16(rec, uS, bP, y, { accumulate: true });
     for (const packed of [aP, uS, bP]) releasePacked(rec, packed);
     return uT;
   }
@@ -150,8 +155,8 @@ function packedLoraFits(lin: Linear, rows: number): boolean {
  * Records the backward of {@linkcode linearForward}: `dx += dy·W (+ s·dy·B·A)` (`=` instead of
  * `+=` with `overwriteDx`, for the first writer of a fresh buffer) and, for trainable
  * parameters, `dW += dyᵀ·x`, `db += Σ dy`, `dB += s·dyᵀ·u`, `dA += (s·dy·B)ᵀ·x`, with operands
- * in `precision`. With `packedX` (the forward's packed input), dy is packed once for every
- * product that reads it, and dW and dA read x as packed.
+ * in `precision`. With `packedX` (the forward's packed input), dy and dyᵀ are packed once for
+ * every product that reads them, and dW and dA read xᵀ packed once per input (`packedTranspose`).
  */
 export function linearBackward(
   rec: Recorder,
@@ -176,18 +181,19 @@ export function linearBackward(
   if (packedX) {
     const dyP = packBf16(rec, matrixView(dy, rows, n));
     const wT = packBf16(rec, matrixView(whole(lin.weight.value), k, n, true));
-    matmulPackedBf16(rec, dyP, wT, dx, { layout: "nt", accumulate: !overwriteDx });
+    matmulPackedBf16(rec, dyP, wT, dx, { accumulate: !overwriteDx });
     releasePacked(rec, wT);
+    const loraPacked = lora && packedLoraFits(lin, rows);
+    const dyT = lin.weight.trainable || loraPacked ? packBf16(rec, matrixView(dy, n, rows, true)) : null;
     if (lin.weight.trainable) {
-      matmulPackedBf16(rec, dyP, packedX, whole(ensureGrad(pool, lin.weight)), {
-        layout: "tn",
-        accumulate: true,
-      });
+      const xT = packedTranspose(rec, packedX, matrixView(x, k, rows, true));
+      matmulPackedBf16(rec, dyT!, xT, whole(ensureGrad(pool, lin.weight)), { accumulate: true });
     }
-    if (lora && packedLoraFits(lin, rows)) {
-      loraBackwardPacked(rec, pool, lin, lora, dyP, packedX, loraUT!, dx, rows);
+    if (loraPacked) {
+      loraBackwardPacked(rec, pool, lin, lora, dyP, dyT!, packedX, x, loraUT!, dx, rows);
     } else if (lora) loraBackward(rec, pool, lin, lora, dy, x, loraUT!, dx, rows, precision);
     releasePacked(rec, dyP);
+    if (dyT) releasePacked(rec, dyT);
   } else {
     matmul(rec, dy, whole(lin.weight.value), dx, {
       m: rows,
@@ -275,9 +281,9 @@ function loraBackward(
 }
 
 /**
- * The LoRA part of the backward in bf16 from the packs of dy and x the base products made: the
- * rank stays the row or inner dimension of every product (dBᵀ and dA are TN products over the
- * tokens), and only rank-wide operands (u, du, A, B) are packed, s folded into u and Bᵀ.
+ * The LoRA part of the backward in bf16 from the packs of dy, dyᵀ and x the base products made: the
+ * rank stays the row or inner dimension of every product (dBᵀ and dA reduce over the tokens, from
+ * dyᵀ and xᵀ), and only rank-wide operands (u, du, A, B) are packed, s folded into u and Bᵀ.
  */
 function loraBackwardPacked(
   rec: Recorder,
@@ -285,7 +291,9 @@ function loraBackwardPacked(
   lin: Linear,
   lora: LoraPair,
   dyP: PackedBf16,
+  dyT: PackedBf16,
   packedX: PackedBf16,
+  x: Tensor,
   uT: Tensor,
   dx: Tensor,
   rows: number,
@@ -295,21 +303,24 @@ function loraBackwardPacked(
   const a = whole(lora.a.value), b = whole(lora.b.value);
   if (lora.b.trainable) {
     const dBT = pool.tensor([r, n], "f32", `${lin.weight.name}.lora_dBT`);
-    const uS = packBf16(rec, { ...matrixView(uT, rows, r, true), scale: lora.scale });
-    matmulPackedBf16(rec, uS, dyP, dBT, { layout: "tn" });
+    const uS = packBf16(rec, { ...matrixView(uT, r, rows), scale: lora.scale });
+    matmulPackedBf16(rec, uS, dyT, dBT);
     releasePacked(rec, uS);
     addTransposed(rec, pool, lora, dBT, n);
     pool.release(dBT);
   }
   const duT = pool.tensor([r, rows], "f32", `${lin.weight.name}.lora_duT`);
   const bT = packBf16(rec, { ...matrixView(b, r, n, true), scale: lora.scale });
-  matmulPackedBf16(rec, bT, dyP, duT, { layout: "nt" });
-  const du = packBf16(rec, matrixView(duT, rows, r, true));
+  matmulPackedBf16(rec, bT, dyP, duT);
   if (lora.a.trainable) {
-    matmulPackedBf16(rec, du, packedX, whole(ensureGrad(pool, lora.a)), { layout: "tn", accumulate: true });
+    const duP = packBf16(rec, matrixView(duT, r, rows));
+    const xT = packedTranspose(rec, packedX, matrixView(x, k, rows, true));
+    matmulPackedBf16(rec, duP, xT, whole(ensureGrad(pool, lora.a)), { accumulate: true });
+    releasePacked(rec, duP);
   }
+  const du = packBf16(rec, matrixView(duT, rows, r, true));
   const aT = packBf16(rec, matrixView(a, k, r, true));
-  matmulPackedBf16(rec, du, aT, dx, { layout: "nt", accumulate: true });
+  matmulPackedBf16(rec, du, aT, dx, { accumulate: true });
   for (const packed of [bT, du, aT]) releasePacked(rec, packed);
   pool.release(duT);
 }

@@ -30,8 +30,8 @@ import {
   matmulPackedBf16,
   matrixView,
   packBf16,
+  packedFits,
   releasePacked,
-  tnFits,
 } from "./matmul.ts";
 import { scratchBuffer } from "./scratch.ts";
 
@@ -377,25 +377,33 @@ export function tokenLogProbsBackward(
         temperature: o.temperature ?? 1,
         writeT: false,
       };
-      // bf16 with whole vec4 rows: the gradient kernel writes dl packed, once for both products
-      // (dHead a TN product), and no f32 dl.
-      if (precision === "bf16" && n % 4 === 0 && k % 4 === 0 && tnFits(rec, m)) {
+      // bf16 with whole vec4 rows and both packs of dl within the texture limits: the gradient
+      // kernel writes dl packed along the vocab (for dh) and along the tokens (for dHead), and no
+      // f32 dl.
+      if (
+        precision === "bf16" && n % 4 === 0 && k % 4 === 0 && packedFits(rec, m, n) && packedFits(rec, n, m)
+      ) {
         const dlP = allocatePacked(rec, m, n, "lm_head.dl");
+        // A frozen head needs no dlᵀ: a one-texel pack is bound and never written.
+        const dlT = dHead
+          ? allocatePacked(rec, n, m, "lm_head.dl_t")
+          : allocatePacked(rec, 1, 1, "lm_head.no_dl_t");
         rec.dispatch(
           rec.kernel("lm_head", "lm_head_grad_bf16"),
-          [targets, lse, dLogprob, dl, dlP.texture.createView()],
-          [Math.ceil(Math.ceil(n / 8) / (ROW_WG * GRAD_QSPAN)), Math.ceil(m / 8) * 8],
-          chunkParams(o, block, chunk, flags),
+          [targets, lse, dLogprob, dl, dlP.texture.createView(), dlT.texture.createView()],
+          [Math.ceil(Math.ceil(n / 8) / ROW_WG), Math.ceil(m / 8)],
+          chunkParams(o, block, chunk, { ...flags, writeT: dHead !== null }),
         );
         const wT = packBf16(rec, matrixView(chunk.tensor, k, n, true));
-        matmulPackedBf16(rec, dlP, wT, dhBlock, { layout: "nt", accumulate: true });
+        matmulPackedBf16(rec, dlP, wT, dhBlock, { accumulate: true });
         releasePacked(rec, wT);
         if (dHead) {
-          const hP = packBf16(rec, matrixView(block.h, m, k));
-          matmulPackedBf16(rec, dlP, hP, dHead.chunks[i].tensor, { layout: "tn", accumulate: true });
-          releasePacked(rec, hP);
+          const hT = packBf16(rec, matrixView(block.h, k, m, true));
+          matmulPackedBf16(rec, dlT, hT, dHead.chunks[i].tensor, { accumulate: true });
+          releasePacked(rec, hT);
         }
         releasePacked(rec, dlP);
+        releasePacked(rec, dlT);
         return;
       }
       // Whole vec4 rows take the 4×4-block kernel, which can also write dlᵀ for the dHead product

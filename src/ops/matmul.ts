@@ -28,11 +28,17 @@ import {
   TEX_TILE_M,
   TEX_TILE_N,
   texFits,
-  tnFits,
   wholeVec4s,
 } from "./matmul_tex.ts";
 
-export { allocatePacked, packBf16, type PackedBf16, releasePacked, tnFits } from "./matmul_tex.ts";
+export {
+  allocatePacked,
+  packBf16,
+  type PackedBf16,
+  packedFits,
+  packedTranspose,
+  releasePacked,
+} from "./matmul_tex.ts";
 
 /** Shape and mode of one matmul. */
 export interface MatmulOptions {
@@ -168,29 +174,21 @@ export function matmulVia(
     matmulGeneral(rec, a, b, c, opts);
     return;
   }
-  const bf16 = opts.precision === "bf16";
-  // bf16 TN reads both operands as stored; every other layout views them with rows along k.
-  // alpha goes into A.
-  const tn = bf16 && transA && !transB && tnFits(rec, k);
+  // Both operands are viewed with rows along k; alpha goes into A.
   matmulTex(rec, {
     m,
     n,
     k,
-    layout: tn ? "tn" : "nt",
-    a: tn
-      ? { tensor: a, offset: 0, rows: k, cols: m, row: m, col: 1, scale: alpha }
-      : transA
+    a: transA
       ? { tensor: a, offset: 0, rows: m, cols: k, row: 1, col: m, scale: alpha }
       : { tensor: a, offset: 0, rows: m, cols: k, row: k, col: 1, scale: alpha },
-    b: tn
-      ? { tensor: b, offset: 0, rows: k, cols: n, row: n, col: 1, scale: 1 }
-      : transB
+    b: transB
       ? { tensor: b, offset: 0, rows: n, cols: k, row: k, col: 1, scale: 1 }
       : { tensor: b, offset: 0, rows: n, cols: k, row: 1, col: n, scale: 1 },
     c,
     bias,
     accumulate,
-    bf16,
+    bf16: opts.precision === "bf16",
   }, placeholder(rec));
 }
 
@@ -235,18 +233,20 @@ export function matrixView(t: Tensor, rows: number, cols: number, transposed = f
 }
 
 /**
- * Records `C[m×n] (= or +=) op(A)·op(B) (+ bias)` with bf16 operands packed once by
- * {@linkcode packBf16} (see `MatmulOptions.precision` for the error bound): layout `"nt"` takes A
- * [m × k] and B [n × k], `"tn"` takes A [k × m] and B [k × n], so a packed activation or gradient
- * serves both the products of a linear layer that read it. n must be a multiple of 4.
+ * Records `C[m×n] (= or +=) A·Bᵀ (+ bias)` with bf16 operands A [m × k] and B [n × k] packed once
+ * by {@linkcode packBf16} (see `MatmulOptions.precision` for the error bound), so a packed
+ * activation or gradient serves every product that reads it. A weight gradient `dYᵀ·X` reads the
+ * transposing packs of dY and X. n must be a multiple of 4.
  *
  * @example
  * ```ts
- * // dX = dY·W and dW += dYᵀ·X from one pack of dY (X packed in the forward pass).
+ * // dX = dY·W and dW += dYᵀ·X (x packed as xP in the forward pass).
  * const dyP = packBf16(rec, matrixView(dy, T, out));
  * const wT = packBf16(rec, matrixView(w, inDim, out, true));
- * matmulPackedBf16(rec, dyP, wT, dx, { layout: "nt" });
- * matmulPackedBf16(rec, dyP, xP, dw, { layout: "tn", accumulate: true });
+ * matmulPackedBf16(rec, dyP, wT, dx);
+ * const dyT = packBf16(rec, matrixView(dy, out, T, true));
+ * const xT = packedTranspose(rec, xP, matrixView(x, inDim, T, true));
+ * matmulPackedBf16(rec, dyT, xT, dw, { accumulate: true });
  * ```
  */
 export function matmulPackedBf16(
@@ -254,7 +254,7 @@ export function matmulPackedBf16(
   a: PackedBf16,
   b: PackedBf16,
   c: Tensor,
-  opts: { layout: "nt" | "tn"; bias?: Tensor; accumulate?: boolean },
+  opts: { bias?: Tensor; accumulate?: boolean } = {},
 ): void {
   if (c.buffer === opts.bias?.buffer) {
     throw new RangeError(`matmulPackedBf16: output ${c.name} aliases the bias`);
@@ -324,8 +324,8 @@ function placeholder(rec: Recorder): Tensor {
 /**
  * Compiles every matmul pipeline a training step uses (texture kernel and its packs for NN, NT and
  * TN, with and without accumulation; the general and single-row kernels; the bias gradient) by
- * running tiny products once, so the LLVM JIT (~2–3 s CPU cold for the texture kernel, much less
- * with Mesa's disk cache) happens at start-up rather than inside the first step. Syncs once.
+ * running tiny products once, so the LLVM JIT (~2.5 s CPU cold for the bf16 texture kernel, much
+ * less with Mesa's disk cache) happens at start-up rather than inside the first step. Syncs once.
  *
  * @example
  * ```ts

@@ -1,14 +1,14 @@
 /**
  * The fast matmul path: operands packed into textures, register-tiled kernels (compute-notes §2.5).
- * - NT (`matmul_nt`, `matmul_nt_bf16`): `A·Bᵀ` with both operands packed with rows along k. Every
- *   f32 layout reduces to it: an operand already stored with rows along k is copied with
- *   `copyBufferToTexture` (~10 GB/s) when its row pitch allows, otherwise a packing kernel gathers
- *   (and transposes) it; alpha is folded into A's packing.
- * - TN (`matmul_tn_bf16`): `Aᵀ·B` from A [k × m] and B [k × n] packed as stored, so a weight
- *   gradient needs no transposing pack.
+ * - One form, NT (`matmul_nt`, `matmul_nt_bf16`): `A·Bᵀ` with both operands packed with rows
+ *   along k. Every layout reduces to it: an operand already stored with rows along k is copied
+ *   with `copyBufferToTexture` (~10 GB/s) when its row pitch allows, otherwise a packing kernel
+ *   gathers (and transposes) it; alpha is folded into A's packing. A weight gradient `dYᵀ·X` thus
+ *   reads transposing packs of dY and X: a pack costs ~1 ms per 256 K values here, while a kernel
+ *   of its own for that layout (a TN tile) cost 4–6 s of cold LLVM JIT for the same speed.
  * - bf16 (the training default) packs 8 rounded values per rgba32uint texel (half the fetches per
  *   FMA); `packBf16` packs a matrix once into a texture of its own that several products read
- *   (`matmulPacked`), e.g. a layer input for the forward and the weight gradient.
+ *   (`matmulPacked`), e.g. a layer input for the forward and, transposed, for the weight gradient.
  * When accumulating, the old C is packed too and the kernel starts its accumulators from it.
  * Problems larger than the texture limit (16384 rows) run as several blocks, e.g. an LM head over a
  * 150k vocabulary. Per-call textures are cached per device by role and size, so repeated calls of
@@ -42,16 +42,11 @@ export interface Operand {
   scale: number;
 }
 
-/**
- * Everything the texture kernels need. Layout `"nt"`: `a` [m × k] and `b` [n × k] are viewed with
- * rows along k. Layout `"tn"` (bf16 only): `a` [k × m] and `b` [k × n] are viewed as stored, rows
- * along m and n, and the kernel reduces over their rows.
- */
+/** Everything the texture kernels need: `a` [m × k] and `b` [n × k], viewed with rows along k. */
 export interface TexMatmul {
   m: number;
   n: number;
   k: number;
-  layout: "nt" | "tn";
   a: Operand;
   b: Operand;
   c: Tensor;
@@ -146,19 +141,6 @@ function rowsOf(op: Operand, r0: number, rows: number): Operand {
   return { ...op, offset: op.offset + r0 * op.row, rows };
 }
 
-/** Columns c0 … c0+cols−1 of an operand view. */
-function colsOf(op: Operand, c0: number, cols: number): Operand {
-  return { ...op, offset: op.offset + c0 * op.col, cols };
-}
-
-/**
- * True when the TN kernel can take this problem: bf16 operands and k rows within one texture
- * (the NT form splits nothing along k either, but keeps k along texture x).
- */
-export function tnFits(rec: Recorder, k: number): boolean {
-  return avoidPowerOfTwo(k) <= rec.gpu.device.limits.maxTextureDimension2D;
-}
-
 function launchBlock(
   rec: Recorder,
   job: TexMatmul,
@@ -170,26 +152,21 @@ function launchBlock(
   placeholder: Tensor,
 ): void {
   const format = job.bf16 ? "rgba32uint" : "rgba32float";
-  const tn = job.layout === "tn";
-  const kq = texelSteps(job.layout, job.k, job.bf16);
-  const ta = tn
-    ? pack(rec, colsOf(job.a, i0, m), format, roundUp(m, TEX_TILE_M) / 8, kq, "a")
-    : pack(rec, rowsOf(job.a, i0, m), format, kq, roundUp(m, TEX_TILE_M), "a");
-  const tb = tn
-    ? pack(rec, colsOf(job.b, j0, n), format, roundUp(n, TEX_TILE_N) / 8, kq, "b")
-    : pack(rec, rowsOf(job.b, j0, n), format, kq, roundUp(n, TEX_TILE_N), "b");
+  const kq = texelSteps(job.k, job.bf16);
+  const ta = pack(rec, rowsOf(job.a, i0, m), format, kq, roundUp(m, TEX_TILE_M), "a");
+  const tb = pack(rec, rowsOf(job.b, j0, n), format, kq, roundUp(n, TEX_TILE_N), "b");
   dispatchTex(rec, job, ta, tb, { out, i0, j0, m, n, kq }, placeholder);
 }
 
-/** Loop steps of the kernel: texels along k (NT), or k rows 8 at a time (TN; the packs zero the rows past k). */
-function texelSteps(layout: "nt" | "tn", k: number, bf16: boolean): number {
-  return layout === "tn" ? roundUp(k, 8) : Math.max(1, Math.ceil(k / (bf16 ? 8 : 4)));
+/** Loop steps of the kernel: texels along k (the packs zero the values past k in the last one). */
+function texelSteps(k: number, bf16: boolean): number {
+  return Math.max(1, Math.ceil(k / (bf16 ? 8 : 4)));
 }
 
 /** Records the kernel for one output block whose operands are packed (and the old C, when accumulating). */
 function dispatchTex(
   rec: Recorder,
-  job: Pick<TexMatmul, "layout" | "n" | "c" | "bias" | "accumulate" | "bf16">,
+  job: Pick<TexMatmul, "n" | "c" | "bias" | "accumulate" | "bf16">,
   ta: GPUTextureView,
   tb: GPUTextureView,
   block: { out: Output; i0: number; j0: number; m: number; n: number; kq: number },
@@ -201,9 +178,8 @@ function dispatchTex(
   const n4 = roundUp(n, 4);
   const oldC = { tensor: job.c, offset: i0 * job.n + j0, rows: m, cols: n, row: job.n, col: 1, scale: 1 };
   const tc = job.accumulate ? pack(rec, oldC, "rgba32float", n4 / 4, m, "c") : deviceCache(rec).emptyView;
-  const entry = job.layout === "tn" ? "matmul_tn_bf16" : job.bf16 ? "matmul_nt_bf16" : "matmul_nt";
   rec.dispatch(
-    rec.kernel("matmul_tex", entry),
+    rec.kernel("matmul_tex", job.bf16 ? "matmul_nt_bf16" : "matmul_nt"),
     [
       ta,
       tb,
@@ -227,13 +203,15 @@ function dispatchTex(
 /**
  * A matrix packed once into bf16 texels along its rows ({@linkcode packBf16}), so that several
  * products read it without packing it again: in a linear layer's training step the input X
- * serves the forward (NT, as A) and dW (TN, as B), and the upstream gradient dY serves dX (NT,
- * as A) and dW (TN, as A).
+ * serves the forward (as A) and the LoRA product `A·xᵀ` (as B); the upstream gradient dY serves
+ * dX (as A); their transposes dYᵀ and Xᵀ serve dW = dYᵀ·X.
  */
 export interface PackedBf16 {
   readonly texture: GPUTexture;
   readonly rows: number;
   readonly cols: number;
+  /** The pack of the transposed matrix once {@linkcode packedTranspose} made it; released with this one. */
+  transposed?: PackedBf16;
 }
 
 /**
@@ -243,10 +221,7 @@ export interface PackedBf16 {
  */
 export function allocatePacked(rec: Recorder, rows: number, cols: number, name: string): PackedBf16 {
   const limit = rec.gpu.device.limits.maxTextureDimension2D;
-  // Width: n rounded to the TN tile (256 columns = 32 texels) also covers NT's k and TN's m.
-  // Height: NT's B rows are read in 256-row tiles; TN's k rows in steps of 8.
-  const width = textureExtent(roundUp(cols, TEX_TILE_N) / 8, limit);
-  const height = textureExtent(roundUp(rows, TEX_TILE_N), limit);
+  const { width, height } = packedExtent(rows, cols, limit);
   if (width > limit || height > limit) {
     throw new RangeError(`A bf16 pack of ${rows}×${cols} (${name}) exceeds the texture limit ${limit}`);
   }
@@ -259,6 +234,21 @@ export function allocatePacked(rec: Recorder, rows: number, cols: number, name: 
     usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
   });
   return { texture, rows, cols };
+}
+
+/** True when a bf16 pack of a `[rows × cols]` matrix fits one texture ({@linkcode allocatePacked}). */
+export function packedFits(rec: Recorder, rows: number, cols: number): boolean {
+  const limit = rec.gpu.device.limits.maxTextureDimension2D;
+  const { width, height } = packedExtent(rows, cols, limit);
+  return width <= limit && height <= limit;
+}
+
+/** Width: the texels along k. Height: rows up to a whole tile of B (256 rows; A's 32-row tiles fit). */
+function packedExtent(rows: number, cols: number, limit: number): { width: number; height: number } {
+  return {
+    width: textureExtent(Math.max(1, Math.ceil(cols / 8)), limit),
+    height: textureExtent(roundUp(rows, TEX_TILE_N), limit),
+  };
 }
 
 /**
@@ -275,18 +265,39 @@ export function allocatePacked(rec: Recorder, rows: number, cols: number, name: 
  */
 export function packBf16(rec: Recorder, op: Operand): PackedBf16 {
   const packed = allocatePacked(rec, op.rows, op.cols, op.tensor.name);
-  // Only the texels a kernel reads as data are written: zeros past the last column inside its
-  // texel (NT's k) and the rows up to the next multiple of 8 (TN's k steps). Texels beyond feed
-  // only accumulators of rows and columns that are never stored.
-  packInto(rec, op, packed.texture, "rgba32uint", Math.max(1, Math.ceil(op.cols / 8)), roundUp(op.rows, 8));
+  // Only the texels a kernel reads as data are written (zeros past the last column inside its
+  // texel): the rows beyond feed only accumulators of rows and columns that are never stored.
+  packInto(rec, op, packed.texture, "rgba32uint", Math.max(1, Math.ceil(op.cols / 8)), op.rows);
   return packed;
 }
 
 /**
- * Returns a packed matrix's texture for reuse by later packs on the same device (commands already
- * recorded keep it: commands run in recording order).
+ * The pack of `transposedOp` (the transpose of the matrix `packed` holds, as a view of the same
+ * tensor), made at the first call and kept with `packed`: the layers that share an input (q, k and
+ * v) share its transpose for their weight gradients.
+ *
+ * @example
+ * ```ts
+ * const xT = packedTranspose(rec, xP, matrixView(x, cols, rows, true));
+ * ```
+ */
+export function packedTranspose(rec: Recorder, packed: PackedBf16, transposedOp: Operand): PackedBf16 {
+  if (transposedOp.rows !== packed.cols || transposedOp.cols !== packed.rows) {
+    throw new RangeError(
+      `packedTranspose: ${transposedOp.tensor.name} is ${transposedOp.rows}×${transposedOp.cols}, the pack ${packed.rows}×${packed.cols}`,
+    );
+  }
+  packed.transposed ??= packBf16(rec, transposedOp);
+  return packed.transposed;
+}
+
+/**
+ * Returns a packed matrix's texture (and its transpose's) for reuse by later packs on the same
+ * device (commands already recorded keep it: commands run in recording order).
  */
 export function releasePacked(owner: OnDevice, packed: PackedBf16): void {
+  if (packed.transposed) releasePacked(owner, packed.transposed);
+  packed.transposed = undefined;
   const free = deviceCache(owner).packed;
   const key = `${packed.texture.width}x${packed.texture.height}`;
   if (!free.has(key)) free.set(key, []);
@@ -294,27 +305,25 @@ export function releasePacked(owner: OnDevice, packed: PackedBf16): void {
 }
 
 /**
- * Records `C (= or +=) op(A)·op(B) (+ bias)` from packed operands: `"nt"`: A [m × k], B [n × k],
- * `"tn"`: A [k × m], B [k × n] (each as packed). n must be a multiple of 4.
+ * Records `C (= or +=) A·Bᵀ (+ bias)` from packed operands A [m × k] and B [n × k]. n must be a
+ * multiple of 4.
  */
 export function matmulPacked(
   rec: Recorder,
   a: PackedBf16,
   b: PackedBf16,
   c: Tensor,
-  opts: { layout: "nt" | "tn"; bias?: Tensor; accumulate?: boolean },
+  opts: { bias?: Tensor; accumulate?: boolean },
   placeholder: Tensor,
 ): void {
-  const tn = opts.layout === "tn";
-  const [m, n, k] = tn ? [a.cols, b.cols, a.rows] : [a.rows, b.rows, a.cols];
-  if ((tn ? b.rows : b.cols) !== k) {
-    throw new RangeError(`matmulPacked: inner sizes differ (${k} vs ${tn ? b.rows : b.cols}) for ${c.name}`);
+  const [m, n, k] = [a.rows, b.rows, a.cols];
+  if (b.cols !== k) {
+    throw new RangeError(`matmulPacked: inner sizes differ (${k} vs ${b.cols}) for ${c.name}`);
   }
   if (n % 4 !== 0) throw new RangeError(`matmulPacked: n = ${n} is not a multiple of 4 (${c.name})`);
   if (c.size < m * n) throw new RangeError(`matmulPacked: ${c.name} has ${c.size} values, needs ${m}×${n}`);
   if (m === 0 || n === 0) return;
   const job = {
-    layout: opts.layout,
     n,
     c,
     bias: opts.bias,
@@ -322,7 +331,7 @@ export function matmulPacked(
     bf16: true,
   };
   const out: Output = { buffer: c.buffer, ldc: n, rows: m };
-  const kq = texelSteps(opts.layout, k, true);
+  const kq = texelSteps(k, true);
   dispatchTex(
     rec,
     job,

@@ -227,49 +227,59 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "LM head with bf16 products is exact on bf16 inputs and within the bf16 bound in the backward",
-  ignore: !hasGpu,
-  async fn() {
-    const engine = await getEngine();
-    const { pool } = engine;
-    const o = { tokens: 256, hidden: 64, vocab: 1024, softcap: 0, precision: "bf16" as const };
-    // Inputs already on the bf16 grid: the forward products are exact f32 dot products.
-    const h = randomArray(o.tokens * o.hidden, 41, 2).map(bf16Round);
-    const w = randomArray(o.vocab * o.hidden, 42, 2).map(bf16Round);
-    const targets = targetsFor(o.tokens, o.vocab, 4), weights = randomArray(o.tokens, 43);
-    const th = pool.upload(h, [o.tokens, o.hidden]), head = uploadChunks(pool, w, o.vocab, o.hidden, o.vocab);
-    const dHead = uploadChunks(pool, new Float32Array(w.length), o.vocab, o.hidden, o.vocab);
-    const tTargets = pool.upload(targets, [o.tokens]), tWeights = pool.upload(weights, [o.tokens]);
-    const logprob = pool.tensor([o.tokens]), lse = pool.tensor([o.tokens]);
-    const dh = pool.zeros([o.tokens, o.hidden]);
-    const rec = engine.recorder();
-    tokenLogProbs(rec, th, head, tTargets, logprob, lse, o);
-    tokenLogProbsBackward(rec, th, head, tTargets, lse, tWeights, dh, dHead, o);
-    const got = { logprob: rec.read(logprob), dh: rec.read(dh) };
-    const gotHead = readChunks(rec, dHead);
-    await rec.submit();
-    assertClose(await got.logprob, tokenLogProbsCpu(h, w, targets, o).logprob, FORWARD_TOL, "logprob");
-    // The logit gradient dl (Σ_v |dl_tv| ≤ 2|weight_t|) is rounded to bf16 in the backward products:
-    // each dh element is off by ≤ MATMUL_BF16_RTOL·Σ_v |dl_tv|·|W_vc|, each dHead element by
-    // ≤ MATMUL_BF16_RTOL·Σ_t |dl_tv|·|h_tc|.
-    const maxAbs = (x: Float32Array) => x.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
-    const weightSum = weights.reduce((a, v) => a + Math.abs(v), 0);
-    const grads = tokenLogProbsBackwardCpu(h, w, targets, weights, o);
-    const f32 = BACKWARD_TOL.atol;
-    assertClose(
-      await got.dh,
-      grads.dh,
-      { atol: MATMUL_BF16_RTOL * 2 * maxAbs(weights) * maxAbs(w) + f32 },
-      "dh",
-    );
-    assertClose(
-      await gotHead(),
-      grads.dHead,
-      { atol: MATMUL_BF16_RTOL * 2 * weightSum * maxAbs(h) + f32 },
-      "dHead",
-    );
-    for (const t of [th, tTargets, tWeights, logprob, lse, dh]) pool.release(t);
-    for (const m of [head, dHead]) for (const ch of m.chunks) pool.release(ch.tensor);
-  },
-});
+for (
+  const { o, rowsPerChunk } of [
+    {
+      o: { tokens: 256, hidden: 64, vocab: 1024, softcap: 0, precision: "bf16" as const },
+      rowsPerChunk: 1024,
+    },
+    // Rows not a multiple of 8; chunks of 128, 128 and 44 columns (the last texel half filled).
+    { o: { tokens: 70, hidden: 40, vocab: 300, softcap: 30, precision: "bf16" as const }, rowsPerChunk: 128 },
+  ]
+) {
+  Deno.test({
+    name:
+      `LM head with bf16 products is exact on bf16 inputs and within the bf16 bound in the backward, frozen head too (T${o.tokens} d${o.hidden} V${o.vocab} in chunks of ${rowsPerChunk})`,
+    ignore: !hasGpu,
+    async fn() {
+      const engine = await getEngine();
+      const { pool } = engine;
+      // Inputs already on the bf16 grid: the forward products are exact f32 dot products.
+      const h = randomArray(o.tokens * o.hidden, 41, 2).map(bf16Round);
+      const w = randomArray(o.vocab * o.hidden, 42, 2).map(bf16Round);
+      const targets = targetsFor(o.tokens, o.vocab, 4), weights = randomArray(o.tokens, 43);
+      const th = pool.upload(h, [o.tokens, o.hidden]);
+      const head = uploadChunks(pool, w, o.vocab, o.hidden, rowsPerChunk);
+      const dHead = uploadChunks(pool, new Float32Array(w.length), o.vocab, o.hidden, rowsPerChunk);
+      const tTargets = pool.upload(targets, [o.tokens]), tWeights = pool.upload(weights, [o.tokens]);
+      const logprob = pool.tensor([o.tokens]), lse = pool.tensor([o.tokens]);
+      const dh = pool.zeros([o.tokens, o.hidden]), dhFrozen = pool.zeros([o.tokens, o.hidden]);
+      const rec = engine.recorder();
+      tokenLogProbs(rec, th, head, tTargets, logprob, lse, o);
+      tokenLogProbsBackward(rec, th, head, tTargets, lse, tWeights, dh, dHead, o);
+      tokenLogProbsBackward(rec, th, head, tTargets, lse, tWeights, dhFrozen, null, o);
+      const got = { logprob: rec.read(logprob), dh: rec.read(dh), dhFrozen: rec.read(dhFrozen) };
+      const gotHead = readChunks(rec, dHead);
+      await rec.submit();
+      assertClose(await got.logprob, tokenLogProbsCpu(h, w, targets, o).logprob, FORWARD_TOL, "logprob");
+      // The logit gradient dl (Σ_v |dl_tv| ≤ 2|weight_t|) is rounded to bf16 in the backward
+      // products: each dh element is off by ≤ MATMUL_BF16_RTOL·Σ_v |dl_tv|·|W_vc|, each dHead
+      // element by ≤ MATMUL_BF16_RTOL·Σ_t |dl_tv|·|h_tc|.
+      const maxAbs = (x: Float32Array) => x.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+      const weightSum = weights.reduce((a, v) => a + Math.abs(v), 0);
+      const grads = tokenLogProbsBackwardCpu(h, w, targets, weights, o);
+      const f32 = BACKWARD_TOL.atol;
+      const dhTol = { atol: MATMUL_BF16_RTOL * 2 * maxAbs(weights) * maxAbs(w) + f32 };
+      assertClose(await got.dh, grads.dh, dhTol, "dh");
+      assertClose(await got.dhFrozen, grads.dh, dhTol, "dh with a frozen head");
+      assertClose(
+        await gotHead(),
+        grads.dHead,
+        { atol: MATMUL_BF16_RTOL * 2 * weightSum * maxAbs(h) + f32 },
+        "dHead",
+      );
+      for (const t of [th, tTargets, tWeights, logprob, lse, dh, dhFrozen]) pool.release(t);
+      for (const m of [head, dHead]) for (const ch of m.chunks) pool.release(ch.tensor);
+    },
+  });
+}

@@ -14,6 +14,7 @@ import {
   matmulWarmup,
   matrixView,
   packBf16,
+  packedTranspose,
   releasePacked,
 } from "../../src/ops/matmul.ts";
 import { assertClose, hasGpu, numericalGradient, randomArray, weightedSum } from "./check.ts";
@@ -241,9 +242,10 @@ for (const { m, n, k } of TEXTURE_SHAPES) {
 }
 
 /**
- * A linear layer's three products from packs made once: X (forward NT as A, dW TN as B), dY (dX
- * NT as A, dW TN as A), W and Wᵀ (a transposing pack). Operands are on the bf16 grid, so every
- * product is exact f32 math and only the summation order differs from the f64 reference.
+ * A linear layer's three products from packs made once: X (forward, as A), dY (dX, as A), W and
+ * the transposing packs Wᵀ, dYᵀ and Xᵀ (dW = dYᵀ·X; Xᵀ kept with X's pack). Operands are on the
+ * bf16 grid, so every product is exact f32 math and only the summation order differs from the f64
+ * reference.
  */
 for (
   const { rows, inDim, outDim } of [
@@ -276,10 +278,15 @@ for (
       const wP = packBf16(rec, matrixView(t.w, outDim, inDim));
       const wT = packBf16(rec, matrixView(t.w, inDim, outDim, true));
       const dyP = packBf16(rec, matrixView(t.dy, rows, outDim));
-      matmulPackedBf16(rec, xP, wP, t.y, { layout: "nt", bias: t.bias });
-      matmulPackedBf16(rec, dyP, wT, t.dx, { layout: "nt" });
-      matmulPackedBf16(rec, dyP, xP, t.dw, { layout: "tn", accumulate: true });
-      for (const p of [xP, wP, wT, dyP]) releasePacked(rec, p);
+      const dyT = packBf16(rec, matrixView(t.dy, outDim, rows, true));
+      const xT = packedTranspose(rec, xP, matrixView(t.x, inDim, rows, true));
+      if (packedTranspose(rec, xP, matrixView(t.x, inDim, rows, true)) !== xT) {
+        throw new Error("packedTranspose() packed the same transpose twice");
+      }
+      matmulPackedBf16(rec, xP, wP, t.y, { bias: t.bias });
+      matmulPackedBf16(rec, dyP, wT, t.dx);
+      matmulPackedBf16(rec, dyT, xT, t.dw, { accumulate: true });
+      for (const p of [xP, wP, wT, dyP, dyT]) releasePacked(rec, p);
       const reads = [rec.read(t.y), rec.read(t.dx), rec.read(t.dw)];
       await rec.submit();
       const [y, dx, dw] = await Promise.all(reads);
@@ -314,7 +321,7 @@ Deno.test({
     try {
       let message = "";
       try {
-        matmulPackedBf16(rec, p8, p4, c, { layout: "nt" });
+        matmulPackedBf16(rec, p8, p4, c);
       } catch (e) {
         message = (e as Error).message;
       }
