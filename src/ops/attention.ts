@@ -470,7 +470,7 @@ export function attentionBackwardVia(
   );
   const grads = cachedTexture(rec, "grads", width / 2, o.batch * o.heads * rowsPerChunk);
   const kept = path === "recompute" ? undefined : keptScores(rec, o, q, k, lse);
-  const keysTimesRows = rec.kernel("attention", "attention_keys_times_rows", constants);
+  const keyGrads = rec.kernel("attention", "attention_key_grads", constants);
   for (const [row0, rows] of chunks) {
     const extras = { row0, rows, rowShift: qt.shift, kvShift: kv.shift };
     let scores = kept, scoreRows = o.tq, scoreRow0 = 0;
@@ -492,18 +492,11 @@ export function attentionBackwardVia(
       [blocks(rows) * dChunks(o), o.heads, o.batch],
       attentionParams(o, { ...extras, col: width }),
     );
-    const keyGrid = [blocks(o.tmax) * dChunks(o), o.kvHeads, o.batch] as const;
     rec.dispatch(
-      keysTimesRows,
-      [qt.view, grads.createView(), o.qOffset, o.kvLen, dk],
-      keyGrid,
-      attentionParams(o, { ...extras, col: width }),
-    );
-    rec.dispatch(
-      keysTimesRows,
-      [doutT.view, grads.createView(), o.qOffset, o.kvLen, dv],
-      keyGrid,
-      attentionParams(o, { ...extras, rowShift: doutT.shift }),
+      keyGrads,
+      [qt.view, grads.createView(), o.qOffset, o.kvLen, dk, doutT.view, dv],
+      [blocks(o.tmax) * dChunks(o), o.kvHeads, o.batch],
+      attentionParams(o, extras),
     );
   }
 }
