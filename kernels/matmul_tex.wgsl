@@ -19,9 +19,9 @@
 // loop in llvmpipe's IR, and 128 of them doubled the cold JIT of this kernel (~4.8 → ~2 s CPU).
 //
 // Constraints: n, ldc and the block offsets are multiples of 4 (C and bias are addressed as
-// vec4; for other n the launcher points C at a padded scratch copy). Texture A has
-// ≥ ceil(m/32)·32 rows and B ≥ ceil(n/256)·256 rows, both kq texels wide and zero-padded along k
-// (the packing guarantees it). Rows beyond m and n only feed accumulators that are never stored.
+// vec4), m ≥ 32 and n ≥ 16 (the tiles are clamped into C, see matmul_nt_tile_begin.wgsl); for
+// other shapes the launcher points C at a padded scratch copy. Textures A and B have ≥ m and ≥ n
+// rows, kq texels wide and zero-padded along k (the packing guarantees it).
 
 // C may be a block of a larger matrix (the launcher splits problems above the texture size
 // limit): element (i, j) of this block is c[c_base + i·ldc + j], all in vec4 units here.
@@ -90,19 +90,18 @@ fn fma8(acc: vec4<f32>, a: vec4<u32>, b: PanelBf16) -> vec4<f32> {
   return fma4(fma4(acc, lo(a), b.lo), hi(a), b.hi);
 }
 
-// Bias is per column: four of this lane's values (clamped at the tail, never stored there).
+// Bias is per column: four of this lane's values.
 fn bias_quad(quad: u32) -> vec4<f32> {
   if ((p.flags & HAS_BIAS) == 0u) { return vec4<f32>(); }
-  return bias[p.bias_base4 + min(quad, p.n / 4u - 1u)];
+  return bias[p.bias_base4 + quad];
 }
 
 fn old(row: u32, quad: u32) -> vec4<f32> {
   return textureLoad(tc, vec2<u32>(quad, row), 0);
 }
 
-// Stores four adjacent outputs of one row (one vec4 store), skipping rows and columns past the end.
+// Stores four adjacent outputs of one row (one vec4 store; the clamped tiles stay inside C).
 fn put(row: u32, quad: u32, v: vec4<f32>) {
-  if (row >= p.m || quad >= p.n / 4u) { return; }
   c[p.c_base4 + row * p.ldc4 + quad] = v;
 }
 

@@ -23,6 +23,8 @@ import { elementGrid } from "./grid.ts";
 /** Output tile of one workgroup of the texture kernels: 32 rows × (16 lanes × 16 columns). */
 export const TEX_TILE_M = 32;
 export const TEX_TILE_N = 256;
+/** Columns of one lane: the kernels' clamped tiles need C at least this wide (and 32 rows). */
+const LANE_COLS = 16;
 const PACK_WG = 16;
 /** copyBufferToTexture needs bytesPerRow to be a multiple of 256: rows of a multiple of 64 floats. */
 const COPY_ROW_ALIGN = 64;
@@ -60,7 +62,7 @@ interface DeviceCache {
   textures: Map<string, GPUTexture>;
   /** Free textures for {@linkcode packBf16}, by extent. */
   packed: Map<string, GPUTexture[]>;
-  /** Padded output for n not a multiple of 4; grows to the largest size asked for. */
+  /** Padded output (see `outputFor`); grows to the largest size asked for. */
   scratch?: GPUBuffer;
   /** Bound as the old C when not accumulating (never read then). */
   emptyView: GPUTextureView;
@@ -110,30 +112,54 @@ interface Output {
 
 /**
  * Records the packing of the operands (and of the old C when accumulating) and the kernel, in
- * blocks of at most `blockLimits` output rows × columns; for n not a multiple of 4, into a padded
- * scratch copy that one more dispatch copies into C.
+ * blocks of at most `blockLimits` output rows × columns; for n not a multiple of 4 or C smaller
+ * than one lane's tile, into a padded scratch copy that one more dispatch copies into C.
  */
 export function matmulTex(rec: Recorder, job: TexMatmul, placeholder: Tensor): void {
-  const ldc = roundUp(job.n, 4);
-  const out: Output = ldc === job.n
-    ? { buffer: job.c.buffer, ldc, rows: job.m }
-    : { buffer: scratch(rec, job.m * ldc), ldc, rows: job.m };
+  const out = outputFor(rec, job.c, job.m, job.n);
   const limits = blockLimits(rec);
-  for (let i0 = 0; i0 < job.m; i0 += limits.rows) {
-    for (let j0 = 0; j0 < job.n; j0 += limits.cols) {
-      const m = Math.min(limits.rows, job.m - i0), n = Math.min(limits.cols, job.n - j0);
+  for (const [i0, m] of evenBlocks(job.m, limits.rows, TEX_TILE_M)) {
+    for (const [j0, n] of evenBlocks(job.n, limits.cols, TEX_TILE_N)) {
       launchBlock(rec, job, out, i0, j0, m, n, placeholder);
     }
   }
-  if (out.buffer !== job.c.buffer) {
-    const { groups, rowStride } = elementGrid(job.m * job.n, PACK_WG);
-    rec.dispatch(
-      rec.kernel("matmul_pack", "matmul_unpad"),
-      [{ buffer: out.buffer, size: job.m * ldc * 4 }, job.c],
-      groups,
-      params([["u32", job.m * job.n], ["u32", job.n], ["u32", ldc], ["u32", rowStride]]),
-    );
-  }
+  unpad(rec, out, job.c, job.m, job.n);
+}
+
+/**
+ * Where the kernel writes C [m × n]: C itself, or a scratch copy with rows padded to a multiple of
+ * 4 columns and at least one lane's tile (32 × 16: the kernel clamps its tiles into C, see
+ * matmul_nt_tile_begin.wgsl), which {@linkcode unpad} copies into C.
+ */
+function outputFor(rec: Recorder, c: Tensor, m: number, n: number): Output {
+  const ldc = Math.max(roundUp(n, 4), LANE_COLS), rows = Math.max(m, TEX_TILE_M);
+  return ldc === n && rows === m
+    ? { buffer: c.buffer, ldc, rows }
+    : { buffer: scratch(rec, rows * ldc), ldc, rows };
+}
+
+/** Copies a scratch output into C [m × n] (nothing when the kernel wrote C itself). */
+function unpad(rec: Recorder, out: Output, c: Tensor, m: number, n: number): void {
+  if (out.buffer === c.buffer) return;
+  const { groups, rowStride } = elementGrid(m * n, PACK_WG);
+  rec.dispatch(
+    rec.kernel("matmul_pack", "matmul_unpad"),
+    [{ buffer: out.buffer, size: out.rows * out.ldc * 4 }, c],
+    groups,
+    params([["u32", m * n], ["u32", n], ["u32", out.ldc], ["u32", rowStride]]),
+  );
+}
+
+/**
+ * [start, size] of the blocks that split `total` into pieces of at most `limit` (a multiple of
+ * `tile`), of even sizes rounded to the tile: every block keeps ≥ 32 rows and ≥ 16 columns when
+ * the whole does (its last block is ≥ limit/2 − tile·(blocks − 1), thousands here), as the
+ * kernel's clamped tiles need.
+ */
+function evenBlocks(total: number, limit: number, tile: number): [number, number][] {
+  const count = Math.ceil(total / limit);
+  const size = Math.min(limit, roundUp(Math.ceil(total / count), tile));
+  return Array.from({ length: count }, (_, i) => [i * size, Math.min(size, total - i * size)]);
 }
 
 /** Rows r0 … r0+rows−1 of an operand view. */
@@ -173,11 +199,14 @@ function dispatchTex(
   placeholder: Tensor,
 ): void {
   const { out, i0, j0, m, n, kq } = block;
-  // Columns past n (up to the next multiple of 4) exist only in the scratch copy: B rows there
-  // are zeros or stale texels, and those columns are never copied to C.
-  const n4 = roundUp(n, 4);
+  // Columns past n (up to the next multiple of 4, or up to 16) and rows past m (up to 32) exist
+  // only in the scratch copy: A and B rows there are zeros or stale texels, and those rows and
+  // columns are never copied to C.
+  const n4 = Math.max(roundUp(n, 4), LANE_COLS), m32 = Math.max(m, TEX_TILE_M);
   const oldC = { tensor: job.c, offset: i0 * job.n + j0, rows: m, cols: n, row: job.n, col: 1, scale: 1 };
-  const tc = job.accumulate ? pack(rec, oldC, "rgba32float", n4 / 4, m, "c") : deviceCache(rec).emptyView;
+  const tc = job.accumulate
+    ? pack(rec, oldC, "rgba32float", roundUp(n, 4) / 4, m, "c")
+    : deviceCache(rec).emptyView;
   rec.dispatch(
     rec.kernel("matmul_tex", job.bf16 ? "matmul_nt_bf16" : "matmul_nt"),
     [
@@ -187,9 +216,9 @@ function dispatchTex(
       job.bias ? { buffer: job.bias.buffer, size: roundUp(job.n, 4) * 4 } : placeholder,
       { buffer: out.buffer, size: out.rows * out.ldc * 4 },
     ],
-    [Math.ceil(n4 / TEX_TILE_N), Math.ceil(m / TEX_TILE_M)],
+    [Math.ceil(n4 / TEX_TILE_N), Math.ceil(m32 / TEX_TILE_M)],
     params([
-      ["u32", m],
+      ["u32", m32],
       ["u32", n4],
       ["u32", kq],
       ["u32", (job.bias ? 1 : 0) | (job.accumulate ? 2 : 0)],
@@ -266,7 +295,7 @@ function packedExtent(rows: number, cols: number, limit: number): { width: numbe
 export function packBf16(rec: Recorder, op: Operand): PackedBf16 {
   const packed = allocatePacked(rec, op.rows, op.cols, op.tensor.name);
   // Only the texels a kernel reads as data are written (zeros past the last column inside its
-  // texel): the rows beyond feed only accumulators of rows and columns that are never stored.
+  // texel): the kernels' clamped tiles read no row past the matrix (only a padded scratch C's).
   packInto(rec, op, packed.texture, "rgba32uint", Math.max(1, Math.ceil(op.cols / 8)), op.rows);
   return packed;
 }
@@ -330,7 +359,7 @@ export function matmulPacked(
     accumulate: opts.accumulate ?? false,
     bf16: true,
   };
-  const out: Output = { buffer: c.buffer, ldc: n, rows: m };
+  const out = outputFor(rec, c, m, n);
   const kq = texelSteps(k, true);
   dispatchTex(
     rec,
@@ -340,6 +369,7 @@ export function matmulPacked(
     { out, i0: 0, j0: 0, m, n, kq },
     placeholder,
   );
+  unpad(rec, out, c, m, n);
 }
 
 /** Packs `op` into a cached texture `width` texels wide with at least `height` rows. */

@@ -89,10 +89,11 @@ const GENERAL_SHAPES: Case[] = [
 
 /**
  * Texture path: k not a multiple of 4 (zero-padded texels), k a multiple of 64 (rows copied with
- * copyBufferToTexture), k = 20 (a half-filled bf16 texel), m and n off the 32 × 256 tile, n not
- * a multiple of 4 (padded scratch output), single rows and columns, several tiles in both
- * directions with tails, and m or n above the 16384-row texture limit (split into blocks, the
- * last one with n not a multiple of 4).
+ * copyBufferToTexture), k = 20 (a half-filled bf16 texel), m and n off the 32 × 256 tile (the
+ * last tiles clamped into C, overlapping their neighbours), n not a multiple of 4, m < 32 or
+ * n < 16 (padded scratch output), single rows and columns, several tiles in both directions with
+ * tails, and m or n above the 16384-row texture limit (split into blocks, into C and into the
+ * scratch copy, the last one with n not a multiple of 4).
  */
 const TEXTURE_SHAPES: Case[] = [
   { m: 1, n: 4, k: 1 },
@@ -105,6 +106,7 @@ const TEXTURE_SHAPES: Case[] = [
   { m: 128, n: 256, k: 64 },
   { m: 70, n: 300, k: 128 },
   { m: 16400, n: 8, k: 64 },
+  { m: 16400, n: 20, k: 8 },
   { m: 3, n: 16203, k: 9 },
 ];
 
