@@ -15,6 +15,7 @@
  * @module
  */
 import type { Recorder } from "../gpu/recorder.ts";
+import { compileMatmulsInWorker, isMatmulKernel, RecorderWithout } from "./parallel_warmup.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { adamwStep } from "../ops/adamw.ts";
 import { matmulWarmup } from "../ops/matmul.ts";
@@ -119,19 +120,28 @@ export class TrainableModel {
   /**
    * Compiles every pipeline of this model's training step (llvmpipe JITs a pipeline at its first
    * dispatch: seconds for the big tiled kernels without Mesa's disk cache) so that the first real
-   * step runs at full speed: matmul's warm-up in the model's precision, then forward, log-probs and
-   * backward of a short sequence with zero loss weights, AdamW on scratch tensors, and a clear of
-   * the gradients it touched. Weights and optimizer state are unchanged. Returns the milliseconds
-   * it took (two or three syncs).
+   * step runs at full speed, on two threads: a worker compiles the matmul pipelines while this
+   * thread runs a warm-up step without them (see `parallel_warmup.ts`), then matmul's warm-up and
+   * a whole warm-up step find everything compiled or in Mesa's cache. A warm-up step is the
+   * forward, log-probs and backward of a short sequence with zero loss weights, AdamW on scratch
+   * tensors, and a clear of the gradients it touched. Weights and optimizer state are unchanged.
+   * Returns the milliseconds it took (four syncs).
    */
   async warmup(): Promise<number> {
     const start = performance.now();
     const { engine } = this.model;
-    // The rank-sized LoRA products run in f32 on the general kernel when the base products are
-    // bf16 (see linear.ts), which this warm-up compiles too.
     const precision = this.model.matmulPrecision;
+    const matmuls = compileMatmulsInWorker(precision);
+    await this.#warmupStep(new RecorderWithout(engine, isMatmulKernel));
+    await matmuls;
     await matmulWarmup(engine, precision);
-    const rec = engine.recorder();
+    await this.#warmupStep(engine.recorder());
+    return performance.now() - start;
+  }
+
+  /** A step of a short sequence with zero loss weights, AdamW on scratch tensors, zeroed grads. */
+  async #warmupStep(rec: Recorder): Promise<void> {
+    const { engine } = this.model;
     // 32 rows: enough for the training (tiled) attention path, which starts at 16 query rows.
     const input: TokenBatch = { ids: new Int32Array(WARMUP_TOKENS), batch: 1, seqLen: WARMUP_TOKENS };
     const pass = this.model.forward(rec, input, { train: true });
@@ -160,7 +170,6 @@ export class TrainableModel {
     await rec.submit();
     for (const g of scratch) for (const t of Object.values(g)) pool.release(t);
     pool.release(norm);
-    return performance.now() - start;
   }
 
   /**

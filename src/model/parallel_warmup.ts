@@ -1,0 +1,55 @@
+/**
+ * Cold warm-up on two threads. llvmpipe JITs a pipeline at its first dispatch on the thread that
+ * submits it, so a one-thread warm-up pays every JIT in a row (the bf16 matmul kernel alone takes
+ * ~2 s on an empty Mesa cache). A worker with its own device compiles the matmul pipelines
+ * meanwhile, and Mesa's on-disk shader cache hands the results to this thread's device in
+ * milliseconds. Without that cache (`MESA_SHADER_CACHE_DISABLE`, an unwritable cache folder) the
+ * worker's work is lost and the warm-up takes as long as on one thread; it is never wrong.
+ *
+ * @module
+ */
+import type { Engine } from "../gpu/engine.ts";
+import { type Binding, Recorder } from "../gpu/recorder.ts";
+import type { Kernel } from "../gpu/pipelines.ts";
+import type { MatmulPrecision } from "./linear.ts";
+
+/** Whether a kernel is one the worker compiles (the matmul texture kernels). */
+export function isMatmulKernel(label: string): boolean {
+  return label.startsWith("matmul_tex:");
+}
+
+/**
+ * Starts a worker that compiles every matmul pipeline of `precision` on a device of its own
+ * (`matmulWarmup`); resolves when it is done, or failed (the caller then compiles them itself).
+ */
+export function compileMatmulsInWorker(precision: MatmulPrecision): Promise<void> {
+  return new Promise((resolve) => {
+    const worker = new Worker(new URL("./matmul_warmup_worker.ts", import.meta.url), { type: "module" });
+    const finish = () => {
+      worker.terminate();
+      resolve();
+    };
+    worker.onmessage = finish;
+    worker.onerror = (event) => {
+      event.preventDefault();
+      finish();
+    };
+    worker.postMessage(precision);
+  });
+}
+
+/** A recorder that drops the dispatches of some kernels: the rest of a step gets compiled. */
+export class RecorderWithout extends Recorder {
+  constructor(engine: Engine, readonly skip: (label: string) => boolean) {
+    super(engine.gpu, engine.kernels);
+  }
+
+  override dispatch(
+    kernel: Kernel,
+    bindings: Binding[],
+    workgroups: readonly [number, number?, number?],
+    params?: ArrayBufferView | ArrayBuffer,
+  ): void {
+    if (!this.skip(kernel.label)) super.dispatch(kernel, bindings, workgroups, params);
+  }
+}
