@@ -9,8 +9,7 @@
  * @module
  */
 import type { Engine } from "../gpu/engine.ts";
-import { type Binding, Recorder } from "../gpu/recorder.ts";
-import type { Kernel } from "../gpu/pipelines.ts";
+import { Recorder } from "../gpu/recorder.ts";
 import type { MatmulPrecision } from "./linear.ts";
 
 /** Whether a kernel is one the worker compiles (the matmul texture kernels). */
@@ -44,12 +43,7 @@ export class RecorderWithout extends Recorder {
     super(engine.gpu, engine.kernels);
   }
 
-  override dispatch(
-    kernel: Kernel,
-    bindings: Binding[],
-    workgroups: readonly [number, number?, number?],
-    params?: ArrayBufferView | ArrayBuffer,
-  ): void {
-    if (!this.skip(kernel.label)) super.dispatch(kernel, bindings, workgroups, params);
+  override dispatch(...args: Parameters<Recorder["dispatch"]>): void {
+    if (!this.skip(args[0].label)) super.dispatch(...args);
   }
 }
