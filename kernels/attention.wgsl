@@ -17,19 +17,25 @@
 // Why this shape: llvmpipe's JIT time grows steeply with the SIMD values live across control
 // flow, and every storage access is a per-lane loop, every uniform `if` a branch. The earlier
 // flash kernels kept 128–512 accumulators across several loops, masks and storage updates and
-// took 1–21 s each to compile cold. Here: ≤ 128 accumulators in one loop over head_dim (a
-// uniform bound, so NIR does not unroll it); tile epilogues and stores in loops whose bound NIR
-// cannot see (Params.four) and that pick tiles with selects (a dynamic index would spill them to
-// scratch memory); stores out of a texture's range instead of branches; pipeline constants or
-// selects instead of uniform branches (soft-capping, the window). Cold JIT of the five pipelines
-// of a training step of the reference decoder (empty Mesa cache): 0.03–0.21 s each, ~0.75 s in
-// all on a quiet host (up to ~0.35 s each under load), against 3.8–4.9 s (forward) and 7.5–21 s
-// (dk/dv) for the flash kernels. Runtime is about the same as theirs: ~105 ms of attention per
-// training step (4 layers) either way.
-// Cost model per 8 lanes: a texel fetch ~17 ns, a storage vec4 load ~41 ns, an FMA ~0.4 ns. The
-// tiles: 8 rows × 16 keys for q·kᵀ and dout·vᵀ (24 fetches per 128 vec4 dot products), 8 rows ×
-// 4 vec4 of D for P·V and dS·K (24 per 128 vec4 FMAs), 8 keys × 4 vec4 of D for dSᵀ·Q and Pᵀ·dout
-// (6 per 32), so the fetches dominate, as in the flash kernels; rows (keys) run in 64-row blocks.
+// took 1–21 s each to compile cold. Here: 128 accumulators in one loop over head_dim (a uniform
+// bound, so NIR does not unroll it), 256 in the one loop over rows of attention_key_grads; tile
+// epilogues and stores in loops whose bound NIR cannot see (Params.four) and that pick tiles with
+// selects (a dynamic index would spill them to scratch memory); stores out of a texture's range
+// instead of branches; pipeline constants or selects instead of uniform branches (soft-capping,
+// the window). Cold JIT of the five pipelines of a training step of the reference decoder (empty
+// Mesa cache): 0.03–0.21 s each, ~0.75 s in all on a quiet host (up to ~0.35 s each under load),
+// against 3.8–4.9 s (forward) and 7.5–21 s (dk/dv) for the flash kernels.
+// Cost model per 8 lanes: a texel fetch ~10–17 ns, a texel store ~70 ns, a storage vec4 load
+// ~41 ns, an FMA ~0.4 ns. The tiles: 8 rows × 16 keys for q·kᵀ and dout·vᵀ (24 fetches per 128
+// vec4 dot products), 8 rows × 4 vec4 of D for P·V and dS·K (24 per 128 vec4 FMAs), 8 keys × 4
+// vec4 of D for dSᵀ·Q and Pᵀ·dout (12 per 64); rows (keys) run in 64-row blocks. Measured at the
+// reference shape, the work is spread thin: in attention_scores the epilogue (masks, soft-cap,
+// stores, row max) takes ~40 % and the texel stores alone ~20 %; halving its fetches saved ~10 %.
+// Tried and not kept (each within ±5 % of the kernels above, several at 1.5–3× their JIT): tiles
+// of 8 × 32 keys or 8 rows × 8 vec4 of D, 16-lane workgroups, two rows per step, straight-line
+// epilogues, key-contiguous scratch stores, explicit fma, a second loop that skips the empty
+// quarter of diagonal blocks. Storage-buffer scratch stores save ~15 % of attention_backward_ds
+// but then need a copy into a texture for the readers.
 // Row tiles: one invocation owns 8 query rows (lanes along rows: rows first + lane + WG·k), and
 // the keys a workgroup's rows can see are one uniform range; per-row masks do the rest. Key
 // tiles: one invocation owns 8 keys (two quads of 4, lanes along quads). Every output element
@@ -659,6 +665,17 @@ fn outer(y: vec4<f32>, m: vec4<f32>) -> mat4x4<f32> {
   return mat4x4<f32>(y * m.x, y * m.y, y * m.z, y * m.w);
 }
 
+// Slices n of 4 keys (columns of *an) += one row's slices yn (vec4 of D) times its weights w of the
+// 4 keys.
+fn add_outers(a0: ptr<function, mat4x4<f32>>, a1: ptr<function, mat4x4<f32>>, a2: ptr<function, mat4x4<f32>>,
+              a3: ptr<function, mat4x4<f32>>, y0: vec4<f32>, y1: vec4<f32>, y2: vec4<f32>, y3: vec4<f32>,
+              w: vec4<f32>) {
+  *a0 += outer(y0, w);
+  *a1 += outer(y1, w);
+  *a2 += outer(y2, w);
+  *a3 += outer(y3, w);
+}
+
 // Slices c0 … c0+3 of keys j … j+3 (a) and j2 … j2+3 (b) of dk (o = 0) or dv (o = 1) += acc, in
 // loops (slice n: matrix n, key k: its column k).
 fn put_key_grads(b: u32, kvh: u32, j: u32, j2: u32, c0: u32, o: u32, a0: mat4x4<f32>, a1: mat4x4<f32>,
@@ -751,26 +768,14 @@ fn attention_key_grads(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wo
       let y1 = textureLoad(q_tex, vec2<u32>(tx + cs.y, ty), 0);
       let y2 = textureLoad(q_tex, vec2<u32>(tx + cs.z, ty), 0);
       let y3 = textureLoad(q_tex, vec2<u32>(tx + cs.w, ty), 0);
-      a0 += outer(y0, da);
-      a1 += outer(y1, da);
-      a2 += outer(y2, da);
-      a3 += outer(y3, da);
-      b0 += outer(y0, db);
-      b1 += outer(y1, db);
-      b2 += outer(y2, db);
-      b3 += outer(y3, db);
+      add_outers(&a0, &a1, &a2, &a3, y0, y1, y2, y3, da);
+      add_outers(&b0, &b1, &b2, &b3, y0, y1, y2, y3, db);
       let z0 = textureLoad(dout_rows, vec2<u32>(tx + cs.x, ty), 0);
       let z1 = textureLoad(dout_rows, vec2<u32>(tx + cs.y, ty), 0);
       let z2 = textureLoad(dout_rows, vec2<u32>(tx + cs.z, ty), 0);
       let z3 = textureLoad(dout_rows, vec2<u32>(tx + cs.w, ty), 0);
-      e0 += outer(z0, pa);
-      e1 += outer(z1, pa);
-      e2 += outer(z2, pa);
-      e3 += outer(z3, pa);
-      f0 += outer(z0, pb);
-      f1 += outer(z1, pb);
-      f2 += outer(z2, pb);
-      f3 += outer(z3, pb);
+      add_outers(&e0, &e1, &e2, &e3, z0, z1, z2, z3, pa);
+      add_outers(&f0, &f1, &f2, &f3, z0, z1, z2, z3, pb);
     }
   }
   put_key_grads(b, kvh, u32(ja), u32(jb), c0, 0u, a0, a1, a2, a3, b0, b1, b2, b3);

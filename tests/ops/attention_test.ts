@@ -220,6 +220,58 @@ Deno.test({
   },
 });
 
+// Shorter kvLen than positions, a window and a KV group: every edge of the key ranges.
+const [EDGES_SHAPE]: Shape[] = [
+  { batch: 2, tq: 37, tmax: 37, heads: 4, kvHeads: 2, headDim: 8, softcap: 0, window: 9, kvLen: [37, 30] },
+];
+
+for (const path of ["auto", "chunked"] as const) {
+  Deno.test({
+    name:
+      `attention (${path} path) reads no scratch entry that an earlier call of the same shape left behind`,
+    ignore: !hasGpu,
+    async fn() {
+      const engine = await getEngine();
+      const { pool } = engine;
+      const o = options(EDGES_SHAPE);
+      const data = inputs(o, 81);
+      const t = await uploadCommon(o, data);
+      const out = pool.tensor([data.q.length]), lse = pool.tensor([o.batch * o.heads * o.tq]);
+      const delta = pool.tensor([o.batch * o.heads * o.tq]),
+        dout = pool.upload(data.dout, [data.dout.length]);
+      const grads = [pool.zeros([data.q.length]), pool.zeros([data.k.length]), pool.zeros([data.k.length])];
+      const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
+      const nan = (n: number) => new Float32Array(n).fill(NaN);
+      const run = (rec: ReturnType<typeof engine.recorder>) => {
+        attentionForwardVia(path === "auto" ? "tiled" : "chunked", rec, t.q, t.k, t.v, out, lse, launch);
+        attentionBackwardVia(path, rec, dout, t.q, t.k, t.v, out, lse, grads[0], grads[1], grads[2], {
+          ...launch,
+          delta,
+        });
+      };
+      // The first call fills the scratch textures with NaN wherever it writes them.
+      const rec = engine.recorder();
+      for (const x of [t.q, t.k, t.v, dout]) rec.write(x, nan(x.size));
+      run(rec);
+      rec.write(t.q, data.q);
+      rec.write(t.k, data.k);
+      rec.write(t.v, data.v);
+      rec.write(dout, data.dout);
+      for (const g of grads) rec.encoder().clearBuffer(g.buffer, 0, g.size * 4);
+      run(rec);
+      const got = [rec.read(out), ...grads.map((g) => rec.read(g))];
+      await rec.submit();
+      const fwd = attentionForwardCpu(data.q, data.k, data.v, o);
+      const ref = attentionBackwardCpu(data.dout, data.q, data.k, data.v, o);
+      assertClose(await got[0], fwd.out, FORWARD_TOL, "out");
+      assertClose(await got[1], ref.dq, BACKWARD_TOL, "dq");
+      assertClose(await got[2], ref.dk, BACKWARD_TOL, "dk");
+      assertClose(await got[3], ref.dv, BACKWARD_TOL, "dv");
+      for (const x of [...Object.values(t), out, lse, delta, dout, ...grads]) pool.release(x);
+    },
+  });
+}
+
 Deno.test({
   name: "kvCacheWrite() places new rows at each sequence's offset and leaves other rows alone",
   ignore: !hasGpu,
