@@ -139,6 +139,7 @@ export async function pretrain(
     print(
       `${train.length} training tokens, ${evaluation.length} eval tokens, ${parameterCount} trained parameters (${trainable.mode})`,
     );
+    print(`Compiled the training step's pipelines in ${((await trainable.warmup()) / 1000).toFixed(1)} s`);
     return await trainLoop({
       config,
       trainable,
