@@ -417,16 +417,17 @@ fn attention_scores(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
 
 // Weights of 4 rows (columns) × keys j … j+3 (components). No masks: the producer of the scratch
 // (attention_scores, attention_backward_ds) wrote every quad of the row tile's key range, with
-// S = NEG (so exp gives 0) or dS = 0 where masked.
+// S = NEG (so exp gives 0) or dS = 0 where masked. Selects, not an `if`: the same speed (LLVM
+// takes the exponentials either way) at 2/3 of the JIT time.
 fn half_weights(t: RowTile, h: Half, m: vec4<f32>, j: i32) -> mat4x4<f32> {
   let y = scratch_rows(t.b, t.h, h.row);
   let x = (p.col + u32(j)) / 4u;
-  var w = mat4x4<f32>(textureLoad(scratch_in, vec2<u32>(x, y.x), 0), textureLoad(scratch_in, vec2<u32>(x, y.y), 0),
+  let w = mat4x4<f32>(textureLoad(scratch_in, vec2<u32>(x, y.x), 0), textureLoad(scratch_in, vec2<u32>(x, y.y), 0),
                       textureLoad(scratch_in, vec2<u32>(x, y.z), 0), textureLoad(scratch_in, vec2<u32>(x, y.w), 0));
-  if (p.forward != 0u) {
-    w = mat4x4<f32>(exp(w[0] - m.x), exp(w[1] - m.y), exp(w[2] - m.z), exp(w[3] - m.w));
-  }
-  return w;
+  let e = mat4x4<f32>(exp(w[0] - m.x), exp(w[1] - m.y), exp(w[2] - m.z), exp(w[3] - m.w));
+  let fwd = p.forward != 0u;
+  return mat4x4<f32>(select(w[0], e[0], fwd), select(w[1], e[1], fwd), select(w[2], e[2], fwd),
+                     select(w[3], e[3], fwd));
 }
 
 // Row maxima of a half (forward; unused values otherwise).
