@@ -23,8 +23,8 @@
 // selects (a dynamic index would spill them to scratch memory); stores out of a texture's range
 // instead of branches; pipeline constants or selects instead of uniform branches (soft-capping,
 // the window). Cold JIT of the five pipelines of a training step of the reference decoder (empty
-// Mesa cache): 0.03–0.21 s each, ~0.75 s in all on a quiet host (up to ~0.35 s each under load),
-// against 3.8–4.9 s (forward) and 7.5–21 s (dk/dv) for the flash kernels.
+// Mesa cache, step_profile --jit): 0.02–0.19 s each, ~0.73 s in all, against 3.8–4.9 s (forward)
+// and 7.5–21 s (dk/dv) for the flash kernels.
 // Cost model per 8 lanes: a texel fetch ~10–17 ns, a texel store ~70 ns, a storage vec4 load
 // ~41 ns, an FMA ~0.4 ns. The tiles: 8 rows × 16 keys for q·kᵀ and dout·vᵀ (24 fetches per 128
 // vec4 dot products), 8 rows × 4 vec4 of D for P·V and dS·K (24 per 128 vec4 FMAs), 8 keys × 4
