@@ -404,10 +404,10 @@ fn attention_scores(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
 }
 
 // ---------------------------------------------------------------------------------------------
-// Row tiles × K or V: out[row, :] += Σ_j w[row, j]·z[j, :], 8 rows × 4 vec4 of D per
-// invocation. Forward: w = exp(S − row max), out =
-// (Σ w·v) / Σ w, and lse (from the first chunk of D); backward: w = dS, dq += Σ w·k. Keys 4 at a
-// time: 8 weight fetches + 16 K/V fetches per 128 vec4 FMAs. The exponentials (one per score and
+// Row tiles × K or V: Σ_j w[row, j]·z[j, :], 8 rows × 4 vec4 of D per invocation. Forward:
+// w = exp(S − row max), out = (Σ w·v) / Σ w (stored: every element of out is written once, so it
+// needs no clearing) and lse (from the first chunk of D); backward: w = dS, dq += Σ w·k. Keys 4 at
+// a time: 8 weight fetches + 16 K/V fetches per 128 vec4 FMAs. The exponentials (one per score and
 // chunk of D) cost less here than a separate softmax pass over the scratch (measured ~10 % slower).
 
 @group(0) @binding(1) var z_tex: texture_2d<f32>;
@@ -458,7 +458,12 @@ fn put_rows(t: RowTile, c0: u32, s_lo: vec4<f32>, s_hi: vec4<f32>, lo0: mat4x4<f
     for (var r = 0u; r < p.four; r++) {
       if (valid[r] && c < p.head_dim / 4u) {
         let at = q_index(t.b, rows[r], t.h) + c;
-        rows_out[at] += column(r, m[0], m[1], m[2], m[3]) * scale[r];
+        let v = column(r, m[0], m[1], m[2], m[3]) * scale[r];
+        if (p.forward != 0u) {
+          rows_out[at] = v;
+        } else {
+          rows_out[at] += v;
+        }
       }
     }
   }

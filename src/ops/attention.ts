@@ -364,8 +364,6 @@ export function attentionForwardVia(
     const scores = (chunks.length === 1 ? keepScores(rec, o, q, k, lse, size) : undefined) ??
       cachedTexture(rec, "scores", size.width, size.height);
     if (chunks.length > 1) forgetScores(rec, lse);
-    // attention_rows_times_kv accumulates.
-    rec.encoder().clearBuffer(out.buffer, 0, out.size * 4);
     for (const [row0, rows] of chunks) {
       const extras = { row0, rows, rowShift: qt.shift, kvShift: kv.shift };
       recordScores(rec, o, qt, kv, scores, extras);
