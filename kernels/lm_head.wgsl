@@ -35,13 +35,17 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 
 override WG: u32 = 64u;
+// Whether the logits are soft-capped (p.softcap > 0): a pipeline constant rather than a uniform
+// branch, so a model without the cap compiles no tanh (~0.2 s of the cold JIT of
+// lm_head_grad_bf16 alone, which inlines 16 of them).
+override SOFTCAP: bool = false;
 // Lanes per row in lm_head_stats (a power of two for the tree).
 const RED: u32 = 64u;
 const NEG: f32 = -3.0e38;
 
 fn transform(l: f32) -> f32 {
   var z = l;
-  if (p.softcap > 0.0) {
+  if (SOFTCAP) {
     z = tanh(l / p.softcap) * p.softcap;
   }
   return z * p.inv_temp;
@@ -49,7 +53,7 @@ fn transform(l: f32) -> f32 {
 
 // dz/dl.
 fn slope(l: f32) -> f32 {
-  if (p.softcap > 0.0) {
+  if (SOFTCAP) {
     let t = tanh(l / p.softcap);
     return (1.0 - t * t) * p.inv_temp;
   }
@@ -195,14 +199,14 @@ fn lm_head_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 fn transform4(l: vec4<f32>) -> vec4<f32> {
   var z = l;
-  if (p.softcap > 0.0) {
+  if (SOFTCAP) {
     z = tanh(l / p.softcap) * p.softcap;
   }
   return z * p.inv_temp;
 }
 
 fn slope4(l: vec4<f32>) -> vec4<f32> {
-  if (p.softcap > 0.0) {
+  if (SOFTCAP) {
     let t = tanh(l / p.softcap);
     return (1.0 - t * t) * p.inv_temp;
   }
@@ -336,7 +340,15 @@ fn grad_value(t: u32, q: u32, r: RowGrad) -> vec4<f32> {
   let l = logits4[t * (p.cols / 4u) + q];
   let cols = vec4(i32(p.start + 4u * q)) + vec4(0, 1, 2, 3);
   let onehot = select(vec4(0.0), vec4(1.0), cols == vec4(r.tgt));
-  return r.w * (onehot - exp(transform4(l) - r.lse)) * slope4(l);
+  // transform4 and slope4 sharing one tanh.
+  var z = l;
+  var dz = vec4(1.0);
+  if (SOFTCAP) {
+    let th = tanh(l / p.softcap);
+    z = th * p.softcap;
+    dz = 1.0 - th * th;
+  }
+  return r.w * (onehot - exp(z * p.inv_temp - r.lse)) * dz * p.inv_temp;
 }
 
 // Row t's 8 columns of texel q, stored into `grad_packed` and returned as bf16 bits (columns 0–3
@@ -353,37 +365,39 @@ fn grad_eight(t: u32, q: u32) -> Eight {
   return e;
 }
 
-// Shifts one 16-bit value in at the top of a texel's 8 halves: after 8 rows, the first row's
-// value sits in the low half of x, as in a packed texel.
-fn shift_in(t: vec4<u32>, half: u32) -> vec4<u32> {
-  return (t >> vec4(16u)) | (vec4(t.yzw, half) << vec4(16u));
+// Texel j of the transposed pack: column j of the 8 rows, two rows per word (the upper row in
+// the high half), from the rows' bf16 bits.
+fn column(e0: u32, e1: u32, e2: u32, e3: u32, e4: u32, e5: u32, e6: u32, e7: u32) -> vec4<u32> {
+  return vec4(e0, e2, e4, e6) | (vec4(e1, e3, e5, e7) << vec4(16u));
 }
 
-// A loop over the 8 rows rather than 8 rows written out: an eighth of the code for LLVM to
-// compile (cold JIT ~0.5 s → ~0.2 s here). Texel j of the transposed pack gathers column j.
+// The 8 rows are written out: a loop over them keeps the transposed texels in memory between
+// iterations here and ran ~1.5× slower (~38 vs ~25 ms at 1024 × 8192) for ~0.35 s less cold JIT.
 @compute @workgroup_size(16)
 fn lm_head_grad_bf16(@builtin(global_invocation_id) gid: vec3<u32>) {
   let q = gid.x;
+  let t0 = 8u * gid.y;
   if (q >= (p.cols + 7u) / 8u) {
     return;
   }
-  var t0 = vec4<u32>(); var t1 = vec4<u32>(); var t2 = vec4<u32>(); var t3 = vec4<u32>();
-  var t4 = vec4<u32>(); var t5 = vec4<u32>(); var t6 = vec4<u32>(); var t7 = vec4<u32>();
-  for (var i = 0u; i < 8u; i++) {
-    let e = grad_eight(8u * gid.y + i, q);
-    t0 = shift_in(t0, e.a.x); t1 = shift_in(t1, e.a.y); t2 = shift_in(t2, e.a.z); t3 = shift_in(t3, e.a.w);
-    t4 = shift_in(t4, e.b.x); t5 = shift_in(t5, e.b.y); t6 = shift_in(t6, e.b.z); t7 = shift_in(t7, e.b.w);
-  }
+  let g0 = grad_eight(t0, q);
+  let g1 = grad_eight(t0 + 1u, q);
+  let g2 = grad_eight(t0 + 2u, q);
+  let g3 = grad_eight(t0 + 3u, q);
+  let g4 = grad_eight(t0 + 4u, q);
+  let g5 = grad_eight(t0 + 5u, q);
+  let g6 = grad_eight(t0 + 6u, q);
+  let g7 = grad_eight(t0 + 7u, q);
   if (p.write_t == 0u) {
     return;
   }
   let v = 8u * q;
-  textureStore(grad_packed_t, vec2(gid.y, v), t0);
-  textureStore(grad_packed_t, vec2(gid.y, v + 1u), t1);
-  textureStore(grad_packed_t, vec2(gid.y, v + 2u), t2);
-  textureStore(grad_packed_t, vec2(gid.y, v + 3u), t3);
-  textureStore(grad_packed_t, vec2(gid.y, v + 4u), t4);
-  textureStore(grad_packed_t, vec2(gid.y, v + 5u), t5);
-  textureStore(grad_packed_t, vec2(gid.y, v + 6u), t6);
-  textureStore(grad_packed_t, vec2(gid.y, v + 7u), t7);
+  textureStore(grad_packed_t, vec2(gid.y, v), column(g0.a.x, g1.a.x, g2.a.x, g3.a.x, g4.a.x, g5.a.x, g6.a.x, g7.a.x));
+  textureStore(grad_packed_t, vec2(gid.y, v + 1u), column(g0.a.y, g1.a.y, g2.a.y, g3.a.y, g4.a.y, g5.a.y, g6.a.y, g7.a.y));
+  textureStore(grad_packed_t, vec2(gid.y, v + 2u), column(g0.a.z, g1.a.z, g2.a.z, g3.a.z, g4.a.z, g5.a.z, g6.a.z, g7.a.z));
+  textureStore(grad_packed_t, vec2(gid.y, v + 3u), column(g0.a.w, g1.a.w, g2.a.w, g3.a.w, g4.a.w, g5.a.w, g6.a.w, g7.a.w));
+  textureStore(grad_packed_t, vec2(gid.y, v + 4u), column(g0.b.x, g1.b.x, g2.b.x, g3.b.x, g4.b.x, g5.b.x, g6.b.x, g7.b.x));
+  textureStore(grad_packed_t, vec2(gid.y, v + 5u), column(g0.b.y, g1.b.y, g2.b.y, g3.b.y, g4.b.y, g5.b.y, g6.b.y, g7.b.y));
+  textureStore(grad_packed_t, vec2(gid.y, v + 6u), column(g0.b.z, g1.b.z, g2.b.z, g3.b.z, g4.b.z, g5.b.z, g6.b.z, g7.b.z));
+  textureStore(grad_packed_t, vec2(gid.y, v + 7u), column(g0.b.w, g1.b.w, g2.b.w, g3.b.w, g4.b.w, g5.b.w, g6.b.w, g7.b.w));
 }

@@ -254,6 +254,16 @@ function chunkLogits(
   return raw;
 }
 
+/** An LM-head kernel compiled for `o`'s soft-capping (a pipeline constant: no tanh when it is off). */
+function lmHeadKernel(
+  rec: Recorder,
+  entry: string,
+  o: LmHeadOptions,
+  constants: Record<string, number> = {},
+) {
+  return rec.kernel("lm_head", entry, { ...constants, SOFTCAP: o.softcap > 0 ? 1 : 0 });
+}
+
 function chunkParams(
   o: LmHeadOptions,
   block: Block,
@@ -290,7 +300,7 @@ export function lmHeadLogits(
       const raw = chunkLogits(rec, block, chunk, o, true);
       const { groups, rowStride } = elementGrid(block.rows * chunk.rows, WG);
       rec.dispatch(
-        rec.kernel("lm_head", "lm_head_place", { WG }),
+        lmHeadKernel(rec, "lm_head_place", o, { WG }),
         [raw, logits],
         groups,
         chunkParams(o, block, chunk, { first: false, last: false, gridStride: rowStride, temperature: 1 }),
@@ -320,7 +330,7 @@ export function tokenLogProbs(
       // Rows of whole vec4s take the one-lane-per-row kernel (~3× less core time).
       const quads = chunk.rows % 4 === 0;
       rec.dispatch(
-        rec.kernel("lm_head", quads ? "lm_head_stats_rows" : "lm_head_stats"),
+        lmHeadKernel(rec, quads ? "lm_head_stats_rows" : "lm_head_stats", o),
         [raw, targets, stats, logprob, lse],
         quads ? [Math.ceil(block.rows / ROW_WG)] : groups,
         chunkParams(o, block, chunk, {
@@ -389,7 +399,7 @@ export function tokenLogProbsBackward(
           ? allocatePacked(rec, n, m, "lm_head.dl_t")
           : allocatePacked(rec, 1, 1, "lm_head.no_dl_t");
         rec.dispatch(
-          rec.kernel("lm_head", "lm_head_grad_bf16"),
+          lmHeadKernel(rec, "lm_head_grad_bf16", o),
           [targets, lse, dLogprob, dl, dlP.texture.createView(), dlT.texture.createView()],
           [Math.ceil(Math.ceil(n / 8) / ROW_WG), Math.ceil(m / 8)],
           chunkParams(o, block, chunk, { ...flags, writeT: dHead !== null }),
@@ -414,14 +424,14 @@ export function tokenLogProbsBackward(
         : null;
       if (quads) {
         rec.dispatch(
-          rec.kernel("lm_head", "lm_head_grad_quads"),
+          lmHeadKernel(rec, "lm_head_grad_quads", o),
           [targets, lse, dLogprob, dl, dlT ?? scratchTensor(rec, "lm_head.no_logits_t", 1, 4)],
           [Math.ceil(n / 4 / (ROW_WG * GRAD_QSPAN)), Math.ceil(m / 4)],
           chunkParams(o, block, chunk, { ...flags, writeT: !!dlT }),
         );
       } else {
         rec.dispatch(
-          rec.kernel("lm_head", "lm_head_grad", { WG }),
+          lmHeadKernel(rec, "lm_head_grad", o, { WG }),
           [targets, lse, dLogprob, dl],
           [Math.ceil(n / (WG * GRAD_SPAN)), m],
           chunkParams(o, block, chunk, flags),
