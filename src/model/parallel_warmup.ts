@@ -19,11 +19,17 @@ export function isMatmulKernel(label: string): boolean {
 
 /**
  * Starts a worker that compiles every matmul pipeline of `precision` on a device of its own
- * (`matmulWarmup`); resolves when it is done, or failed (the caller then compiles them itself).
+ * (`matmulWarmup`); resolves when it is done, or failed or could not start (the caller then
+ * compiles them itself).
  */
 export function compileMatmulsInWorker(precision: MatmulPrecision): Promise<void> {
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL("./matmul_warmup_worker.ts", import.meta.url), { type: "module" });
+  } catch {
+    return Promise.resolve(); // No worker allowed here: the caller's thread compiles them
+  }
   return new Promise((resolve) => {
-    const worker = new Worker(new URL("./matmul_warmup_worker.ts", import.meta.url), { type: "module" });
     const finish = () => {
       worker.terminate();
       resolve();
