@@ -155,8 +155,8 @@ function packedLoraFits(lin: Linear, rows: number): boolean {
  * Records the backward of {@linkcode linearForward}: `dx += dy·W (+ s·dy·B·A)` (`=` instead of
  * `+=` with `overwriteDx`, for the first writer of a fresh buffer) and, for trainable
  * parameters, `dW += dyᵀ·x`, `db += Σ dy`, `dB += s·dyᵀ·u`, `dA += (s·dy·B)ᵀ·x`, with operands
- * in `precision`. With `packedX` (the forward's packed input), dy and dyᵀ are packed once for
- * every product that reads them, and dW and dA read xᵀ packed once per input (`packedTranspose`).
+ * in `precision`. With `packedX` (the forward's packed input), dy is packed once for every
+ * product that reads it, and dW reads dyᵀ and xᵀ (packed once per input, `packedTranspose`).
  */
 export function linearBackward(
   rec: Recorder,
@@ -183,17 +183,16 @@ export function linearBackward(
     const wT = packBf16(rec, matrixView(whole(lin.weight.value), k, n, true));
     matmulPackedBf16(rec, dyP, wT, dx, { accumulate: !overwriteDx });
     releasePacked(rec, wT);
-    const loraPacked = lora && packedLoraFits(lin, rows);
-    const dyT = lin.weight.trainable || loraPacked ? packBf16(rec, matrixView(dy, n, rows, true)) : null;
     if (lin.weight.trainable) {
+      const dyT = packBf16(rec, matrixView(dy, n, rows, true));
       const xT = packedTranspose(rec, packedX, matrixView(x, k, rows, true));
-      matmulPackedBf16(rec, dyT!, xT, whole(ensureGrad(pool, lin.weight)), { accumulate: true });
+      matmulPackedBf16(rec, dyT, xT, whole(ensureGrad(pool, lin.weight)), { accumulate: true });
+      releasePacked(rec, dyT);
     }
-    if (loraPacked) {
-      loraBackwardPacked(rec, pool, lin, lora, dyP, dyT!, packedX, x, loraUT!, dx, rows);
+    if (lora && packedLoraFits(lin, rows)) {
+      loraBackwardPacked(rec, pool, lin, lora, dy, dyP, x, loraUT!, dx, rows);
     } else if (lora) loraBackward(rec, pool, lin, lora, dy, x, loraUT!, dx, rows, precision);
     releasePacked(rec, dyP);
-    if (dyT) releasePacked(rec, dyT);
   } else {
     matmul(rec, dy, whole(lin.weight.value), dx, {
       m: rows,
@@ -245,12 +244,7 @@ function loraBackward(
 ): void {
   const { inFeatures: k, outFeatures: n } = lin;
   const r = lora.rank;
-  if (lora.b.trainable) {
-    const dBT = pool.tensor([r, n], "f32", `${lin.weight.name}.lora_dBT`);
-    matmulVia(RANK_ROWS_OVER_TOKENS, rec, uT, dy, dBT, { m: r, n, k: rows, alpha: lora.scale });
-    addTransposed(rec, pool, lora, dBT, n);
-    pool.release(dBT);
-  }
+  loraGradB(rec, pool, lin, lora, dy, uT, rows);
   const duT = pool.tensor([r, rows], "f32", `${lin.weight.name}.lora_duT`);
   matmul(rec, whole(lora.b.value), dy, duT, {
     m: r,
@@ -261,14 +255,7 @@ function loraBackward(
     alpha: lora.scale,
     precision,
   });
-  if (lora.a.trainable) {
-    matmulVia(RANK_ROWS_OVER_TOKENS, rec, duT, x, whole(ensureGrad(pool, lora.a)), {
-      m: r,
-      n: k,
-      k: rows,
-      accumulate: true,
-    });
-  }
+  loraGradA(rec, pool, lin, lora, duT, x, rows);
   matmul(rec, duT, whole(lora.a.value), dx, {
     m: rows,
     n: k,
@@ -280,19 +267,56 @@ function loraBackward(
   pool.release(duT);
 }
 
+/** `dB += s·dyᵀ·u`, through `dBᵀ = s·uᵀ·dy` ({@linkcode RANK_ROWS_OVER_TOKENS}). */
+function loraGradB(
+  rec: Recorder,
+  pool: TensorPool,
+  lin: Linear,
+  lora: LoraPair,
+  dy: Tensor,
+  uT: Tensor,
+  rows: number,
+): void {
+  if (!lora.b.trainable) return;
+  const n = lin.outFeatures;
+  const dBT = pool.tensor([lora.rank, n], "f32", `${lin.weight.name}.lora_dBT`);
+  matmulVia(RANK_ROWS_OVER_TOKENS, rec, uT, dy, dBT, { m: lora.rank, n, k: rows, alpha: lora.scale });
+  addTransposed(rec, pool, lora, dBT, n);
+  pool.release(dBT);
+}
+
+/** `dA += duᵀ·x` from `duT [rank × rows]` ({@linkcode RANK_ROWS_OVER_TOKENS}). */
+function loraGradA(
+  rec: Recorder,
+  pool: TensorPool,
+  lin: Linear,
+  lora: LoraPair,
+  duT: Tensor,
+  x: Tensor,
+  rows: number,
+): void {
+  if (!lora.a.trainable) return;
+  matmulVia(RANK_ROWS_OVER_TOKENS, rec, duT, x, whole(ensureGrad(pool, lora.a)), {
+    m: lora.rank,
+    n: lin.inFeatures,
+    k: rows,
+    accumulate: true,
+  });
+}
+
 /**
- * The LoRA part of the backward in bf16 from the packs of dy, dyᵀ and x the base products made: the
- * rank stays the row or inner dimension of every product (dBᵀ and dA reduce over the tokens, from
- * dyᵀ and xᵀ), and only rank-wide operands (u, du, A, B) are packed, s folded into u and Bᵀ.
+ * The LoRA part of the backward in bf16, from the pack of dy the base products made: the rank
+ * stays the row or inner dimension of every product, only rank-wide operands (u, du, A, B) are
+ * packed, s folded into Bᵀ; dB and dA, which reduce over the tokens, read dy and x in place
+ * ({@linkcode RANK_ROWS_OVER_TOKENS}) instead of transposing packs of them.
  */
 function loraBackwardPacked(
   rec: Recorder,
   pool: TensorPool,
   lin: Linear,
   lora: LoraPair,
+  dy: Tensor,
   dyP: PackedBf16,
-  dyT: PackedBf16,
-  packedX: PackedBf16,
   x: Tensor,
   uT: Tensor,
   dx: Tensor,
@@ -300,26 +324,13 @@ function loraBackwardPacked(
 ): void {
   const { inFeatures: k, outFeatures: n } = lin;
   const r = lora.rank;
-  const a = whole(lora.a.value), b = whole(lora.b.value);
-  if (lora.b.trainable) {
-    const dBT = pool.tensor([r, n], "f32", `${lin.weight.name}.lora_dBT`);
-    const uS = packBf16(rec, { ...matrixView(uT, r, rows), scale: lora.scale });
-    matmulPackedBf16(rec, uS, dyT, dBT);
-    releasePacked(rec, uS);
-    addTransposed(rec, pool, lora, dBT, n);
-    pool.release(dBT);
-  }
+  loraGradB(rec, pool, lin, lora, dy, uT, rows);
   const duT = pool.tensor([r, rows], "f32", `${lin.weight.name}.lora_duT`);
-  const bT = packBf16(rec, { ...matrixView(b, r, n, true), scale: lora.scale });
+  const bT = packBf16(rec, { ...matrixView(whole(lora.b.value), r, n, true), scale: lora.scale });
   matmulPackedBf16(rec, bT, dyP, duT);
-  if (lora.a.trainable) {
-    const duP = packBf16(rec, matrixView(duT, r, rows));
-    const xT = packedTranspose(rec, packedX, matrixView(x, k, rows, true));
-    matmulPackedBf16(rec, duP, xT, whole(ensureGrad(pool, lora.a)), { accumulate: true });
-    releasePacked(rec, duP);
-  }
+  loraGradA(rec, pool, lin, lora, duT, x, rows);
   const du = packBf16(rec, matrixView(duT, rows, r, true));
-  const aT = packBf16(rec, matrixView(a, k, r, true));
+  const aT = packBf16(rec, matrixView(whole(lora.a.value), k, r, true));
   matmulPackedBf16(rec, du, aT, dx, { accumulate: true });
   for (const packed of [bT, du, aT]) releasePacked(rec, packed);
   pool.release(duT);
