@@ -1,9 +1,10 @@
 /**
  * Linear layers `y = x·Wᵀ + b` with an optional LoRA update `+ s·(x·Aᵀ)·Bᵀ`, forward and explicit
  * backward (HF weight layout `W[out × in]`, so the forward is an NT matmul, `dX += dY·W` is NN and
- * `dW += dYᵀ·X` is TN). Backward accumulates into every gradient, as every op does. In bf16 every
- * product runs as NT on packed operands: dW and the LoRA products over the tokens read the
- * transposing packs of dY and X (one texture kernel to compile for a whole training step).
+ * `dW += dYᵀ·X` is TN). Backward accumulates into every gradient, as every op does. In bf16 the
+ * products run as NT on packed operands, dW on the transposing packs of dY and X (one texture
+ * kernel to compile for a whole training step); the rank-row LoRA products over the tokens read
+ * dY and X in place (`RANK_ROWS_OVER_TOKENS`).
  *
  * @module
  */
