@@ -1,5 +1,5 @@
 /**
- * Worker entry of {@linkcode compileMatmulsInWorker}: compiles the matmul pipelines of the
+ * Worker entry of {@linkcode compileMatmulsInWorker}: compiles the texture matmul pipelines of the
  * precision it is sent on a device of its own, then says so.
  *
  * @module
@@ -12,6 +12,6 @@ const scope = globalThis as unknown as {
   postMessage: (message: unknown) => void;
 };
 scope.onmessage = async (event) => {
-  await matmulWarmup(await getEngine(), event.data);
+  await matmulWarmup(await getEngine(), event.data, "texture");
   scope.postMessage("done");
 };

@@ -12,14 +12,14 @@ import type { Engine } from "../gpu/engine.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import type { MatmulPrecision } from "./linear.ts";
 
-/** Whether a kernel is one the worker compiles (the matmul texture kernels). */
+/** Whether a kernel is one the worker compiles (the matmul texture kernel and its packs). */
 export function isMatmulKernel(label: string): boolean {
-  return label.startsWith("matmul_tex:");
+  return label.startsWith("matmul_tex:") || label.startsWith("matmul_pack:");
 }
 
 /**
- * Starts a worker that compiles every matmul pipeline of `precision` on a device of its own
- * (`matmulWarmup`); resolves when it is done, or failed or could not start (the caller then
+ * Starts a worker that compiles the texture matmul pipelines of `precision` (the texture kernel
+ * and its packs, `matmulWarmup`'s `"texture"` part) on a device of its own; resolves when it is done, or failed or could not start (the caller then
  * compiles them itself).
  */
 export function compileMatmulsInWorker(precision: MatmulPrecision): Promise<void> {

@@ -324,29 +324,39 @@ function placeholder(rec: Recorder): Tensor {
 /**
  * Compiles every matmul pipeline a training step uses (texture kernel and its packs for NN, NT and
  * TN, with and without accumulation; the general and single-row kernels; the bias gradient) by
- * running tiny products once, so the LLVM JIT (~2.5 s CPU cold for the bf16 texture kernel, much
- * less with Mesa's disk cache) happens at start-up rather than inside the first step. Syncs once.
+ * running tiny products once, so the LLVM JIT (~1.5 s CPU cold for the bf16 texture kernel, much
+ * less with Mesa's disk cache) happens at start-up rather than inside the first step. `part`
+ * limits it to the texture kernel and its packs (`"texture"`) or to the others (`"rest"`), for a
+ * warm-up split over two threads. Syncs once.
  *
  * @example
  * ```ts
  * const ms = await matmulWarmup(await getEngine(), "f32");
  * ```
  */
-export async function matmulWarmup(engine: Engine, precision: "f32" | "bf16" = "f32"): Promise<number> {
+export async function matmulWarmup(
+  engine: Engine,
+  precision: "f32" | "bf16" = "f32",
+  part: "all" | "texture" | "rest" = "all",
+): Promise<number> {
   const start = performance.now();
   const { pool } = engine;
   // 33 × 260 × 68: odd enough to take the padded, vec4-row and block-transposing packs.
   const [m, n, k] = [33, 260, 68];
   const a = pool.zeros([m * k]), b = pool.zeros([k * n]), c = pool.zeros([m * n]), bias = pool.zeros([n]);
   const rec = engine.recorder();
-  for (const layout of [{}, { transB: true }, { transA: true }]) {
-    for (const accumulate of [false, true]) {
-      matmulVia("texture", rec, a, b, c, { m, n, k, ...layout, accumulate, bias, precision });
+  if (part !== "rest") {
+    for (const layout of [{}, { transB: true }, { transA: true }]) {
+      for (const accumulate of [false, true]) {
+        matmulVia("texture", rec, a, b, c, { m, n, k, ...layout, accumulate, bias, precision });
+      }
     }
   }
-  matmulVia("general", rec, a, b, c, { m, n, k, bias });
-  matmulVia("general", rec, a, b, c, { m: 1, n, k, transB: true });
-  matmulBiasBackward(rec, c, bias, { rows: m, cols: n });
+  if (part !== "texture") {
+    matmulVia("general", rec, a, b, c, { m, n, k, bias });
+    matmulVia("general", rec, a, b, c, { m: 1, n, k, transB: true });
+    matmulBiasBackward(rec, c, bias, { rows: m, cols: n });
+  }
   await rec.submit();
   for (const t of [a, b, c, bias]) pool.release(t);
   return performance.now() - start;
