@@ -566,7 +566,7 @@ function recordScores(
  * work), per device and lse buffer: the forward's lse stays alive until its backward, and the
  * entry names the inputs S came from, so a backward only uses an S of its own q, k and options.
  * Kept only while the textures stay within {@linkcode KEPT_SCORES_BYTES} (a few layers of a small
- * model); otherwise the backward recomputes S.
+ * model; the oldest entries are evicted first); otherwise the backward recomputes S.
  */
 interface KeptScores {
   texture: GPUTexture;
@@ -615,12 +615,23 @@ function keepScores(
   map.delete(lse.buffer);
   let texture = old?.texture;
   if (!texture || texture.width < size.width || texture.height < size.height) {
-    const bytes = [...map.values()].reduce((n, e) => n + e.texture.width * e.texture.height * 16, 0);
-    if (bytes + size.width * size.height * 16 * 1.25 ** 2 > KEPT_SCORES_BYTES) return undefined;
+    const need = size.width * size.height * 16 * 1.25 ** 2;
+    // An entry stays after its backward, and a later step's forwards may write their lse into
+    // other pool buffers (a LoRA step did, filling the budget in three steps and recomputing S
+    // from then on): evict the oldest first. This forward's earlier layers were set last.
+    for (const buffer of map.keys()) {
+      if (keptBytes(map) + need <= KEPT_SCORES_BYTES) break;
+      map.delete(buffer);
+    }
+    if (keptBytes(map) + need > KEPT_SCORES_BYTES) return undefined;
     texture = createTexture(rec.gpu.device, "attention:kept_scores", size.width, size.height);
   }
   map.set(lse.buffer, { texture, inputs: scoreInputs(o, q, k) });
   return texture;
+}
+
+function keptBytes(map: Map<GPUBuffer, KeptScores>): number {
+  return [...map.values()].reduce((n, e) => n + e.texture.width * e.texture.height * 16, 0);
 }
 
 /** Drops the kept S of `lse`'s buffer (another kind of forward wrote it). */

@@ -220,6 +220,48 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "attentionBackward() reads its forward's kept scores after earlier forwards filled other lse buffers",
+  ignore: !hasGpu,
+  async fn() {
+    const engine = await getEngine();
+    const { pool } = engine;
+    // S of this shape takes ~12.5 MiB with the margin: five fit in the 64 MiB budget.
+    const o = options({
+      batch: 2,
+      tq: 512,
+      tmax: 512,
+      heads: 4,
+      kvHeads: 4,
+      headDim: 16,
+      softcap: 0,
+      window: 0,
+    });
+    const data = inputs(o, 5);
+    const t = await uploadCommon(o, data);
+    const rows = o.batch * o.heads * o.tq;
+    const out = pool.tensor([data.q.length]), delta = pool.tensor([rows]);
+    const dout = pool.upload(data.dout, [data.dout.length]);
+    const grads = [pool.zeros([data.q.length]), pool.zeros([data.k.length]), pool.zeros([data.k.length])];
+    const lses = Array.from({ length: 24 }, () => pool.tensor([rows]));
+    const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
+    const earlier = engine.recorder();
+    for (const lse of lses.slice(0, -1)) attentionForward(earlier, t.q, t.k, t.v, out, lse, launch);
+    await earlier.submit();
+    const rec = engine.recorder();
+    attentionForward(rec, t.q, t.k, t.v, out, lses[23], launch);
+    const before = rec.dispatches;
+    attentionBackward(rec, dout, t.q, t.k, t.v, out, lses[23], grads[0], grads[1], grads[2], {
+      ...launch,
+      delta,
+    });
+    // With the kept S: the delta pass, then dS, dq and dk/dv in one chunk (recomputing adds two).
+    assert.equal(rec.dispatches - before, 4, "the backward recomputed S");
+    await rec.submit();
+    for (const x of [...Object.values(t), out, delta, dout, ...grads, ...lses]) pool.release(x);
+  },
+});
+
 // Shorter kvLen than positions, a window and a KV group: every edge of the key ranges.
 const [EDGES_SHAPE]: Shape[] = [
   { batch: 2, tq: 37, tmax: 37, heads: 4, kvHeads: 2, headDim: 8, softcap: 0, window: 9, kvLen: [37, 30] },
