@@ -96,6 +96,16 @@ async function uploadCommon(o: AttentionCpuOptions, data: ReturnType<typeof inpu
   };
 }
 
+/** out, lse, delta, the upstream gradient and zeroed dq, dk, dv for a forward plus backward. */
+async function uploadBackward(o: AttentionCpuOptions, data: ReturnType<typeof inputs>) {
+  const { pool } = await getEngine();
+  const rows = o.batch * o.heads * o.tq;
+  const out = pool.tensor([data.q.length]), lse = pool.tensor([rows]), delta = pool.tensor([rows]);
+  const dout = pool.upload(data.dout, [data.dout.length]);
+  const grads = [pool.zeros([data.q.length]), pool.zeros([data.k.length]), pool.zeros([data.k.length])];
+  return { out, lse, delta, dout, grads, all: [out, lse, delta, dout, ...grads] };
+}
+
 const GPU_FORWARD_SHAPES: Shape[] = [
   { batch: 1, tq: 1, tmax: 1, heads: 1, kvHeads: 1, headDim: 8, softcap: 0, window: 0 },
   { batch: 2, tq: 7, tmax: 7, heads: 4, kvHeads: 2, headDim: 8, softcap: 0, window: 0 },
@@ -198,9 +208,8 @@ Deno.test({
     });
     const data = inputs(o, 71);
     const t = await uploadCommon(o, data);
-    const out = pool.tensor([data.q.length]), lse = pool.tensor([o.batch * o.heads * o.tq]);
-    const delta = pool.tensor([o.batch * o.heads * o.tq]), dout = pool.upload(data.dout, [data.dout.length]);
-    const grads = [pool.zeros([data.q.length]), pool.zeros([data.k.length]), pool.zeros([data.k.length])];
+    const b = await uploadBackward(o, data);
+    const { out, lse, delta, dout, grads } = b;
     const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
     const rec = engine.recorder();
     // The first forward (of other queries in the same buffer) keeps its scores for lse; the second
@@ -216,7 +225,7 @@ Deno.test({
     assertClose(await got[0], ref.dq, BACKWARD_TOL, "dq");
     assertClose(await got[1], ref.dk, BACKWARD_TOL, "dk");
     assertClose(await got[2], ref.dv, BACKWARD_TOL, "dv");
-    for (const x of [...Object.values(t), out, lse, delta, dout, ...grads]) pool.release(x);
+    for (const x of [...Object.values(t), ...b.all]) pool.release(x);
   },
 });
 
@@ -239,26 +248,21 @@ Deno.test({
     });
     const data = inputs(o, 5);
     const t = await uploadCommon(o, data);
-    const rows = o.batch * o.heads * o.tq;
-    const out = pool.tensor([data.q.length]), delta = pool.tensor([rows]);
-    const dout = pool.upload(data.dout, [data.dout.length]);
-    const grads = [pool.zeros([data.q.length]), pool.zeros([data.k.length]), pool.zeros([data.k.length])];
-    const lses = Array.from({ length: 24 }, () => pool.tensor([rows]));
+    const b = await uploadBackward(o, data);
+    const { out, lse, delta, dout, grads } = b;
+    const earlierLses = Array.from({ length: 23 }, () => pool.tensor([o.batch * o.heads * o.tq]));
     const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
     const earlier = engine.recorder();
-    for (const lse of lses.slice(0, -1)) attentionForward(earlier, t.q, t.k, t.v, out, lse, launch);
+    for (const other of earlierLses) attentionForward(earlier, t.q, t.k, t.v, out, other, launch);
     await earlier.submit();
     const rec = engine.recorder();
-    attentionForward(rec, t.q, t.k, t.v, out, lses[23], launch);
+    attentionForward(rec, t.q, t.k, t.v, out, lse, launch);
     const before = rec.dispatches;
-    attentionBackward(rec, dout, t.q, t.k, t.v, out, lses[23], grads[0], grads[1], grads[2], {
-      ...launch,
-      delta,
-    });
+    attentionBackward(rec, dout, t.q, t.k, t.v, out, lse, grads[0], grads[1], grads[2], { ...launch, delta });
     // With the kept S: the delta pass, then dS, dq and dk/dv in one chunk (recomputing adds two).
     assert.equal(rec.dispatches - before, 4, "the backward recomputed S");
     await rec.submit();
-    for (const x of [...Object.values(t), out, delta, dout, ...grads, ...lses]) pool.release(x);
+    for (const x of [...Object.values(t), ...b.all, ...earlierLses]) pool.release(x);
   },
 });
 
@@ -278,10 +282,8 @@ for (const path of ["auto", "chunked"] as const) {
       const o = options(EDGES_SHAPE);
       const data = inputs(o, 81);
       const t = await uploadCommon(o, data);
-      const out = pool.tensor([data.q.length]), lse = pool.tensor([o.batch * o.heads * o.tq]);
-      const delta = pool.tensor([o.batch * o.heads * o.tq]),
-        dout = pool.upload(data.dout, [data.dout.length]);
-      const grads = [pool.zeros([data.q.length]), pool.zeros([data.k.length]), pool.zeros([data.k.length])];
+      const b = await uploadBackward(o, data);
+      const { out, lse, delta, dout, grads } = b;
       const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
       const nan = (n: number) => new Float32Array(n).fill(NaN);
       const run = (rec: ReturnType<typeof engine.recorder>) => {
@@ -309,7 +311,7 @@ for (const path of ["auto", "chunked"] as const) {
       assertClose(await got[1], ref.dq, BACKWARD_TOL, "dq");
       assertClose(await got[2], ref.dk, BACKWARD_TOL, "dk");
       assertClose(await got[3], ref.dv, BACKWARD_TOL, "dv");
-      for (const x of [...Object.values(t), out, lse, delta, dout, ...grads]) pool.release(x);
+      for (const x of [...Object.values(t), ...b.all]) pool.release(x);
     },
   });
 }
@@ -358,9 +360,8 @@ Deno.test({
     const data = inputs(o, 61);
     const t = await uploadCommon(o, data);
     const { pool } = engine;
-    const out = pool.tensor([data.q.length]), lse = pool.tensor([o.batch * o.heads * o.tq]);
-    const delta = pool.tensor([o.batch * o.heads * o.tq]);
-    const grads = [pool.zeros([data.q.length]), pool.zeros([data.k.length]), pool.zeros([data.k.length])];
+    const b = await uploadBackward(o, data);
+    const { out, lse, delta, grads } = b;
     const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
     const rec = engine.recorder();
     for (const path of ["tiled", "decode"] as const) {
@@ -377,6 +378,6 @@ Deno.test({
     });
     await rec.submit();
     assert.equal(engine.kernels.size, compiled, "no pipeline compiled after the warm-up");
-    for (const x of [...Object.values(t), out, lse, delta, ...grads]) pool.release(x);
+    for (const x of [...Object.values(t), ...b.all]) pool.release(x);
   },
 });
