@@ -135,6 +135,17 @@ fn column(k: u32, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>) -> vec
   return select(select(a, b, k == 1u), select(c, d, k == 3u), k >= 2u);
 }
 
+// Matrix n & 3 of the first four (n < p.four) or of the second four: the store loops walk 2·p.four
+// slices of two register tiles.
+fn pick_of_two(n: u32, a0: mat4x4<f32>, a1: mat4x4<f32>, a2: mat4x4<f32>, a3: mat4x4<f32>, b0: mat4x4<f32>,
+               b1: mat4x4<f32>, b2: mat4x4<f32>, b3: mat4x4<f32>) -> mat4x4<f32> {
+  let second = n >= p.four;
+  let a = pick(n & 3u, a0, a1, a2, a3);
+  let b = pick(n & 3u, b0, b1, b2, b3);
+  return mat4x4<f32>(select(a[0], b[0], second), select(a[1], b[1], second), select(a[2], b[2], second),
+                     select(a[3], b[3], second));
+}
+
 fn q_index(b: u32, i: u32, h: u32) -> u32 {
   return ((b * p.tq + i) * p.heads + h) * HD4;
 }
@@ -447,10 +458,7 @@ fn put_rows(t: RowTile, c0: u32, s_lo: vec4<f32>, s_hi: vec4<f32>, lo0: mat4x4<f
             hi3: mat4x4<f32>) {
   for (var n = 0u; n < 2u * p.four; n++) {
     let hi = n >= p.four;
-    let ml = pick(n & 3u, lo0, lo1, lo2, lo3);
-    let mh = pick(n & 3u, hi0, hi1, hi2, hi3);
-    let m = mat4x4<f32>(select(ml[0], mh[0], hi), select(ml[1], mh[1], hi), select(ml[2], mh[2], hi),
-                        select(ml[3], mh[3], hi));
+    let m = pick_of_two(n, lo0, lo1, lo2, lo3, hi0, hi1, hi2, hi3);
     let rows = select(t.lo.row, t.hi.row, hi);
     let valid = select(t.lo.valid, t.hi.valid, hi);
     let scale = select(s_lo, s_hi, hi);
@@ -689,10 +697,7 @@ fn put_key_grads(b: u32, kvh: u32, j: u32, j2: u32, c0: u32, o: u32, a0: mat4x4<
                  b3: mat4x4<f32>) {
   for (var n = 0u; n < 2u * p.four; n++) {
     let second = n >= p.four;
-    let ma = pick(n & 3u, a0, a1, a2, a3);
-    let mb = pick(n & 3u, b0, b1, b2, b3);
-    let m = mat4x4<f32>(select(ma[0], mb[0], second), select(ma[1], mb[1], second), select(ma[2], mb[2], second),
-                        select(ma[3], mb[3], second));
+    let m = pick_of_two(n, a0, a1, a2, a3, b0, b1, b2, b3);
     let jn = select(j, j2, second);
     let c = c0 + (n & 3u);
     for (var k = 0u; k < p.four; k++) {
