@@ -1,8 +1,8 @@
 /**
  * Cold warm-up on two threads. llvmpipe JITs a pipeline at its first dispatch on the thread that
- * submits it, so a one-thread warm-up pays every JIT in a row (the bf16 matmul kernel alone takes
- * ~2 s on an empty Mesa cache). A worker with its own device compiles the matmul pipelines
- * meanwhile, and Mesa's on-disk shader cache hands the results to this thread's device in
+ * submits it, so a one-thread warm-up pays every JIT in a row (the texture matmul kernel alone
+ * takes ~1.5 s on an empty Mesa cache). A worker with its own device compiles that kernel and its
+ * packs meanwhile, and Mesa's on-disk shader cache hands the results to this thread's device in
  * milliseconds. Without that cache (`MESA_SHADER_CACHE_DISABLE`, an unwritable cache folder) the
  * worker's work is lost and the warm-up takes as long as on one thread; it is never wrong.
  *
@@ -12,15 +12,18 @@ import type { Engine } from "../gpu/engine.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import type { MatmulPrecision } from "./linear.ts";
 
-/** Whether a kernel is one the worker compiles (the matmul texture kernel and its packs). */
-export function isMatmulKernel(label: string): boolean {
+/**
+ * Whether the worker compiles this kernel: the texture matmul kernel and its packs, i.e. what
+ * `matmulWarmup`'s `"texture"` part dispatches.
+ */
+export function compiledByWorker(label: string): boolean {
   return label.startsWith("matmul_tex:") || label.startsWith("matmul_pack:");
 }
 
 /**
- * Starts a worker that compiles the texture matmul pipelines of `precision` (the texture kernel
- * and its packs, `matmulWarmup`'s `"texture"` part) on a device of its own; resolves when it is done, or failed or could not start (the caller then
- * compiles them itself).
+ * Starts a worker that compiles the pipelines {@linkcode compiledByWorker} names, for
+ * `precision`, on a device of its own; resolves when it is done, failed or could not start (the
+ * caller then compiles them itself).
  */
 export function compileMatmulsInWorker(precision: MatmulPrecision): Promise<void> {
   let worker: Worker;

@@ -15,7 +15,7 @@
  * @module
  */
 import type { Recorder } from "../gpu/recorder.ts";
-import { compileMatmulsInWorker, isMatmulKernel, RecorderWithout } from "./parallel_warmup.ts";
+import { compiledByWorker, compileMatmulsInWorker, RecorderWithout } from "./parallel_warmup.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { adamwStep } from "../ops/adamw.ts";
 import { matmulWarmup } from "../ops/matmul.ts";
@@ -133,7 +133,7 @@ export class TrainableModel {
     const { engine } = this.model;
     const precision = this.model.matmulPrecision;
     const matmuls = compileMatmulsInWorker(precision);
-    await this.#warmupStep(new RecorderWithout(engine, isMatmulKernel));
+    await this.#warmupStep(new RecorderWithout(engine, compiledByWorker));
     await matmulWarmup(engine, precision, "rest");
     await matmuls;
     await matmulWarmup(engine, precision, "texture");

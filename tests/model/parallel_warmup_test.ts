@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { getEngine } from "../../src/gpu/engine.ts";
 import { matmul } from "../../src/ops/matmul.ts";
 import { residualForward } from "../../src/ops/residual.ts";
-import { compileMatmulsInWorker, isMatmulKernel, RecorderWithout } from "../../src/model/parallel_warmup.ts";
+import {
+  compiledByWorker,
+  compileMatmulsInWorker,
+  RecorderWithout,
+} from "../../src/model/parallel_warmup.ts";
 import { hasGpu } from "../ops/check.ts";
 
 Deno.test({
@@ -18,7 +22,7 @@ Deno.test({
     const x = pool.upload(Float32Array.from([1, 2, 3, 4]), [4]);
     const y = pool.zeros([4]);
     try {
-      const rec = new RecorderWithout(engine, isMatmulKernel);
+      const rec = new RecorderWithout(engine, compiledByWorker);
       matmul(rec, a, b, c, { m, n, k, transB: true, precision: "bf16" });
       residualForward(rec, x, x, y);
       const product = rec.read(c), sum = rec.read(y);
