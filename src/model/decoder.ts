@@ -55,6 +55,7 @@ import {
   whole,
 } from "./params.ts";
 import { ropeInverseFrequencies } from "./rope_frequencies.ts";
+import { chunkPacks, releaseWeightPacks } from "./weight_packs.ts";
 import { expectedTensorShapes, type LinearModule, linearModulePath, openWeights } from "./weights.ts";
 
 /** `batch` token sequences of `seqLen` ids each, row-major (right-padded when lengths differ). */
@@ -275,6 +276,7 @@ export class CausalLM {
       vocab: this.config.vocabSize,
       softcap: this.config.finalLogitSoftcap ?? 0,
       precision: this.matmulPrecision,
+      headPacks: chunkPacks(rec, this.head),
     });
     return logits;
   }
@@ -374,6 +376,7 @@ export class CausalLM {
       pool.release(linear.lora.identity);
     }
     for (const p of all) {
+      releaseWeightPacks(pool, p);
       releaseChunks(pool, p.value);
       if (p.grad) releaseChunks(pool, p.grad);
       p.grad = null;
@@ -449,6 +452,7 @@ export class ForwardPass {
       softcap: config.finalLogitSoftcap ?? 0,
       temperature,
       precision: this.model.matmulPrecision,
+      headPacks: chunkPacks(rec, this.model.head),
     });
     return { logprob: this.#logprob, lse: this.#lse };
   }
@@ -513,6 +517,7 @@ export class ForwardPass {
           softcap: model.config.finalLogitSoftcap ?? 0,
           temperature: this.#temperature,
           precision: model.matmulPrecision,
+          headPacks: chunkPacks(rec, model.head),
         },
       );
       if (weights !== inputs.dLogprob) pool.release(weights);

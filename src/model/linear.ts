@@ -24,6 +24,7 @@ import {
   releasePacked,
 } from "../ops/matmul.ts";
 import { ensureGrad, type Param, whole } from "./params.ts";
+import { weightPack } from "./weight_packs.ts";
 
 /** A LoRA pair on one linear layer: `ΔW = scale · B·A`, A `[rank × in]`, B `[out × rank]`. */
 export interface LoraPair {
@@ -111,9 +112,7 @@ export function linearForward(
   const { inFeatures: k, outFeatures: n } = lin;
   const bias = lin.bias ? whole(lin.bias.value) : undefined;
   if (packedX && n % 4 === 0) {
-    const w = packBf16(rec, matrixView(whole(lin.weight.value), n, k));
-    matmulPackedBf16(rec, packedX, w, y, { bias });
-    releasePacked(rec, w);
+    matmulPackedBf16(rec, packedX, weightPack(rec, lin.weight, "rows"), y, { bias });
   } else {
     matmul(rec, x, whole(lin.weight.value), y, { m: rows, n, k, transB: true, bias, precision });
   }
@@ -181,9 +180,7 @@ export function linearBackward(
   }
   if (packedX) {
     const dyP = packBf16(rec, matrixView(dy, rows, n));
-    const wT = packBf16(rec, matrixView(whole(lin.weight.value), k, n, true));
-    matmulPackedBf16(rec, dyP, wT, dx, { accumulate: !overwriteDx });
-    releasePacked(rec, wT);
+    matmulPackedBf16(rec, dyP, weightPack(rec, lin.weight, "transposed"), dx, { accumulate: !overwriteDx });
     if (lin.weight.trainable) {
       const dyT = packBf16(rec, matrixView(dy, n, rows, true));
       const xT = packedTranspose(rec, packedX, matrixView(x, k, rows, true));

@@ -13,7 +13,7 @@ import { matmul } from "../ops/matmul.ts";
 import type { LoraAdapter, LoraAdapterToSave, LoraFactors } from "./checkpoint.ts";
 import type { CausalLM } from "./decoder.ts";
 import type { Linear } from "./linear.ts";
-import { type Param, readChunks, uploadParam, whole } from "./params.ts";
+import { markWritten, type Param, readChunks, uploadParam, whole } from "./params.ts";
 import type { LinearModule } from "./weights.ts";
 
 /** LoRA settings (PEFT names in comments). */
@@ -107,6 +107,7 @@ export function loraParams(model: CausalLM): Param[] {
 /** Records `target += sign·scale·B·A` for one adapted layer (target: its weight or a copy). */
 function foldInto(rec: Recorder, linear: Linear, sign: 1 | -1, target = whole(linear.weight.value)): void {
   const lora = linear.lora!;
+  if (target === whole(linear.weight.value)) markWritten(linear.weight);
   matmul(rec, whole(lora.b.value), whole(lora.a.value), target, {
     m: linear.outFeatures,
     n: linear.inFeatures,

@@ -25,6 +25,11 @@ export interface Param {
   grad: RowChunked | null;
   /** Whether backward computes this parameter's gradient. */
   trainable: boolean;
+  /**
+   * Counts the writes of `value` ({@linkcode markWritten}): what was derived from the values
+   * (the bf16 packs `weight_packs.ts` keeps across steps) is stale once it moves.
+   */
+  version: number;
 }
 
 /** Rows × cols view of a checkpoint shape (vectors are one row). */
@@ -46,7 +51,17 @@ export function uploadParam(
     value: uploadRowChunked(pool, data, rows, cols, name),
     grad: null,
     trainable: true,
+    version: 0,
   };
+}
+
+/**
+ * Records that `p.value` was (or is being) written: every writer of a parameter's values calls
+ * it (AdamW, LoRA merge and unmerge, {@linkcode writeParam}), so kept packs of the old values are
+ * rebuilt at their next use.
+ */
+export function markWritten(p: Param): void {
+  p.version++;
 }
 
 /** The single tensor of a parameter that is never split (everything but vocabulary-sized matrices). */
@@ -87,6 +102,12 @@ export function writeChunks(pool: TensorPool, m: RowChunked, data: Float32Array)
       data.subarray(chunk.start * m.cols, (chunk.start + chunk.rows) * m.cols) as Float32Array<ArrayBuffer>,
     );
   }
+}
+
+/** Overwrites a parameter's values with row-major `data` (see {@linkcode writeChunks}). */
+export function writeParam(pool: TensorPool, p: Param, data: Float32Array): void {
+  writeChunks(pool, p.value, data);
+  markWritten(p);
 }
 
 /** Returns every chunk of a row-chunked matrix to the pool. */

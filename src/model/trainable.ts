@@ -22,7 +22,15 @@ import { matmulWarmup } from "../ops/matmul.ts";
 import { type SaveCheckpointOptions, saveHfCheckpoint, saveLoraAdapter } from "./checkpoint.ts";
 import { type CausalLM, nextTokenTargets, type TokenBatch } from "./decoder.ts";
 import { attachLora, loraAdapterOf, type LoraConfig, loraParams, readBaseWeights } from "./lora.ts";
-import { clearChunks, ensureGrad, type Param, readChunks, releaseChunks, writeChunks } from "./params.ts";
+import {
+  clearChunks,
+  ensureGrad,
+  markWritten,
+  type Param,
+  readChunks,
+  releaseChunks,
+  writeChunks,
+} from "./params.ts";
 import { allocRowChunked, type RowChunked } from "../gpu/tensor.ts";
 
 /** AdamW settings (torch.optim.AdamW names in camelCase). */
@@ -91,6 +99,7 @@ export class TrainableModel {
     const pool = this.model.engine.pool;
     const groups = this.parameters.flatMap((p) => {
       const grad = ensureGrad(pool, p);
+      markWritten(p);
       let moments = this.#moments.get(p);
       if (!moments) {
         moments = this.#allocMoments(p);

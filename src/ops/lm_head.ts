@@ -30,6 +30,7 @@ import {
   matmulPackedBf16,
   matrixView,
   packBf16,
+  type PackedBf16,
   packedFits,
   releasePacked,
 } from "./matmul.ts";
@@ -57,7 +58,24 @@ export interface LmHeadOptions {
    * `"f32"` (default) or the opt-in `"bf16"` (f32 accumulation; ~1.4× faster products here).
    */
   precision?: "f32" | "bf16";
+  /**
+   * bf16 packs of the head's chunks kept across calls (`src/model/weight_packs.ts`), read by the
+   * bf16 products instead of packing the head at every call.
+   */
+  headPacks?: HeadPacks;
 }
+
+/** The bf16 packs of chunk `i` of the head: as stored (`[rows × hidden]`) and transposed. */
+export interface HeadPacks {
+  rows(i: number): PackedBf16;
+  transposed(i: number): PackedBf16;
+}
+
+/**
+ * Fewest token rows whose logits read a kept pack of the head: a single row takes the general
+ * kernel's dot products, faster than a 32-row tile of the texture kernel.
+ */
+const KEPT_PACK_MIN_ROWS = 2;
 
 /** Options of the log-prob ops. */
 export interface TokenLogProbOptions extends LmHeadOptions {
@@ -233,20 +251,34 @@ function forEachBlock(
   }
 }
 
-/** The scratch block of one chunk's raw logits `h·Wᵀ`, recording their product when `compute`. */
+/**
+ * The scratch block of the raw logits `h·Wᵀ` of chunk `i`, recording their product when
+ * `compute` (from the kept pack of the chunk when these rows read one).
+ */
 function chunkLogits(
   rec: Recorder,
   block: Block,
-  chunk: RowChunked["chunks"][number],
+  head: RowChunked,
+  i: number,
   o: LmHeadOptions,
   compute: boolean,
 ): Tensor {
-  const raw = scratchTensor(rec, "lm_head.logits", block.rows, chunk.rows);
-  if (compute) {
-    matmul(rec, block.h, chunk.tensor, raw, {
+  const n = head.chunks[i].rows, k = o.hidden;
+  const raw = scratchTensor(rec, "lm_head.logits", block.rows, n);
+  if (!compute) return raw;
+  const kept = o.precision === "bf16" && block.rows >= KEPT_PACK_MIN_ROWS && n % 4 === 0 &&
+      packedFits(rec, block.rows, k) && packedFits(rec, n, k)
+    ? o.headPacks?.rows(i)
+    : undefined;
+  if (kept) {
+    const hP = packBf16(rec, matrixView(block.h, block.rows, k));
+    matmulPackedBf16(rec, hP, kept, raw);
+    releasePacked(rec, hP);
+  } else {
+    matmul(rec, block.h, head.chunks[i].tensor, raw, {
       m: block.rows,
-      n: chunk.rows,
-      k: o.hidden,
+      n,
+      k,
       transB: true,
       precision: o.precision,
     });
@@ -296,8 +328,8 @@ export function lmHeadLogits(
   checkHead(head, o);
   retained.delete(rec.gpu.device);
   forEachBlock(rec, h, tokenBlock(rec, head, o), o, (block) => {
-    for (const chunk of head.chunks) {
-      const raw = chunkLogits(rec, block, chunk, o, true);
+    head.chunks.forEach((chunk, i) => {
+      const raw = chunkLogits(rec, block, head, i, o, true);
       const { groups, rowStride } = elementGrid(block.rows * chunk.rows, WG);
       rec.dispatch(
         lmHeadKernel(rec, "lm_head_place", o, { WG }),
@@ -305,7 +337,7 @@ export function lmHeadLogits(
         groups,
         chunkParams(o, block, chunk, { first: false, last: false, gridStride: rowStride, temperature: 1 }),
       );
-    }
+    });
   });
 }
 
@@ -326,7 +358,7 @@ export function tokenLogProbs(
   forEachBlock(rec, h, rowsPerBlock, o, (block) => {
     const { groups, rowStride } = elementGrid(block.rows, 1);
     head.chunks.forEach((chunk, i) => {
-      const raw = chunkLogits(rec, block, chunk, o, true);
+      const raw = chunkLogits(rec, block, head, i, o, true);
       // Rows of whole vec4s take the one-lane-per-row kernel (~3× less core time).
       const quads = chunk.rows % 4 === 0;
       rec.dispatch(
@@ -378,7 +410,7 @@ export function tokenLogProbsBackward(
     const dhBlock = whole ? dh : scratchTensor(rec, "lm_head.dh", block.rows, o.hidden);
     if (!whole) rec.copy(dh, dhBlock, block.rows * o.hidden * 4, block.row0 * o.hidden * 4, 0);
     head.chunks.forEach((chunk, i) => {
-      const dl = chunkLogits(rec, block, chunk, o, !reuse);
+      const dl = chunkLogits(rec, block, head, i, o, !reuse);
       const { m, n, k, precision } = { m: block.rows, n: chunk.rows, k: o.hidden, precision: o.precision };
       const flags = {
         first: false,
@@ -404,9 +436,10 @@ export function tokenLogProbsBackward(
           [Math.ceil(Math.ceil(n / 8) / ROW_WG), Math.ceil(m / 8)],
           chunkParams(o, block, chunk, { ...flags, writeT: dHead !== null }),
         );
-        const wT = packBf16(rec, matrixView(chunk.tensor, k, n, true));
+        const kept = o.headPacks?.transposed(i);
+        const wT = kept ?? packBf16(rec, matrixView(chunk.tensor, k, n, true));
         matmulPackedBf16(rec, dlP, wT, dhBlock, { accumulate: true });
-        releasePacked(rec, wT);
+        if (!kept) releasePacked(rec, wT);
         if (dHead) {
           const hT = packBf16(rec, matrixView(block.h, k, m, true));
           matmulPackedBf16(rec, dlT, hT, dHead.chunks[i].tensor, { accumulate: true });

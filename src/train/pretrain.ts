@@ -43,7 +43,7 @@ import { readLoraAdapter, writeDirectoryAtomic } from "../model/checkpoint.ts";
 import { TrainableModel } from "../model/trainable.ts";
 import type { MatmulPrecision } from "../model/linear.ts";
 import { loraParams } from "../model/lora.ts";
-import { writeChunks } from "../model/params.ts";
+import { writeParam } from "../model/params.ts";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.ts";
 import { describeGpu, getGpu } from "../gpu/device.ts";
 
@@ -225,7 +225,7 @@ async function restoreTrainable(
       const [path, factor] = p.name.split(/\.lora_([AB])\.weight$/);
       const values = adapter.factors.get(path);
       if (!values) throw new Error(`Adapter in ${dir} has no factors for ${path}`);
-      writeChunks(pool, p.value, factor === "A" ? values.a : values.b);
+      writeParam(pool, p, factor === "A" ? values.a : values.b);
     }
   }
   const names = trainable.parameters.map((p) => p.name);

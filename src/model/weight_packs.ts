@@ -1,0 +1,83 @@
+/**
+ * bf16 packs of weights kept across steps. A frozen weight (every base weight in LoRA training,
+ * every weight in generation and evaluation) used to be packed at every product that read it: W
+ * for the forward, Wᵀ for dX, ~20–26 ms of a LoRA training step of the reference decoder. Here
+ * each pack is made at its first use and kept with its {@linkcode Param} until the parameter's
+ * values change (its `version`, bumped by every writer through `markWritten`); a trained weight
+ * therefore still packs once per step, after its AdamW update.
+ *
+ * A pack recorded into a recorder that drops dispatches (the parallel warm-up's `RecorderWithout`)
+ * was never written, so it is not kept. A pack is only valid once its recorder is submitted:
+ * a recorder abandoned before `submit()` must not be followed by another one using the same model.
+ *
+ * @example
+ * ```ts
+ * const w = weightPack(rec, lin.weight, "rows"); // [out × in], for y = x·Wᵀ
+ * matmulPackedBf16(rec, packedX, w, y);
+ * const wT = weightPack(rec, lin.weight, "transposed"); // [in × out], for dX = dY·W
+ * matmulPackedBf16(rec, dyP, wT, dx);
+ * releaseWeightPacks(pool, lin.weight); // when the model is disposed
+ * ```
+ *
+ * @module
+ */
+import type { Recorder } from "../gpu/recorder.ts";
+import type { HeadPacks } from "../ops/lm_head.ts";
+import { matrixView, packBf16, type PackedBf16, releasePacked } from "../ops/matmul.ts";
+import type { Param } from "./params.ts";
+
+/** A chunk of a weight as stored (`"rows"`, `[rows × cols]`) or transposed (`[cols × rows]`). */
+export type PackOrientation = "rows" | "transposed";
+
+interface KeptPack {
+  pack: PackedBf16;
+  /** The parameter's version the pack holds; −1 when the pack was never written. */
+  version: number;
+}
+
+const kept = new WeakMap<Param, Map<string, KeptPack>>();
+
+/**
+ * The bf16 pack of chunk `chunk` of `p` in `orientation`, recorded into `rec` at its first use
+ * and after every write of `p`, else the kept one. The pack belongs to `p`: never release it
+ * (see {@linkcode releaseWeightPacks}).
+ */
+export function weightPack(rec: Recorder, p: Param, orientation: PackOrientation, chunk = 0): PackedBf16 {
+  let packs = kept.get(p);
+  if (!packs) kept.set(p, packs = new Map());
+  const key = `${orientation}:${chunk}`;
+  const held = packs.get(key);
+  if (held?.version === p.version) return held.pack;
+  // Commands already recorded keep reading the old texture: they run before the new pack.
+  if (held) releasePacked(rec, held.pack);
+  const { tensor, rows } = p.value.chunks[chunk];
+  const cols = p.value.cols;
+  const dispatches = rec.dispatches;
+  const pack = packBf16(
+    rec,
+    orientation === "rows" ? matrixView(tensor, rows, cols) : matrixView(tensor, cols, rows, true),
+  );
+  packs.set(key, { pack, version: rec.dispatches > dispatches ? p.version : -1 });
+  return pack;
+}
+
+/**
+ * Every kept pack of `p` by chunk, for an op that takes them so (the LM head's `headPacks`).
+ *
+ * @example
+ * ```ts
+ * tokenLogProbs(rec, h, head.value, targets, logprob, lse, { ...shape, headPacks: chunkPacks(rec, head) });
+ * ```
+ */
+export function chunkPacks(rec: Recorder, p: Param): HeadPacks {
+  return {
+    rows: (chunk) => weightPack(rec, p, "rows", chunk),
+    transposed: (chunk) => weightPack(rec, p, "transposed", chunk),
+  };
+}
+
+/** Returns the textures of every kept pack of `p` for reuse (the model is being disposed). */
+export function releaseWeightPacks(owner: Parameters<typeof releasePacked>[0], p: Param): void {
+  for (const { pack } of kept.get(p)?.values() ?? []) releasePacked(owner, pack);
+  kept.delete(p);
+}
