@@ -2,7 +2,8 @@
 // clipping (torch.nn.utils.clip_grad_norm_: coef = min(1, max_norm / (norm + 1e-6))), all on the GPU:
 //   adamw_sumsq   per tensor: Σ g² per lane of 8-lane blocks → partials[first + 8·block + lane]
 //   adamw_norm    one workgroup: norm = sqrt(Σ partials) → grad_norm[0]; coef → partials[count]
-//   adamw_update  per tensor, element-wise: g·coef, then the AdamW update of param, m, v.
+//   adamw_update  per tensor, element-wise: g·coef, then the AdamW update of param, m, v
+//                 (adamw_update_packed: and the bf16 row pack of the new param).
 // Every sum runs in a fixed order (no atomics), so the step is bit-reproducible.
 //
 // Napkin math (7.6 M params, the reference decoder): sumsq reads g once (30 MB); the update reads
@@ -91,7 +92,7 @@ struct UpdateParams {
   n: u32,
   row_stride: u32,
   coef_at: u32,
-  _pad: u32,
+  texels_per_row: u32, // adamw_update_packed only
   decay: f32, // 1 − lr·weight_decay
   beta1: f32,
   one_minus_beta1: f32, // rounded from f64 like PyTorch's Python-float scalars
@@ -147,4 +148,28 @@ fn adamw_update(@builtin(global_invocation_id) gid: vec3<u32>) {
   param[i] = next.param.x;
   m[i] = next.m.x;
   v[i] = next.v.x;
+}
+
+// #include bf16
+
+@group(0) @binding(6) var row_pack: texture_storage_2d<rgba32uint, write>;
+
+// Weights whose rows are whole bf16 texels (cols a multiple of 8; `up.texels_per_row` = cols / 8,
+// `up.n` counts texels): each lane updates 8 consecutive values and writes them, rounded, as one
+// texel of the weight's row pack, so the next step's products read the updated weight without a
+// packing pass of their own.
+@compute @workgroup_size(WG)
+fn adamw_update_packed(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = gid.x + gid.y * up.row_stride;
+  if (t >= up.n) { return; }
+  let c = coef[up.coef_at];
+  let low = adamw(param4[2u * t], grad4[2u * t], m4[2u * t], v4[2u * t], c);
+  let high = adamw(param4[2u * t + 1u], grad4[2u * t + 1u], m4[2u * t + 1u], v4[2u * t + 1u], c);
+  param4[2u * t] = low.param;
+  m4[2u * t] = low.m;
+  v4[2u * t] = low.v;
+  param4[2u * t + 1u] = high.param;
+  m4[2u * t + 1u] = high.m;
+  v4[2u * t + 1u] = high.v;
+  textureStore(row_pack, vec2(t % up.texels_per_row, t / up.texels_per_row), bf16_texel(low.param, high.param));
 }

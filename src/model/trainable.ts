@@ -17,8 +17,8 @@
 import type { Recorder } from "../gpu/recorder.ts";
 import { compiledByWorker, compileMatmulsInWorker, RecorderWithout } from "./parallel_warmup.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { adamwStep } from "../ops/adamw.ts";
-import { matmulWarmup } from "../ops/matmul.ts";
+import { type AdamwGroup, adamwStep } from "../ops/adamw.ts";
+import { allocatePacked, matmulWarmup, releasePacked } from "../ops/matmul.ts";
 import { type SaveCheckpointOptions, saveHfCheckpoint, saveLoraAdapter } from "./checkpoint.ts";
 import { type CausalLM, nextTokenTargets, type TokenBatch } from "./decoder.ts";
 import { attachLora, loraAdapterOf, type LoraConfig, loraParams, readBaseWeights } from "./lora.ts";
@@ -32,6 +32,7 @@ import {
   writeChunks,
 } from "./params.ts";
 import { allocRowChunked, type RowChunked } from "../gpu/tensor.ts";
+import { rowPackForUpdate } from "./weight_packs.ts";
 
 /** AdamW settings (torch.optim.AdamW names in camelCase). */
 export interface OptimizerConfig {
@@ -111,6 +112,7 @@ export class TrainableModel {
         grad: grad.chunks[i].tensor,
         m: moments.m.chunks[i].tensor,
         v: moments.v.chunks[i].tensor,
+        rowPack: rowPackForUpdate(p, i) ?? undefined,
       }));
     });
     this.stepCount++;
@@ -160,12 +162,15 @@ export class TrainableModel {
     pass.backward(rec, { dLogprob: new Float32Array(WARMUP_TOKENS) });
     pass.release();
     const pool = engine.pool;
-    const sizes = new Set(this.parameters.map((p) => (p.value.cols % 4 === 0 ? 4 : 1)));
-    const scratch = [...sizes].map((n) => ({
+    const sizes = new Set<number>(this.parameters.map((p) => (p.value.cols % 4 === 0 ? 4 : 1)));
+    // A bf16 full step's update also rewrites the weights' row packs (8 values: one texel).
+    if (this.mode === "full" && this.model.matmulPrecision === "bf16") sizes.add(8);
+    const scratch: AdamwGroup[] = [...sizes].map((n) => ({
       param: pool.zeros([n]),
       grad: pool.zeros([n]),
       m: pool.zeros([n]),
       v: pool.zeros([n]),
+      rowPack: n === 8 ? allocatePacked(rec, 1, 8, "warmup_row_pack") : undefined,
     }));
     const norm = pool.tensor([1], "f32", "warmup_grad_norm");
     adamwStep(rec, scratch, {
@@ -179,7 +184,10 @@ export class TrainableModel {
     }, norm);
     this.zeroGrad(rec);
     await rec.submit();
-    for (const g of scratch) for (const t of Object.values(g)) pool.release(t);
+    for (const { param, grad, m, v, rowPack } of scratch) {
+      for (const t of [param, grad, m, v]) pool.release(t);
+      if (rowPack) releasePacked(pool, rowPack);
+    }
     pool.release(norm);
   }
 

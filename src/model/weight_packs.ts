@@ -3,8 +3,9 @@
  * every weight in generation and evaluation) used to be packed at every product that read it: W
  * for the forward, Wᵀ for dX, ~20–26 ms of a LoRA training step of the reference decoder. Here
  * each pack is made at its first use and kept with its {@linkcode Param} until the parameter's
- * values change (its `version`, bumped by every writer through `markWritten`); a trained weight
- * therefore still packs once per step, after its AdamW update.
+ * values change (its `version`, bumped by every writer through `markWritten`). A trained weight's
+ * AdamW update rewrites its row pack ({@linkcode rowPackForUpdate}); its transposed pack is made
+ * again once per step.
  *
  * A pack recorded into a recorder that drops dispatches (the parallel warm-up's `RecorderWithout`)
  * was never written, so it is not kept. A pack is only valid once its recorder is submitted:
@@ -59,6 +60,25 @@ export function weightPack(rec: Recorder, p: Param, orientation: PackOrientation
   );
   packs.set(key, { pack, version: rec.dispatches > dispatches ? p.version : -1 });
   return pack;
+}
+
+/**
+ * The kept row pack of chunk `chunk` of `p`, for an update that rewrites it together with the
+ * values (AdamW's `rowPack`) and is being recorded after `markWritten(p)`: from then on it counts as
+ * holding the new values. Null when `p` has no row pack to keep fresh (never read through one, as
+ * the embedding and the norms) or its rows are not whole texels.
+ *
+ * @example
+ * ```ts
+ * markWritten(p);
+ * adamwStep(rec, [{ param, grad, m, v, rowPack: rowPackForUpdate(p) ?? undefined }], options, norm);
+ * ```
+ */
+export function rowPackForUpdate(p: Param, chunk = 0): PackedBf16 | null {
+  const held = kept.get(p)?.get(`rows:${chunk}`);
+  if (!held || p.value.cols % 8 !== 0) return null;
+  held.version = p.version;
+  return held.pack;
 }
 
 /**

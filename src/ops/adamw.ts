@@ -17,6 +17,7 @@
 import { params, type Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { elementGrid } from "./grid.ts";
+import type { PackedBf16 } from "./matmul.ts";
 import { scratchBuffer } from "./scratch.ts";
 
 const WG = 64;
@@ -36,6 +37,13 @@ export interface AdamwGroup<T = Tensor> {
   grad: T;
   m: T;
   v: T;
+  /**
+   * GPU only: a bf16 row pack of the parameter (`packBf16` of it as `[rows × cols]`, cols a
+   * multiple of 8) that the update rewrites with the new values, so the next products read the
+   * updated weight without a packing pass. Over the reference decoder's weights here: update
+   * alone 21.9 ms, with the packs 22.9 ms, update then separate packs 43.0 ms (interleaved medians).
+   */
+  rowPack?: PackedBf16;
 }
 
 /** Hyper-parameters of one step; `step` counts from 1, `maxGradNorm` 0 disables clipping. */
@@ -108,18 +116,29 @@ export function adamwStep(rec: Recorder, groups: AdamwGroup[], opts: AdamwOption
       opts.maxGradNorm,
     ]]),
   );
-  for (const { param, grad, m, v } of groups) {
-    const lanes = param.size % 4 === 0 ? param.size / 4 : param.size;
+  for (const { param, grad, m, v, rowPack } of groups) {
+    if (rowPack && (rowPack.cols % 8 !== 0 || rowPack.rows * rowPack.cols !== param.size)) {
+      throw new RangeError(
+        `AdamW row pack of ${param.name} is ${rowPack.rows}×${rowPack.cols}: needs ${param.size} values in rows of whole texels`,
+      );
+    }
+    // Values per lane: a texel with a row pack, else a vec4 when the size allows.
+    const [width, entry] = rowPack
+      ? [8, "adamw_update_packed"]
+      : param.size % 4 === 0
+      ? [4, "adamw_update_vec4"]
+      : [1, "adamw_update"];
+    const lanes = param.size / width;
     const { groups: grid, rowStride } = elementGrid(lanes, WG);
     rec.dispatch(
-      rec.kernel("adamw", param.size % 4 === 0 ? "adamw_update_vec4" : "adamw_update"),
-      [param, grad, m, v, partials],
+      rec.kernel("adamw", entry),
+      rowPack ? [param, grad, m, v, partials, rowPack.texture.createView()] : [param, grad, m, v, partials],
       grid,
       params([
         ["u32", lanes],
         ["u32", rowStride],
         ["u32", count],
-        ["u32", 0],
+        ["u32", rowPack ? rowPack.cols / 8 : 0],
         ["f32", 1 - opts.lr * opts.weightDecay],
         ["f32", opts.beta1],
         ["f32", 1 - opts.beta1],

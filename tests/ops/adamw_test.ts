@@ -6,6 +6,14 @@ import {
   adamwStepCpu,
   clipCoefficient,
 } from "../../src/ops/adamw.ts";
+import {
+  allocatePacked,
+  bf16Round,
+  matmulPackedBf16,
+  matrixView,
+  packBf16,
+  releasePacked,
+} from "../../src/ops/matmul.ts";
 import { assertClose, hasGpu, randomArray } from "./check.ts";
 
 // Tolerance: the GPU runs the same operations in f32. Each step moves a parameter by ≤ lr·(1 + ~1e-6
@@ -108,3 +116,60 @@ for (const { name, maxGradNorm } of CASES) {
     },
   });
 }
+
+Deno.test({
+  name: "adamwStep() with a row pack updates like the CPU reference and packs the new values in bf16",
+  ignore: !hasGpu,
+  async fn() {
+    const engine = await getEngine();
+    const pool = engine.pool;
+    // [rows × cols]: one texel per row, and several rows of 8 texels over more than a workgroup.
+    for (const [rows, cols] of [[4, 8], [36, 64]]) {
+      const n = rows * cols;
+      const cpu: AdamwGroup<Float64Array> = {
+        param: Float64Array.from(randomArray(n, 7)),
+        grad: new Float64Array(n),
+        m: new Float64Array(n),
+        v: new Float64Array(n),
+      };
+      const rec = engine.recorder();
+      const gpu: AdamwGroup = {
+        param: pool.upload(Float32Array.from(cpu.param), [rows, cols]),
+        grad: pool.tensor([n]),
+        m: pool.zeros([n]),
+        v: pool.zeros([n]),
+        rowPack: allocatePacked(rec, rows, cols, "row_pack"),
+      };
+      const gradNorm = pool.tensor([1]);
+      for (let step = 1; step <= 2; step++) {
+        const g = randomArray(n, 30 + step, 0.05);
+        cpu.grad.set(g);
+        rec.write(gpu.grad, g);
+        adamwStepCpu([cpu], { ...OPTS, step, maxGradNorm: 1 });
+        adamwStep(rec, [gpu], { ...OPTS, step, maxGradNorm: 1 }, gradNorm);
+      }
+      // The pack read through a product with the identity: I·Wᵀ = Wᵀ exactly (one nonzero term).
+      const identity = pool.upload(
+        Float32Array.from({ length: cols * cols }, (_, i) => (i % (cols + 1) === 0 ? 1 : 0)),
+        [cols, cols],
+      );
+      const identityPack = packBf16(rec, matrixView(identity, cols, cols));
+      const unpacked = pool.tensor([cols, rows]);
+      matmulPackedBf16(rec, identityPack, gpu.rowPack!, unpacked);
+      const reads = [rec.read(gpu.param), rec.read(gpu.m), rec.read(gpu.v), rec.read(unpacked)];
+      await rec.submit();
+      const [param, m, v, packedT] = await Promise.all(reads);
+      assertClose(param, cpu.param, PARAM_TOL, `param ${rows}×${cols}`);
+      assertClose(m, cpu.m, MOMENT_TOL, `m ${rows}×${cols}`);
+      assertClose(v, cpu.v, MOMENT_TOL, `v ${rows}×${cols}`);
+      const rounded = Array.from(
+        packedT,
+        (_, i) => bf16Round(param[(i % rows) * cols + Math.floor(i / rows)]),
+      );
+      assertClose(packedT, rounded, { atol: 0 }, `row pack ${rows}×${cols}`);
+      releasePacked(rec, identityPack);
+      releasePacked(rec, gpu.rowPack!);
+      for (const t of [gpu.param, gpu.grad, gpu.m, gpu.v, identity, unpacked, gradNorm]) pool.release(t);
+    }
+  },
+});
