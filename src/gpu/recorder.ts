@@ -45,6 +45,7 @@ export class Recorder {
   #reads: PendingRead[] = [];
   #kernels: string[] = [];
   #stagingBuffers: GPUBuffer[] = [];
+  #afterSubmit: (() => void)[] = [];
   /** Dispatches recorded so far. */
   dispatches = 0;
 
@@ -167,6 +168,14 @@ export class Recorder {
   }
 
   /**
+   * Runs `fn` once the commands recorded so far have run without error (at the end of the next
+   * successful `submit()`), e.g. to mark a cached result as written.
+   */
+  afterSubmit(fn: () => void): void {
+    this.#afterSubmit.push(fn);
+  }
+
+  /**
    * Writes the uniforms, submits the command buffer, waits once, resolves the scheduled reads,
    * and throws a `GpuError` naming the kernels of this step if WebGPU reported an error.
    */
@@ -198,6 +207,9 @@ export class Recorder {
       r.staging.destroy();
     }
     this.#reads = [];
+    const done = this.#afterSubmit;
+    this.#afterSubmit = [];
+    for (const fn of done) fn();
     this.#encoder = device.createCommandEncoder();
     this.#uniformBytes = [];
     this.#uniformBuffers = [];

@@ -112,7 +112,7 @@ export class TrainableModel {
         grad: grad.chunks[i].tensor,
         m: moments.m.chunks[i].tensor,
         v: moments.v.chunks[i].tensor,
-        rowPack: rowPackForUpdate(p, i) ?? undefined,
+        rowPack: rowPackForUpdate(rec, p, i) ?? undefined,
       }));
     });
     this.stepCount++;

@@ -8,8 +8,9 @@
  * again once per step.
  *
  * A pack recorded into a recorder that drops dispatches (the parallel warm-up's `RecorderWithout`)
- * was never written, so it is not kept. A pack is only valid once its recorder is submitted:
- * a recorder abandoned before `submit()` must not be followed by another one using the same model.
+ * was never written, so it is not kept. A pack counts as written for other recorders only once
+ * the recorder that packed it has submitted without error: a recorder abandoned before `submit()`
+ * (say, after an exception while recording) leaves packs that the next recorder makes again.
  *
  * @example
  * ```ts
@@ -34,6 +35,16 @@ interface KeptPack {
   pack: PackedBf16;
   /** The parameter's version the pack holds; −1 when the pack was never written. */
   version: number;
+  /** The recorder that writes the pack, until its submit succeeds (then null). */
+  pendingIn: Recorder | null;
+}
+
+/** Marks `entry` as recorded into `rec`: valid for `rec` now, for every recorder after its submit. */
+function pendUntilSubmitted(entry: KeptPack, rec: Recorder): void {
+  entry.pendingIn = rec;
+  rec.afterSubmit(() => {
+    if (entry.pendingIn === rec) entry.pendingIn = null;
+  });
 }
 
 const kept = new WeakMap<Param, Map<string, KeptPack>>();
@@ -48,7 +59,7 @@ export function weightPack(rec: Recorder, p: Param, orientation: PackOrientation
   if (!packs) kept.set(p, packs = new Map());
   const key = `${orientation}:${chunk}`;
   const held = packs.get(key);
-  if (held?.version === p.version) return held.pack;
+  if (held?.version === p.version && (held.pendingIn === null || held.pendingIn === rec)) return held.pack;
   // Commands already recorded keep reading the old texture: they run before the new pack.
   if (held) releasePacked(rec, held.pack);
   const { tensor, rows } = p.value.chunks[chunk];
@@ -58,26 +69,29 @@ export function weightPack(rec: Recorder, p: Param, orientation: PackOrientation
     rec,
     orientation === "rows" ? matrixView(tensor, rows, cols) : matrixView(tensor, cols, rows, true),
   );
-  packs.set(key, { pack, version: rec.dispatches > dispatches ? p.version : -1 });
+  const entry = { pack, version: rec.dispatches > dispatches ? p.version : -1, pendingIn: null };
+  packs.set(key, entry);
+  pendUntilSubmitted(entry, rec);
   return pack;
 }
 
 /**
  * The kept row pack of chunk `chunk` of `p`, for an update that rewrites it together with the
- * values (AdamW's `rowPack`) and is being recorded after `markWritten(p)`: from then on it counts as
- * holding the new values. Null when `p` has no row pack to keep fresh (never read through one, as
+ * values (AdamW's `rowPack`) and is being recorded into `rec` after `markWritten(p)`: from then on
+ * it counts as holding the new values (for other recorders once `rec` is submitted). Null when `p` has no row pack to keep fresh (never read through one, as
  * the embedding and the norms) or its rows are not whole texels.
  *
  * @example
  * ```ts
  * markWritten(p);
- * adamwStep(rec, [{ param, grad, m, v, rowPack: rowPackForUpdate(p) ?? undefined }], options, norm);
+ * adamwStep(rec, [{ param, grad, m, v, rowPack: rowPackForUpdate(rec, p) ?? undefined }], options, norm);
  * ```
  */
-export function rowPackForUpdate(p: Param, chunk = 0): PackedBf16 | null {
+export function rowPackForUpdate(rec: Recorder, p: Param, chunk = 0): PackedBf16 | null {
   const held = kept.get(p)?.get(`rows:${chunk}`);
   if (!held || p.value.cols % 8 !== 0) return null;
   held.version = p.version;
+  pendUntilSubmitted(held, rec);
   return held.pack;
 }
 

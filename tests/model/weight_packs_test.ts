@@ -105,6 +105,28 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "weightPack() packs again for a new recorder when the recorder that packed it was never submitted",
+  ignore: !hasGpu,
+  async fn() {
+    const engine = await getEngine();
+    const w = randomArray(OUT * IN, 6);
+    const p = uploadParam(engine.pool, "w", [OUT, IN], w);
+    const abandoned = engine.recorder();
+    weightPack(abandoned, p, "rows");
+    const rec = engine.recorder();
+    const x = randomArray(ROWS * IN, 7);
+    const dispatches = rec.dispatches;
+    weightPack(rec, p, "rows");
+    assert(rec.dispatches > dispatches, "a pack that was never submitted was reused");
+    const got = await productOnGpu(rec, p, x, "rows");
+    assertClose(got, productCpu(x, w, "rows"), { atol: PRODUCT_ATOL }, "product after an abandoned recorder");
+    const after = engine.recorder();
+    weightPack(after, p, "rows");
+    assertEquals(after.dispatches, 0, "a submitted pack was not kept");
+  },
+});
+
 // 96 rows: every block matmul and the LM head take the packed bf16 path.
 const config = tinyQwen2Config({ vocabSize: 256, hiddenSize: 128, intermediateSize: 256, numLayers: 1 });
 const ids = Array.from({ length: 96 }, (_, i) => (i * 37 + 5) % 256);
