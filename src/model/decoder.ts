@@ -242,7 +242,7 @@ export class CausalLM {
     const pool = this.engine.pool;
     const acts: BlockActivations[] = [];
     for (const block of this.blocks) {
-      const step = blockForward(rec, pool, this.dims, block, x, layout, caches?.[block.index] ?? null);
+      const step = blockForward(rec, pool, this.dims, block, x, layout, caches?.[block.index] ?? null, keep);
       if (keep) acts.push(step.acts);
       else {
         releaseActivations(pool, step.acts);

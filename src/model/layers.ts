@@ -153,8 +153,9 @@ export function releaseActivations(pool: TensorPool, a: BlockActivations): void 
 }
 
 /**
- * Packs the input of one or more linear layers once (bf16 precision only) and keeps the pack
- * with the activations, for their forward products and weight gradients.
+ * Packs the input of one or more linear layers once (bf16 precision only; with its transpose when
+ * `transposeToo`) and keeps the pack with the activations, for their forward products and weight
+ * gradients.
  */
 function packInput(
   rec: Recorder,
@@ -163,8 +164,9 @@ function packInput(
   x: Tensor,
   rows: number,
   cols: number,
+  transposeToo = false,
 ): void {
-  const p = packLinearInput(rec, x, rows, cols, d.matmulPrecision);
+  const p = packLinearInput(rec, x, rows, cols, d.matmulPrecision, transposeToo);
   if (p) packed.set(x, p);
 }
 
@@ -195,7 +197,9 @@ function keep(lora: Map<Linear, Tensor>, lin: Linear, u: Tensor | null): void {
 /**
  * Records the forward of `block` on `x` (`[rows × hidden]`) and returns the block output plus
  * the saved activations. With `cache`, the new keys and values are written into it first and the
- * attention reads the cache.
+ * attention reads the cache. `training`: {@linkcode blockBackward} will run on the activations,
+ * so the bf16 packs of the inputs of layers with a trainable weight come with their transposes
+ * (dW reads them), made from the same read of each input.
  */
 export function blockForward(
   rec: Recorder,
@@ -205,6 +209,7 @@ export function blockForward(
   x: Tensor,
   layout: RowLayout,
   cache: BlockCache | null,
+  training = false,
 ): { out: Tensor; acts: BlockActivations } {
   const rows = layout.batch * layout.tq;
   const { hidden, heads, kvHeads, headDim, ff } = d;
@@ -218,10 +223,11 @@ export function blockForward(
       linearForward(rec, pool, lin, input, y, rows, d.matmulPrecision, packed.get(input) ?? null),
     );
 
+  const withTranspose = (...lins: Linear[]) => training && lins.some((l) => l.weight.trainable);
   const rstdIn = t(1, "rstd_in");
   const xnIn = t(hidden, "xn_in");
   norm(rec, d, block.inputNorm, x, xnIn, rstdIn, rows);
-  packInput(rec, d, packed, xnIn, rows, hidden);
+  packInput(rec, d, packed, xnIn, rows, hidden, withTranspose(block.q, block.k, block.v));
   const q = t(heads * headDim, "q");
   const k = t(kvHeads * headDim, "k");
   const v = t(kvHeads * headDim, "v");
@@ -266,7 +272,7 @@ export function blockForward(
   attentionForward(rec, q, keys, values, attn, lse, attentionOptions(d, block, layout));
 
   const branch = t(hidden, "branch");
-  packInput(rec, d, packed, attn, rows, heads * headDim);
+  packInput(rec, d, packed, attn, rows, heads * headDim, withTranspose(block.o));
   const attnOut = projectBranch(rec, pool, d, block.o, block.postAttnNorm, attn, branch, rows, forward);
   const xMid = t(hidden, "x_mid");
   residualForward(rec, x, branch, xMid);
@@ -274,14 +280,14 @@ export function blockForward(
   const rstdMlp = t(1, "rstd_mlp");
   const xnMlp = t(hidden, "xn_mlp");
   norm(rec, d, block.preMlpNorm, xMid, xnMlp, rstdMlp, rows);
-  packInput(rec, d, packed, xnMlp, rows, hidden);
+  packInput(rec, d, packed, xnMlp, rows, hidden, withTranspose(block.gate, block.up));
   const gate = t(ff, "gate");
   const up = t(ff, "up");
   const act = t(ff, "act");
   forward(block.gate, xnMlp, gate);
   forward(block.up, xnMlp, up);
   (d.gelu ? gegluForward : swigluForward)(rec, gate, up, act, { n: rows * ff });
-  packInput(rec, d, packed, act, rows, ff);
+  packInput(rec, d, packed, act, rows, ff, withTranspose(block.down));
   const mlpOut = projectBranch(rec, pool, d, block.down, block.postMlpNorm, act, branch, rows, forward);
   const out = t(hidden, "x_out");
   residualForward(rec, xMid, branch, out);

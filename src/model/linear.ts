@@ -17,6 +17,7 @@ import {
   matmulPackedBf16,
   matrixView,
   packBf16,
+  packBf16WithTranspose,
   type PackedBf16,
   packedFits,
   packedTranspose,
@@ -68,9 +69,10 @@ const PACKED_MIN_ROWS = 64;
 /**
  * Records the bf16 packing of a layer input `x [rows × cols]` for every base-weight product that
  * reads it: the forward of each linear layer fed by `x` and, in training, their weight gradients
- * (through its transpose, packed at the first backward that needs it). Null (the products then
- * pack for themselves or run in f32) for f32 precision, few rows, or shapes whose packs exceed the
- * texture limits. Release it with `releasePacked`.
+ * through its transpose, packed here from the same read of `x` when `transposeToo` (about the
+ * cost of one pack instead of two), else at the first backward that needs it. Null (the products
+ * then pack for themselves or run in f32) for f32 precision, few rows, or shapes whose packs exceed
+ * the texture limits. Release it with `releasePacked`.
  */
 export function packLinearInput(
   rec: Recorder,
@@ -78,10 +80,12 @@ export function packLinearInput(
   rows: number,
   cols: number,
   precision: MatmulPrecision,
+  transposeToo = false,
 ): PackedBf16 | null {
   if (precision !== "bf16" || rows < PACKED_MIN_ROWS || cols % 4 !== 0) return null;
   if (!packedFits(rec, rows, cols) || !packedFits(rec, cols, rows)) return null;
-  return packBf16(rec, matrixView(x, rows, cols));
+  const view = matrixView(x, rows, cols);
+  return transposeToo ? packBf16WithTranspose(rec, view) : packBf16(rec, view);
 }
 
 /** The LoRA path runs when an unmerged adapter is attached. */
@@ -124,8 +128,9 @@ export function linearForward(
  * `+=` with `overwriteDx`, for the first writer of a fresh buffer) and, for trainable
  * parameters, `dW += dyᵀ·x`, `db += Σ dy`, `dB += s·dyᵀ·u`, `dA += (s·dy·B)ᵀ·x`, with the base
  * operands in `precision` (the LoRA ones in f32). With `packedX` (the forward's packed input),
- * dy is packed once for every product that reads it, and dW reads dyᵀ and xᵀ (packed once per
- * input, `packedTranspose`).
+ * dy is packed once for every product that reads it, and dW reads dyᵀ (packed with dy, from one
+ * read of it) and xᵀ (packed once per input: with x in a training forward, else
+ * `packedTranspose`).
  */
 export function linearBackward(
   rec: Recorder,
@@ -148,13 +153,15 @@ export function linearBackward(
     throw new Error(`Backward of ${lin.weight.name} needs the LoRA activation saved in forward`);
   }
   if (packedX) {
-    const dyP = packBf16(rec, matrixView(dy, rows, n));
+    // dW reads dyᵀ: both packs from one read of dy.
+    const dyP = lin.weight.trainable
+      ? packBf16WithTranspose(rec, matrixView(dy, rows, n))
+      : packBf16(rec, matrixView(dy, rows, n));
     matmulPackedBf16(rec, dyP, weightPack(rec, lin.weight, "transposed"), dx, { accumulate: !overwriteDx });
     if (lin.weight.trainable) {
-      const dyT = packBf16(rec, matrixView(dy, n, rows, true));
+      const dyT = packedTranspose(rec, dyP, matrixView(dy, n, rows, true));
       const xT = packedTranspose(rec, packedX, matrixView(x, k, rows, true));
       matmulPackedBf16(rec, dyT, xT, whole(ensureGrad(pool, lin.weight)), { accumulate: true });
-      releasePacked(rec, dyT);
     }
     if (lora) loraBackward(rec, pool, lin, lora, dy, x, loraUT!, dx, rows);
     releasePacked(rec, dyP);

@@ -24,7 +24,9 @@ import {
   matmulPacked,
   matmulTex,
   type Operand,
+  packBf16WithTranspose,
   type PackedBf16,
+  releasePacked,
   TEX_TILE_M,
   TEX_TILE_N,
   texFits,
@@ -34,6 +36,7 @@ import {
 export {
   allocatePacked,
   packBf16,
+  packBf16WithTranspose,
   type PackedBf16,
   packedFits,
   packedTranspose,
@@ -323,7 +326,8 @@ function placeholder(rec: Recorder): Tensor {
 
 /**
  * Compiles every matmul pipeline a training step uses (texture kernel and its packs for NN, NT and
- * TN, with and without accumulation; the general and single-row kernels; the bias gradient) by
+ * TN, with and without accumulation, and in bf16 the pack of a matrix with its transpose; the
+ * general and single-row kernels; the bias gradient) by
  * running tiny products once, so the LLVM JIT (~1.5 s CPU cold for the bf16 texture kernel, much
  * less with Mesa's disk cache) happens at start-up rather than inside the first step. `part`
  * limits it to the texture kernel and its packs (`"texture"`) or to the others (`"rest"`), for a
@@ -351,6 +355,8 @@ export async function matmulWarmup(
         matmulVia("texture", rec, a, b, c, { m, n, k, ...layout, accumulate, bias, precision });
       }
     }
+    // A bf16 training step packs its layer inputs and gradients both ways at once.
+    if (precision === "bf16") releasePacked(rec, packBf16WithTranspose(rec, matrixView(a, m, k)));
   }
   if (part !== "texture") {
     matmulVia("general", rec, a, b, c, { m, n, k, bias });

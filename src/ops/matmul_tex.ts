@@ -9,7 +9,9 @@
  *   dY and X as stored) cost 4–6 s of cold LLVM JIT and ran ~10 % slower than this one.
  * - bf16 (the training default) packs 8 rounded values per rgba32uint texel (half the fetches per
  *   FMA); `packBf16` packs a matrix once into a texture of its own that several products read
- *   (`matmulPacked`), e.g. a layer input for the forward and, transposed, for the weight gradient.
+ *   (`matmulPacked`), e.g. a layer input for the forward and, transposed, for the weight gradient;
+ *   `packBf16WithTranspose` makes both packs from one read of the matrix (a pack's cost is its
+ *   loads here, so both cost about as much as one).
  * When accumulating, the old C is packed too and the kernel starts its accumulators from it.
  * Problems larger than the texture limit (16384 rows) run as several blocks, e.g. an LM head over a
  * 150k vocabulary. Per-call textures are cached per device by role and size, so repeated calls of
@@ -302,6 +304,42 @@ export function packBf16(rec: Recorder, op: Operand): PackedBf16 {
 }
 
 /**
+ * Records both bf16 packs of `op` from one read of it: its pack along the rows, as
+ * {@linkcode packBf16} makes it, with the pack of its transpose kept as `transposed` (what
+ * {@linkcode packedTranspose} returns; released with it). For a matrix that two products read
+ * both ways, e.g. a layer's dY (dX = dY·W and dW = dYᵀ·X): about half the reads of two packs.
+ * Views that are not contiguous, vec4-aligned rows (or of a width not a multiple of 4) take two
+ * packs.
+ *
+ * @example
+ * ```ts
+ * const dyP = packBf16WithTranspose(rec, matrixView(dy, tokens, out));
+ * matmulPackedBf16(rec, dyP, wT, dx);
+ * matmulPackedBf16(rec, dyP.transposed!, xT, dw, { accumulate: true });
+ * releasePacked(rec, dyP); // and dyP.transposed
+ * ```
+ */
+export function packBf16WithTranspose(rec: Recorder, op: Operand): PackedBf16 {
+  const transposedOp = { ...op, rows: op.cols, cols: op.rows, row: op.col, col: op.row };
+  const fused = op.col === 1 && op.row % 4 === 0 && op.offset % 4 === 0 && op.cols % 4 === 0;
+  if (!fused || op.rows === 0 || op.cols === 0) {
+    const packed = packBf16(rec, op);
+    packed.transposed = packBf16(rec, transposedOp);
+    return packed;
+  }
+  const packed = allocatePacked(rec, op.rows, op.cols, op.tensor.name);
+  packed.transposed = allocatePacked(rec, op.cols, op.rows, op.tensor.name);
+  const width = Math.ceil(op.cols / 8), blocks = Math.ceil(op.rows / 8);
+  rec.dispatch(
+    rec.kernel("matmul_pack", "matmul_pack_bf16_both"),
+    [wholeVec4s(rec, op.tensor), packed.texture.createView(), packed.transposed.texture.createView()],
+    [Math.ceil(width / PACK_WG), blocks],
+    packParams(op, width, blocks),
+  );
+  return packed;
+}
+
+/**
  * The pack of `transposedOp` (the transpose of the matrix `packed` holds, as a view of the same
  * tensor), made at the first call and kept with `packed`: the layers that share an input (q, k and
  * v) share its transpose for their weight gradients.
@@ -422,18 +460,23 @@ function packInto(
     rec.kernel("matmul_pack", entry),
     [blocks || quads ? wholeVec4s(rec, op.tensor) : op.tensor, texture.createView()],
     groups,
-    params([
-      ["u32", op.rows],
-      ["u32", op.cols],
-      ["u32", op.row],
-      ["u32", op.col],
-      ["u32", width],
-      ["u32", height],
-      ["f32", op.scale],
-      ["u32", op.offset],
-      ["u32", lanesOnRows ? 1 : 0],
-    ]),
+    packParams(op, width, height, lanesOnRows),
   );
+}
+
+/** The packing kernels' uniform block (`Params` in matmul_pack.wgsl). */
+function packParams(op: Operand, width: number, height: number, lanesOnRows = false): ArrayBuffer {
+  return params([
+    ["u32", op.rows],
+    ["u32", op.cols],
+    ["u32", op.row],
+    ["u32", op.col],
+    ["u32", width],
+    ["u32", height],
+    ["f32", op.scale],
+    ["u32", op.offset],
+    ["u32", lanesOnRows ? 1 : 0],
+  ]);
 }
 
 /** One lane per texel, lanes along the contiguous direction of the source. */
