@@ -373,7 +373,6 @@ export class CausalLM {
     for (const { linear } of this.linears()) {
       if (!linear.lora) continue;
       all.push(linear.lora.a, linear.lora.b);
-      pool.release(linear.lora.identity);
     }
     for (const p of all) {
       releaseWeightPacks(pool, p);

@@ -40,8 +40,6 @@ export interface LoraPair {
   readonly scale: number;
   /** True while `scale·B·A` is folded into the base weight (the adapter path is then skipped). */
   merged: boolean;
-  /** The `rank × rank` identity (transposes rank-wide products cheaply in backward). */
-  readonly identity: Tensor;
 }
 
 /** One linear layer of a decoder block. */

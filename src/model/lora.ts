@@ -69,11 +69,6 @@ export function attachLora(
       rank,
       scale: alpha / rank,
       merged: false,
-      identity: pool.upload(
-        Float32Array.from({ length: rank * rank }, (_, i) => (i % (rank + 1) === 0 ? 1 : 0)),
-        [rank, rank],
-        "lora_identity",
-      ),
     };
   }
 }

@@ -124,7 +124,7 @@ Deno.test({
   },
 });
 
-for (const mode of ["full f32", "LoRA bf16"] as const) {
+for (const mode of ["full f32", "full bf16", "LoRA bf16"] as const) {
   Deno.test({
     name:
       `TrainableModel.warmup() compiles every pipeline of a ${mode} step and changes no weight or gradient`,
@@ -133,7 +133,7 @@ for (const mode of ["full f32", "LoRA bf16"] as const) {
       const engine = await getEngine();
       const model = await freshModel();
       const lora = mode === "LoRA bf16";
-      if (lora) model.matmulPrecision = "bf16";
+      if (mode.endsWith("bf16")) model.matmulPrecision = "bf16";
       const trainable = lora
         ? TrainableModel.lora(model, { rank: 4, alpha: 8, targetModules: ["q_proj", "up_proj"] })
         : TrainableModel.full(model);
