@@ -524,15 +524,12 @@ export class ForwardPass {
 
     const dRes = pool.tensor([rows, hidden], "f32", "d_residual");
     rec.clear(dRes);
-    const dwFinal = model.finalNorm.trainable
-      ? whole(ensureGrad(pool, model.finalNorm))
-      : pool.tensor([hidden]);
+    const dwFinal = model.finalNorm.trainable ? whole(ensureGrad(pool, model.finalNorm)) : null;
     rmsnormBackward(rec, dh, this.xLast, whole(model.finalNorm.value), this.#rstd, dRes, dwFinal, {
       rows,
       cols: hidden,
       offset: model.config.normWeightOffset,
     });
-    if (!model.finalNorm.trainable) pool.release(dwFinal);
     pool.release(dh);
     for (let i = model.blocks.length - 1; i >= 0; i--) {
       blockBackward(rec, pool, model.dims, model.blocks[i], this.acts[i], this.layout, dRes);

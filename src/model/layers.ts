@@ -184,9 +184,8 @@ function normBackward(
   rstd: Tensor,
   dx: Tensor,
   rows: number,
-  scratch: Tensor,
 ): void {
-  const dw = w.trainable ? whole(ensureGrad(pool, w)) : scratch;
+  const dw = w.trainable ? whole(ensureGrad(pool, w)) : null;
   rmsnormBackward(rec, dy, x, whole(w.value), rstd, dx, dw, { rows, cols: d.hidden, offset: d.normOffset });
 }
 
@@ -358,12 +357,11 @@ function postNormBackward(
   raw: Tensor | null,
   rstd: Tensor | null,
   rows: number,
-  scratch: Tensor,
 ): Tensor {
   if (!postNorm) return dBranch;
   const dRaw = pool.tensor([rows, d.hidden], "f32", `${postNorm.name}.d_in`);
   rec.clear(dRaw);
-  normBackward(rec, pool, d, postNorm, dBranch, raw!, rstd!, dRaw, rows, scratch);
+  normBackward(rec, pool, d, postNorm, dBranch, raw!, rstd!, dRaw, rows);
   return dRaw;
 }
 
@@ -399,7 +397,6 @@ export function blockBackward(
   const rows = layout.batch * layout.tq;
   const { hidden, heads, kvHeads, headDim, ff } = d;
   const t = (cols: number, name: string) => pool.tensor([rows, cols], "f32", `L${block.index}.${name}`);
-  const scratchDw = pool.tensor([hidden], "f32", "frozen_norm_dw");
   // The first writer of each fresh gradient buffer overwrites it (saves a clear and a read of it).
   const backward = (lin: Linear, dy: Tensor, x: Tensor, dx: Tensor, overwriteDx: boolean) =>
     linearBackward(rec, pool, lin, dy, x, a.lora.get(lin) ?? null, dx, rows, {
@@ -418,7 +415,6 @@ export function blockBackward(
     a.downOut,
     a.rstdPostMlp,
     rows,
-    scratchDw,
   );
   const dAct = t(ff, "d_act");
   backward(block.down, dDown, a.act, dAct, true);
@@ -434,7 +430,7 @@ export function blockBackward(
   backward(block.up, dUp, a.xnMlp, dxn, false);
   pool.release(dGate);
   pool.release(dUp);
-  normBackward(rec, pool, d, block.preMlpNorm, dxn, a.xMid, a.rstdMlp, dRes, rows, scratchDw);
+  normBackward(rec, pool, d, block.preMlpNorm, dxn, a.xMid, a.rstdMlp, dRes, rows);
 
   // Attention half: dRes is now ∂L/∂xMid.
   const dO = postNormBackward(
@@ -446,7 +442,6 @@ export function blockBackward(
     a.oOut,
     a.rstdPostAttn,
     rows,
-    scratchDw,
   );
   const dAttn = t(heads * headDim, "d_attn");
   backward(block.o, dO, a.attn, dAttn, true);
@@ -484,7 +479,6 @@ export function blockBackward(
   backward(block.k, dRaw, a.xnIn, dxn, false);
   backward(block.v, dv, a.xnIn, dxn, false);
   for (const x of [dRaw, dq, dk, dv]) pool.release(x);
-  normBackward(rec, pool, d, block.inputNorm, dxn, a.xIn, a.rstdIn, dRes, rows, scratchDw);
+  normBackward(rec, pool, d, block.inputNorm, dxn, a.xIn, a.rstdIn, dRes, rows);
   pool.release(dxn);
-  pool.release(scratchDw);
 }

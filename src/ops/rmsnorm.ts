@@ -95,7 +95,10 @@ export function rmsnormForward(
   );
 }
 
-/** Records `dx += ∂L/∂x` and `dw += ∂L/∂w` (rows reduced in a fixed order: deterministic). */
+/**
+ * Records `dx += ∂L/∂x` and, unless `dw` is null (a frozen weight), `dw += ∂L/∂w` (rows reduced in a
+ * fixed order: deterministic).
+ */
 export function rmsnormBackward(
   rec: Recorder,
   dy: Tensor,
@@ -103,7 +106,7 @@ export function rmsnormBackward(
   w: Tensor,
   rstd: Tensor,
   dx: Tensor,
-  dw: Tensor,
+  dw: Tensor | null,
   { rows, cols, offset }: RmsnormShape,
 ): void {
   const { groups, rowStride } = elementGrid(rows, WG);
@@ -114,6 +117,7 @@ export function rmsnormBackward(
     groups,
     block,
   );
+  if (!dw) return;
   const dwVec4 = cols % 4 === 0 && rows * cols <= DW_VEC4_MAX_ELEMENTS;
   rec.dispatch(
     dwVec4

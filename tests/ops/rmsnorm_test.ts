@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { getEngine } from "../../src/gpu/engine.ts";
 import {
   rmsnormBackward,
@@ -71,3 +72,31 @@ for (const shape of SHAPES) {
     },
   });
 }
+
+Deno.test({
+  name: "rmsnormBackward() without dw (a frozen weight) still adds dx and records one dispatch",
+  ignore: !hasGpu,
+  async fn() {
+    const engine = await getEngine();
+    const pool = engine.pool;
+    const shape = SHAPES[0];
+    const { rows, cols } = shape;
+    const x = randomArray(rows * cols, 9, 2), w = randomArray(cols, 10), dy = randomArray(rows * cols, 11);
+    const dxBefore = randomArray(rows * cols, 12);
+    const tx = pool.upload(x, [rows, cols]), tw = pool.upload(w, [cols]), tdy = pool.upload(dy, [rows, cols]);
+    const ty = pool.tensor([rows, cols]),
+      trstd = pool.tensor([rows]),
+      tdx = pool.upload(dxBefore, [rows, cols]);
+    const rec = engine.recorder();
+    rmsnormForward(rec, tx, tw, ty, trstd, { ...shape, eps: EPS });
+    const before = rec.dispatches;
+    rmsnormBackward(rec, tdy, tx, tw, trstd, tdx, null, shape);
+    assert.equal(rec.dispatches - before, 1);
+    const read = rec.read(tdx);
+    await rec.submit();
+    const ref = rmsnormForwardCpu(x, w, { ...shape, eps: EPS });
+    const grads = rmsnormBackwardCpu(dy, x, w, ref.rstd, shape);
+    assertClose(await read, grads.dx.map((g, i) => g + dxBefore[i]), TOL, "dx");
+    for (const t of [tx, tw, tdy, ty, trstd, tdx]) pool.release(t);
+  },
+});
