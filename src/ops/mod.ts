@@ -8,6 +8,7 @@ export * from "./adamw.ts";
 export * from "./attention.ts";
 export * from "./embedding.ts";
 export * from "./lm_head.ts";
+export * from "./lora.ts";
 export * from "./matmul.ts";
 export * from "./ranking.ts";
 export * from "./residual.ts";
