@@ -13,7 +13,14 @@
  */
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor, TensorPool } from "../gpu/tensor.ts";
-import { gegluBackward, gegluForward, swigluBackward, swigluForward } from "../ops/activations.ts";
+import {
+  gegluBackward,
+  gegluBackwardPacked,
+  gegluForward,
+  swigluBackward,
+  swigluBackwardPacked,
+  swigluForward,
+} from "../ops/activations.ts";
 import { attentionBackward, attentionForward, kvCacheWrite } from "../ops/attention.ts";
 import { residualForward } from "../ops/residual.ts";
 import { rmsnormBackward, rmsnormForward } from "../ops/rmsnorm.ts";
@@ -25,7 +32,7 @@ import {
   type MatmulPrecision,
   packLinearInput,
 } from "./linear.ts";
-import { type PackedBf16, releasePacked } from "../ops/matmul.ts";
+import { type PackedBf16, packedFits, releasePacked } from "../ops/matmul.ts";
 import { ensureGrad, type Param, whole } from "./params.ts";
 
 /** Shapes that every block of a model shares. */
@@ -398,11 +405,19 @@ export function blockBackward(
   const { hidden, heads, kvHeads, headDim, ff } = d;
   const t = (cols: number, name: string) => pool.tensor([rows, cols], "f32", `L${block.index}.${name}`);
   // The first writer of each fresh gradient buffer overwrites it (saves a clear and a read of it).
-  const backward = (lin: Linear, dy: Tensor, x: Tensor, dx: Tensor, overwriteDx: boolean) =>
+  const backward = (
+    lin: Linear,
+    dy: Tensor,
+    x: Tensor,
+    dx: Tensor,
+    overwriteDx: boolean,
+    packedDy: PackedBf16 | null = null,
+  ) =>
     linearBackward(rec, pool, lin, dy, x, a.lora.get(lin) ?? null, dx, rows, {
       overwriteDx,
       precision: d.matmulPrecision,
       packedX: a.packed.get(x) ?? null,
+      packedDy,
     });
 
   // MLP half: dRes is ∂L/∂(branch) as well as ∂L/∂xMid (residual identity).
@@ -421,13 +436,29 @@ export function blockBackward(
   if (dDown !== dRes) pool.release(dDown);
   const dGate = t(ff, "d_gate");
   const dUp = t(ff, "d_up");
-  rec.clear(dGate);
-  rec.clear(dUp);
-  (d.gelu ? gegluBackward : swigluBackward)(rec, dAct, a.gate, a.up, dGate, dUp, { n: rows * ff });
+  // Frozen gate/up weights with a packed input (LoRA) read dGate and dUp only packed along the rows
+  // in their base products: the GLU backward writes those packs itself. (Trainable ones read the
+  // transposes too: packed both ways from one read, the faster path there.)
+  const packs = a.packed.has(a.xnMlp) && !block.gate.weight.trainable &&
+      !block.up.weight.trainable && ff % 4 === 0 && packedFits(rec, rows, ff)
+    ? (d.gelu ? gegluBackwardPacked : swigluBackwardPacked)(rec, dAct, a.gate, a.up, dGate, dUp, {
+      rows,
+      cols: ff,
+    })
+    : null;
+  if (!packs) {
+    rec.clear(dGate);
+    rec.clear(dUp);
+    (d.gelu ? gegluBackward : swigluBackward)(rec, dAct, a.gate, a.up, dGate, dUp, { n: rows * ff });
+  }
   pool.release(dAct);
   const dxn = t(hidden, "d_xn");
-  backward(block.gate, dGate, a.xnMlp, dxn, true);
-  backward(block.up, dUp, a.xnMlp, dxn, false);
+  backward(block.gate, dGate, a.xnMlp, dxn, true, packs?.dgate);
+  backward(block.up, dUp, a.xnMlp, dxn, false, packs?.dup);
+  if (packs) {
+    releasePacked(rec, packs.dgate);
+    releasePacked(rec, packs.dup);
+  }
   pool.release(dGate);
   pool.release(dUp);
   normBackward(rec, pool, d, block.preMlpNorm, dxn, a.xMid, a.rstdMlp, dRes, rows);

@@ -128,7 +128,9 @@ export function linearForward(
  * operands in `precision` (the LoRA ones in f32). With `packedX` (the forward's packed input),
  * dy is packed once for every product that reads it, and dW reads dyᵀ (packed with dy, from one
  * read of it) and xᵀ (packed once per input: with x in a training forward, else
- * `packedTranspose`).
+ * `packedTranspose`); with `packedDy` too (dy's row pack, made by the kernel that wrote dy; the
+ * caller releases it), dy is not packed here (dyᵀ only if a trainable weight needs it and it lacks
+ * one).
  */
 export function linearBackward(
   rec: Recorder,
@@ -139,10 +141,11 @@ export function linearBackward(
   loraUT: Tensor | null,
   dx: Tensor,
   rows: number,
-  { overwriteDx = false, precision = "f32", packedX = null }: {
+  { overwriteDx = false, precision = "f32", packedX = null, packedDy = null }: {
     overwriteDx?: boolean;
     precision?: MatmulPrecision;
     packedX?: PackedBf16 | null;
+    packedDy?: PackedBf16 | null;
   } = {},
 ): void {
   const { inFeatures: k, outFeatures: n } = lin;
@@ -152,9 +155,10 @@ export function linearBackward(
   }
   if (packedX) {
     // dW reads dyᵀ: both packs from one read of dy.
-    const dyP = lin.weight.trainable
-      ? packBf16WithTranspose(rec, matrixView(dy, rows, n))
-      : packBf16(rec, matrixView(dy, rows, n));
+    const dyP = packedDy ??
+      (lin.weight.trainable
+        ? packBf16WithTranspose(rec, matrixView(dy, rows, n))
+        : packBf16(rec, matrixView(dy, rows, n)));
     matmulPackedBf16(rec, dyP, weightPack(rec, lin.weight, "transposed"), dx, { accumulate: !overwriteDx });
     if (lin.weight.trainable) {
       const dyT = packedTranspose(rec, dyP, matrixView(dy, n, rows, true));
@@ -162,7 +166,7 @@ export function linearBackward(
       matmulPackedBf16(rec, dyT, xT, whole(ensureGrad(pool, lin.weight)), { accumulate: true });
     }
     if (lora) loraBackward(rec, pool, lin, lora, dy, x, loraUT!, dx, rows);
-    releasePacked(rec, dyP);
+    if (!packedDy) releasePacked(rec, dyP);
   } else {
     matmul(rec, dy, whole(lin.weight.value), dx, {
       m: rows,

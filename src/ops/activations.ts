@@ -6,6 +6,7 @@
  * ```ts
  * swigluForward(rec, gate, up, act, { n: rows * ff });
  * swigluBackward(rec, dAct, gate, up, dGate, dUp, { n: rows * ff });
+ * const packs = swigluBackwardPacked(rec, dAct, gate, up, dGate, dUp, { rows, cols: ff }); // = and bf16 packs
  * scaleForward(rec, x, y, { n: x.size, scale: Math.sqrt(hidden) });
  * ```
  *
@@ -14,8 +15,11 @@
 import { params, type Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { elementGrid } from "./grid.ts";
+import { allocatePacked, type PackedBf16 } from "./matmul_tex.ts";
 
 const WG = 64;
+/** Lanes of the packing entries (along the row packs' texels, as the matmul packs). */
+const PACK_WG = 16;
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_CUBIC = 0.044715;
 
@@ -102,22 +106,57 @@ function dispatchGlu(rec: Recorder, entry: string, gelu: boolean, bindings: Tens
 
 /** Records `out = act(gate)·up`. */
 export type GluForward = (rec: Recorder, gate: Tensor, up: Tensor, out: Tensor, shape: { n: number }) => void;
-/** Records `dgate += dout·up·act'(gate)`, `dup += dout·act(gate)`. */
-export type GluBackward = (
+/** The arguments of a GLU backward launcher. */
+type GluBackwardLauncher<Shape, Result> = (
   rec: Recorder,
   dout: Tensor,
   gate: Tensor,
   up: Tensor,
   dgate: Tensor,
   dup: Tensor,
-  shape: { n: number },
-) => void;
+  shape: Shape,
+) => Result;
+/** Records `dgate += dout·up·act'(gate)`, `dup += dout·act(gate)`. */
+export type GluBackward = GluBackwardLauncher<{ n: number }, void>;
 
-function gluLaunchers(gelu: boolean): { forward: GluForward; backward: GluBackward } {
+/**
+ * Records `dgate = dout·up·act'(gate)`, `dup = dout·act(gate)` for `[rows × cols]` matrices (cols
+ * a multiple of 4; overwritten, not accumulated) and returns their bf16 packs along the rows, as
+ * `packBf16` makes them, for the backward products of gate/up layers with frozen weights
+ * (dX = dY·W): the kernel writes the packs from the values it holds instead of packs reading them
+ * again. Release them with `releasePacked`.
+ */
+export type GluBackwardPacked = GluBackwardLauncher<
+  { rows: number; cols: number },
+  { dgate: PackedBf16; dup: PackedBf16 }
+>;
+
+function gluBackwardPacked(gelu: boolean): GluBackwardPacked {
+  return (rec, dout, gate, up, dgate, dup, { rows, cols }) => {
+    if (cols % 4 !== 0) throw new RangeError(`GLU backward with packs: ${cols} columns, not a multiple of 4`);
+    const packs = {
+      dgate: allocatePacked(rec, rows, cols, dgate.name),
+      dup: allocatePacked(rec, rows, cols, dup.name),
+    };
+    const width = Math.ceil(cols / 8);
+    rec.dispatch(
+      rec.kernel("activations", "glu_backward_pack_rows", { GELU: gelu ? 1 : 0 }),
+      [dout, gate, up, dgate, dup, packs.dgate.texture.createView(), packs.dup.texture.createView()],
+      [Math.ceil(width / PACK_WG), rows],
+      params([["u32", rows], ["u32", cols / 4], ["u32", width], ["u32", 0]]),
+    );
+    return packs;
+  };
+}
+
+function gluLaunchers(
+  gelu: boolean,
+): { forward: GluForward; backward: GluBackward; backwardPacked: GluBackwardPacked } {
   return {
     forward: (rec, gate, up, out, { n }) => dispatchGlu(rec, "glu_forward", gelu, [gate, up, out], n),
     backward: (rec, dout, gate, up, dgate, dup, { n }) =>
       dispatchGlu(rec, "glu_backward", gelu, [dout, gate, up, dgate, dup], n),
+    backwardPacked: gluBackwardPacked(gelu),
   };
 }
 
@@ -127,6 +166,10 @@ const geglu = gluLaunchers(true);
 export const swigluForward: GluForward = swiglu.forward;
 /** Records `dgate += dout·up·silu'(gate)`, `dup += dout·silu(gate)`. */
 export const swigluBackward: GluBackward = swiglu.backward;
+/** {@linkcode GluBackwardPacked} for SwiGLU. */
+export const swigluBackwardPacked: GluBackwardPacked = swiglu.backwardPacked;
+/** {@linkcode GluBackwardPacked} for GeGLU. */
+export const gegluBackwardPacked: GluBackwardPacked = geglu.backwardPacked;
 /** Records `out = gelu_tanh(gate)·up`. */
 export const gegluForward: GluForward = geglu.forward;
 /** Records `dgate += dout·up·gelu_tanh'(gate)`, `dup += dout·gelu_tanh(gate)`. */

@@ -1,4 +1,10 @@
 import { getEngine } from "../../src/gpu/engine.ts";
+import {
+  gegluBackwardCpu,
+  gegluBackwardPacked,
+  swigluBackwardCpu,
+  swigluBackwardPacked,
+} from "../../src/ops/activations.ts";
 import type { Recorder } from "../../src/gpu/recorder.ts";
 import type { Tensor, TensorPool } from "../../src/gpu/tensor.ts";
 import {
@@ -102,4 +108,54 @@ for (const [rows, cols] of SHAPES) {
       pool.release(t);
     },
   });
+}
+
+// Rows on both sides of the 8-row blocks, widths with a half-empty last texel (cols 8q + 4) and a
+// layer-sized MLP width.
+const GLU_SHAPES: [number, number][] = [[13, 20], [37, 52], [300, 132], [64, 688]];
+const GLU_PACKED = [
+  { name: "swigluBackwardPacked", packed: swigluBackwardPacked, cpu: swigluBackwardCpu },
+  { name: "gegluBackwardPacked", packed: gegluBackwardPacked, cpu: gegluBackwardCpu },
+];
+
+for (const glu of GLU_PACKED) {
+  for (const [rows, cols] of GLU_SHAPES) {
+    Deno.test({
+      name: `${glu.name}() writes dgate, dup and their bf16 row packs for ${rows}×${cols}`,
+      ignore: !hasGpu,
+      async fn() {
+        const engine = await getEngine();
+        const { pool } = engine;
+        const n = rows * cols;
+        const gate = randomArray(n, 3, 12), up = randomArray(n, 4), dout = randomArray(n, 5);
+        const inputs = [dout, gate, up].map((x) => pool.upload(x, [rows, cols]));
+        // Stale values: the kernel overwrites, it does not accumulate.
+        const dgate = pool.upload(randomArray(n, 6), [rows, cols]);
+        const dup = pool.upload(randomArray(n, 7), [rows, cols]);
+        const rec = engine.recorder();
+        const packs = glu.packed(rec, inputs[0], inputs[1], inputs[2], dgate, dup, { rows, cols });
+        const reads = [packs.dgate, packs.dup].map((p) => readPack(rec, pool, p));
+        const values = [rec.read(dgate), rec.read(dup)];
+        await rec.submit();
+        const [gotDgate, gotDup] = await Promise.all(values);
+        const ref = glu.cpu(dout, gate, up);
+        assertClose(gotDgate, ref.dgate, { atol: 1e-5, rtol: 1e-5 }, "dgate");
+        assertClose(gotDup, ref.dup, { atol: 1e-5, rtol: 1e-5 }, "dup");
+        const got = await Promise.all(reads.map((r) => r.values));
+        [gotDgate, gotDup].forEach((source, i) => {
+          const { matrix, padding } = split(got[i], rows, cols);
+          const what = `${i === 0 ? "dgate" : "dup"} pack`;
+          assertClose(matrix, roundedView(source, rows, cols, 1, false), { atol: 0 }, `${what} values`);
+          assertClose(padding, new Array(rows).fill(0), { atol: 0 }, `${what} padding along k`);
+        });
+        for (const r of reads) {
+          r.tensors.forEach((x) => pool.release(x));
+          r.packs.forEach((p) => releasePacked(pool, p));
+        }
+        releasePacked(pool, packs.dgate);
+        releasePacked(pool, packs.dup);
+        for (const t of [...inputs, dgate, dup]) pool.release(t);
+      },
+    });
+  }
 }
