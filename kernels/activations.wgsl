@@ -153,3 +153,26 @@ fn glu_backward_pack_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   textureStore(dgate_rows, gid.xy, bf16_texel(a.dgate, b.dgate));
   textureStore(dup_rows, gid.xy, bf16_texel(a.dup, b.dup));
 }
+
+// The GLU forward with the bf16 row pack of its output (the down layer's input, when its weight is
+// frozen: LoRA), written from the values in registers as glu_backward_pack_rows writes its packs.
+@group(0) @binding(4) var out_rows: texture_storage_2d<rgba32uint, write>;
+
+// Columns 4u … 4u+3 of row `row` (< rows): stored, and returned (zeros past the matrix).
+fn glu_out_quad(row: u32, u: u32) -> vec4<f32> {
+  let i = row * pk.quads + u;
+  let v = activation(gate4[i]).value * up4[i];
+  if (u < pk.quads) {
+    out4[i] = v;
+    return v;
+  }
+  return vec4<f32>();
+}
+
+@compute @workgroup_size(16, 1, 1)
+fn glu_forward_pack_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let q = gid.x;
+  let row = gid.y;
+  if (q >= pk.width || row >= pk.rows) { return; }
+  textureStore(out_rows, gid.xy, bf16_texel(glu_out_quad(row, 2u * q), glu_out_quad(row, 2u * q + 1u)));
+}

@@ -17,9 +17,11 @@ import {
   gegluBackward,
   gegluBackwardPacked,
   gegluForward,
+  gegluForwardPacked,
   swigluBackward,
   swigluBackwardPacked,
   swigluForward,
+  swigluForwardPacked,
 } from "../ops/activations.ts";
 import { attentionBackward, attentionForward, kvCacheWrite } from "../ops/attention.ts";
 import { residualForward } from "../ops/residual.ts";
@@ -29,6 +31,7 @@ import {
   type Linear,
   linearBackward,
   linearForward,
+  linearInputPacks,
   type MatmulPrecision,
   packLinearInput,
 } from "./linear.ts";
@@ -292,8 +295,16 @@ export function blockForward(
   const act = t(ff, "act");
   forward(block.gate, xnMlp, gate);
   forward(block.up, xnMlp, up);
-  (d.gelu ? gegluForward : swigluForward)(rec, gate, up, act, { n: rows * ff });
-  packInput(rec, d, packed, act, rows, ff, withTranspose(block.down));
+  if (!withTranspose(block.down) && linearInputPacks(rec, rows, ff, d.matmulPrecision)) {
+    // The down layer reads act only packed along the rows: the GLU writes that pack itself.
+    packed.set(
+      act,
+      (d.gelu ? gegluForwardPacked : swigluForwardPacked)(rec, gate, up, act, { rows, cols: ff }),
+    );
+  } else {
+    (d.gelu ? gegluForward : swigluForward)(rec, gate, up, act, { n: rows * ff });
+    packInput(rec, d, packed, act, rows, ff, withTranspose(block.down));
+  }
   const mlpOut = projectBranch(rec, pool, d, block.down, block.postMlpNorm, act, branch, rows, forward);
   const out = t(hidden, "x_out");
   residualForward(rec, xMid, branch, out);

@@ -65,6 +65,20 @@ export type MatmulPrecision = NonNullable<MatmulOptions["precision"]>;
 const PACKED_MIN_ROWS = 64;
 
 /**
+ * True when {@linkcode packLinearInput} packs a `[rows × cols]` layer input (a kernel that writes
+ * the input may write its pack instead).
+ */
+export function linearInputPacks(
+  rec: Recorder,
+  rows: number,
+  cols: number,
+  precision: MatmulPrecision,
+): boolean {
+  return precision === "bf16" && rows >= PACKED_MIN_ROWS && cols % 4 === 0 && packedFits(rec, rows, cols) &&
+    packedFits(rec, cols, rows);
+}
+
+/**
  * Records the bf16 packing of a layer input `x [rows × cols]` for every base-weight product that
  * reads it: the forward of each linear layer fed by `x` and, in training, their weight gradients
  * through its transpose, packed here from the same read of `x` when `transposeToo` (about the
@@ -80,8 +94,7 @@ export function packLinearInput(
   precision: MatmulPrecision,
   transposeToo = false,
 ): PackedBf16 | null {
-  if (precision !== "bf16" || rows < PACKED_MIN_ROWS || cols % 4 !== 0) return null;
-  if (!packedFits(rec, rows, cols) || !packedFits(rec, cols, rows)) return null;
+  if (!linearInputPacks(rec, rows, cols, precision)) return null;
   const view = matrixView(x, rows, cols);
   return transposeToo ? packBf16WithTranspose(rec, view) : packBf16(rec, view);
 }

@@ -131,32 +131,69 @@ export type GluBackwardPacked = GluBackwardLauncher<
   { dgate: PackedBf16; dup: PackedBf16 }
 >;
 
-function gluBackwardPacked(gelu: boolean): GluBackwardPacked {
-  return (rec, dout, gate, up, dgate, dup, { rows, cols }) => {
-    if (cols % 4 !== 0) throw new RangeError(`GLU backward with packs: ${cols} columns, not a multiple of 4`);
-    const packs = {
-      dgate: allocatePacked(rec, rows, cols, dgate.name),
-      dup: allocatePacked(rec, rows, cols, dup.name),
-    };
-    const width = Math.ceil(cols / 8);
-    rec.dispatch(
-      rec.kernel("activations", "glu_backward_pack_rows", { GELU: gelu ? 1 : 0 }),
-      [dout, gate, up, dgate, dup, packs.dgate.texture.createView(), packs.dup.texture.createView()],
-      [Math.ceil(width / PACK_WG), rows],
-      params([["u32", rows], ["u32", cols / 4], ["u32", width], ["u32", 0]]),
-    );
-    return packs;
-  };
+/**
+ * Records a GLU entry that also writes the bf16 row packs of its `outputs` ([rows × cols], cols a
+ * multiple of 4; bound after `inputs`, the packs after them) and returns the packs.
+ */
+function dispatchWithRowPacks(
+  rec: Recorder,
+  entry: string,
+  gelu: boolean,
+  inputs: Tensor[],
+  outputs: Tensor[],
+  { rows, cols }: { rows: number; cols: number },
+): PackedBf16[] {
+  if (cols % 4 !== 0) throw new RangeError(`${entry}: ${cols} columns, not a multiple of 4`);
+  const packs = outputs.map((t) => allocatePacked(rec, rows, cols, t.name));
+  const width = Math.ceil(cols / 8);
+  rec.dispatch(
+    rec.kernel("activations", entry, { GELU: gelu ? 1 : 0 }),
+    [...inputs, ...outputs, ...packs.map((p) => p.texture.createView())],
+    [Math.ceil(width / PACK_WG), rows],
+    params([["u32", rows], ["u32", cols / 4], ["u32", width], ["u32", 0]]),
+  );
+  return packs;
 }
+
+/**
+ * Records `out = act(gate)·up` for `[rows × cols]` matrices (cols a multiple of 4) and returns
+ * the bf16 pack of `out` along its rows, as `packBf16` makes it (for a down layer with a frozen
+ * weight, which reads its input only that way), written by the kernel from the values it holds.
+ * Release it with `releasePacked`.
+ */
+export type GluForwardPacked = (
+  rec: Recorder,
+  gate: Tensor,
+  up: Tensor,
+  out: Tensor,
+  shape: { rows: number; cols: number },
+) => PackedBf16;
 
 function gluLaunchers(
   gelu: boolean,
-): { forward: GluForward; backward: GluBackward; backwardPacked: GluBackwardPacked } {
+): {
+  forward: GluForward;
+  backward: GluBackward;
+  forwardPacked: GluForwardPacked;
+  backwardPacked: GluBackwardPacked;
+} {
   return {
     forward: (rec, gate, up, out, { n }) => dispatchGlu(rec, "glu_forward", gelu, [gate, up, out], n),
     backward: (rec, dout, gate, up, dgate, dup, { n }) =>
       dispatchGlu(rec, "glu_backward", gelu, [dout, gate, up, dgate, dup], n),
-    backwardPacked: gluBackwardPacked(gelu),
+    forwardPacked: (rec, gate, up, out, shape) =>
+      dispatchWithRowPacks(rec, "glu_forward_pack_rows", gelu, [gate, up], [out], shape)[0],
+    backwardPacked: (rec, dout, gate, up, dgate, dup, shape) => {
+      const [packedDgate, packedDup] = dispatchWithRowPacks(
+        rec,
+        "glu_backward_pack_rows",
+        gelu,
+        [dout, gate, up],
+        [dgate, dup],
+        shape,
+      );
+      return { dgate: packedDgate, dup: packedDup };
+    },
   };
 }
 
@@ -166,6 +203,10 @@ const geglu = gluLaunchers(true);
 export const swigluForward: GluForward = swiglu.forward;
 /** Records `dgate += dout·up·silu'(gate)`, `dup += dout·silu(gate)`. */
 export const swigluBackward: GluBackward = swiglu.backward;
+/** {@linkcode GluForwardPacked} for SwiGLU. */
+export const swigluForwardPacked: GluForwardPacked = swiglu.forwardPacked;
+/** {@linkcode GluForwardPacked} for GeGLU. */
+export const gegluForwardPacked: GluForwardPacked = geglu.forwardPacked;
 /** {@linkcode GluBackwardPacked} for SwiGLU. */
 export const swigluBackwardPacked: GluBackwardPacked = swiglu.backwardPacked;
 /** {@linkcode GluBackwardPacked} for GeGLU. */

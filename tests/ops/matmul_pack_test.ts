@@ -2,8 +2,12 @@ import { getEngine } from "../../src/gpu/engine.ts";
 import {
   gegluBackwardCpu,
   gegluBackwardPacked,
+  gegluForwardCpu,
+  gegluForwardPacked,
   swigluBackwardCpu,
   swigluBackwardPacked,
+  swigluForwardCpu,
+  swigluForwardPacked,
 } from "../../src/ops/activations.ts";
 import type { Recorder } from "../../src/gpu/recorder.ts";
 import type { Tensor, TensorPool } from "../../src/gpu/tensor.ts";
@@ -117,6 +121,51 @@ const GLU_PACKED = [
   { name: "swigluBackwardPacked", packed: swigluBackwardPacked, cpu: swigluBackwardCpu },
   { name: "gegluBackwardPacked", packed: gegluBackwardPacked, cpu: gegluBackwardCpu },
 ];
+const GLU_FORWARD_PACKED = [
+  { name: "swigluForwardPacked", packed: swigluForwardPacked, cpu: swigluForwardCpu },
+  { name: "gegluForwardPacked", packed: gegluForwardPacked, cpu: gegluForwardCpu },
+];
+
+/** Asserts that a row pack read back by {@linkcode readPack} holds bf16Round of `source` and zeros along k. */
+function assertRowPack(
+  got: Float32Array,
+  source: Float32Array,
+  rows: number,
+  cols: number,
+  what: string,
+): void {
+  const { matrix, padding } = split(got, rows, cols);
+  assertClose(matrix, roundedView(source, rows, cols, 1, false), { atol: 0 }, `${what} values`);
+  assertClose(padding, new Array(rows).fill(0), { atol: 0 }, `${what} padding along k`);
+}
+
+for (const glu of GLU_FORWARD_PACKED) {
+  for (const [rows, cols] of GLU_SHAPES) {
+    Deno.test({
+      name: `${glu.name}() writes the output and its bf16 row pack for ${rows}×${cols}`,
+      ignore: !hasGpu,
+      async fn() {
+        const engine = await getEngine();
+        const { pool } = engine;
+        const gate = randomArray(rows * cols, 3, 12), up = randomArray(rows * cols, 4);
+        const inputs = [gate, up].map((x) => pool.upload(x, [rows, cols]));
+        const out = pool.tensor([rows, cols]);
+        const rec = engine.recorder();
+        const packed = glu.packed(rec, inputs[0], inputs[1], out, { rows, cols });
+        const read = readPack(rec, pool, packed);
+        const value = rec.read(out);
+        await rec.submit();
+        const got = await value;
+        assertClose(got, glu.cpu(gate, up), { atol: 1e-5, rtol: 1e-5 }, "out");
+        assertRowPack(await read.values, got, rows, cols, "out pack");
+        read.tensors.forEach((x) => pool.release(x));
+        read.packs.forEach((p) => releasePacked(pool, p));
+        releasePacked(pool, packed);
+        for (const t of [...inputs, out]) pool.release(t);
+      },
+    });
+  }
+}
 
 for (const glu of GLU_PACKED) {
   for (const [rows, cols] of GLU_SHAPES) {
@@ -142,12 +191,8 @@ for (const glu of GLU_PACKED) {
         assertClose(gotDgate, ref.dgate, { atol: 1e-5, rtol: 1e-5 }, "dgate");
         assertClose(gotDup, ref.dup, { atol: 1e-5, rtol: 1e-5 }, "dup");
         const got = await Promise.all(reads.map((r) => r.values));
-        [gotDgate, gotDup].forEach((source, i) => {
-          const { matrix, padding } = split(got[i], rows, cols);
-          const what = `${i === 0 ? "dgate" : "dup"} pack`;
-          assertClose(matrix, roundedView(source, rows, cols, 1, false), { atol: 0 }, `${what} values`);
-          assertClose(padding, new Array(rows).fill(0), { atol: 0 }, `${what} padding along k`);
-        });
+        assertRowPack(got[0], gotDgate, rows, cols, "dgate pack");
+        assertRowPack(got[1], gotDup, rows, cols, "dup pack");
         for (const r of reads) {
           r.tensors.forEach((x) => pool.release(x));
           r.packs.forEach((p) => releasePacked(pool, p));
