@@ -132,12 +132,11 @@ export class TrainableModel {
    * Compiles every pipeline of this model's training step (llvmpipe JITs a pipeline at its first
    * dispatch: seconds for the big tiled kernels without Mesa's disk cache) so that the first real
    * step runs at full speed, on two threads: a worker compiles the texture matmul kernel and its
-   * packs while this thread runs a warm-up step without them and the other matmul kernels (see
-   * `parallel_warmup.ts`); then the texture kernels' warm-up and a whole warm-up step find
-   * everything compiled or in Mesa's cache. A warm-up step is the forward, log-probs and backward
-   * of a short sequence with zero loss weights, AdamW on scratch tensors, and a clear of the
-   * gradients it touched. Weights and optimizer state are unchanged. Returns the milliseconds it
-   * took (five syncs).
+   * packs while this thread runs a warm-up step without them (see `parallel_warmup.ts`); then the
+   * texture kernels' warm-up and a whole warm-up step find everything compiled or in Mesa's cache.
+   * A warm-up step is the forward, log-probs and backward of a short sequence with zero loss
+   * weights, AdamW on scratch tensors, and a clear of the gradients it touched. Weights and
+   * optimizer state are unchanged. Returns the milliseconds it took (three syncs on this thread).
    */
   async warmup(): Promise<number> {
     const start = performance.now();
@@ -145,7 +144,6 @@ export class TrainableModel {
     const precision = this.model.matmulPrecision;
     const matmuls = compileMatmulsInWorker(precision);
     await this.#warmupStep(new RecorderWithout(engine, compiledByWorker));
-    await matmulWarmup(engine, precision, "rest");
     await matmuls;
     await matmulWarmup(engine, precision, "texture");
     await this.#warmupStep(engine.recorder());

@@ -325,13 +325,13 @@ function placeholder(rec: Recorder): Tensor {
 }
 
 /**
- * Compiles every matmul pipeline a training step uses (texture kernel and its packs for NN, NT and
- * TN, with and without accumulation, and in bf16 the pack of a matrix with its transpose; the
- * general and single-row kernels; the bias gradient) by
- * running tiny products once, so the LLVM JIT (~1.5 s CPU cold for the bf16 texture kernel, much
- * less with Mesa's disk cache) happens at start-up rather than inside the first step. `part`
- * limits it to the texture kernel and its packs (`"texture"`) or to the others (`"rest"`), for a
- * warm-up split over two threads. Syncs once.
+ * Compiles every matmul pipeline (texture kernel and its packs for NN, NT and TN, with and without
+ * accumulation, and in bf16 the pack of a matrix with its transpose; the general and single-row
+ * kernels; the bias gradient) by running tiny products once, so the LLVM JIT (~1.5 s CPU cold for
+ * the bf16 texture kernel, much less with Mesa's disk cache) happens at start-up rather than
+ * inside the first product. `part: "texture"` limits it to the texture kernel and its packs: all
+ * that a training step needs beyond what a warm-up step compiles, run on a second thread by
+ * `TrainableModel.warmup()`. Syncs once.
  *
  * @example
  * ```ts
@@ -341,7 +341,7 @@ function placeholder(rec: Recorder): Tensor {
 export async function matmulWarmup(
   engine: Engine,
   precision: "f32" | "bf16" = "f32",
-  part: "all" | "texture" | "rest" = "all",
+  part: "all" | "texture" = "all",
 ): Promise<number> {
   const start = performance.now();
   const { pool } = engine;
@@ -349,15 +349,13 @@ export async function matmulWarmup(
   const [m, n, k] = [33, 260, 68];
   const a = pool.zeros([m * k]), b = pool.zeros([k * n]), c = pool.zeros([m * n]), bias = pool.zeros([n]);
   const rec = engine.recorder();
-  if (part !== "rest") {
-    for (const layout of [{}, { transB: true }, { transA: true }]) {
-      for (const accumulate of [false, true]) {
-        matmulVia("texture", rec, a, b, c, { m, n, k, ...layout, accumulate, bias, precision });
-      }
+  for (const layout of [{}, { transB: true }, { transA: true }]) {
+    for (const accumulate of [false, true]) {
+      matmulVia("texture", rec, a, b, c, { m, n, k, ...layout, accumulate, bias, precision });
     }
-    // A bf16 training step packs its layer inputs and gradients both ways at once.
-    if (precision === "bf16") releasePacked(rec, packBf16WithTranspose(rec, matrixView(a, m, k)));
   }
+  // A bf16 training step packs its layer inputs and gradients both ways at once.
+  if (precision === "bf16") releasePacked(rec, packBf16WithTranspose(rec, matrixView(a, m, k)));
   if (part !== "texture") {
     matmulVia("general", rec, a, b, c, { m, n, k, bias });
     matmulVia("general", rec, a, b, c, { m: 1, n, k, transB: true });
