@@ -14,11 +14,30 @@ fn bf16x4(x: vec4<f32>) -> vec4<u32> {
   return (bits + vec4(0x7fffu) + ((bits >> vec4(16u)) & vec4(1u))) >> vec4(16u);
 }
 
+// The bf16 bits of 8 consecutive values (0–3 in `a`, 4–7 in `b`), kept apart so that a kernel
+// packing an 8 × 8 block can also regroup them by column (`column_texel`).
+struct Bf16Eight {
+  a: vec4<u32>,
+  b: vec4<u32>,
+}
+
+fn bf16_eight(a: vec4<f32>, b: vec4<f32>) -> Bf16Eight {
+  return Bf16Eight(bf16x4(a), bf16x4(b));
+}
+
+// The texel of 8 consecutive values from their bits.
+fn eight_texel(e: Bf16Eight) -> vec4<u32> {
+  return vec4(e.a.xz, e.b.xz) | (vec4(e.a.yw, e.b.yw) << vec4(16u));
+}
+
 // One texel from 8 consecutive values (columns 0–3 in `a`, 4–7 in `b`).
 fn bf16_texel(a: vec4<f32>, b: vec4<f32>) -> vec4<u32> {
-  let even = bf16x4(vec4(a.x, a.z, b.x, b.z));
-  let odd = bf16x4(vec4(a.y, a.w, b.y, b.w));
-  return even | (odd << vec4(16u));
+  return eight_texel(bf16_eight(a, b));
+}
+
+// The texel of one column of an 8-row block (a transposed pack) from the rows' bits (row i in ei).
+fn column_texel(e0: u32, e1: u32, e2: u32, e3: u32, e4: u32, e5: u32, e6: u32, e7: u32) -> vec4<u32> {
+  return vec4(e0, e2, e4, e6) | (vec4(e1, e3, e5, e7) << vec4(16u));
 }
 
 // The values in the low halves of a texel's words (indices 0, 2, 4, 6) and in the high halves

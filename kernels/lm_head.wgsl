@@ -351,24 +351,12 @@ fn grad_value(t: u32, q: u32, r: RowGrad) -> vec4<f32> {
   return r.w * (onehot - exp(z * p.inv_temp - r.lse)) * dz * p.inv_temp;
 }
 
-// Row t's 8 columns of texel q, stored into `grad_packed` and returned as bf16 bits (columns 0–3
-// in `a`, 4–7 in `b`).
-struct Eight {
-  a: vec4<u32>,
-  b: vec4<u32>,
-}
-
-fn grad_eight(t: u32, q: u32) -> Eight {
+// Row t's 8 columns of texel q, stored into `grad_packed` and returned as bf16 bits.
+fn grad_eight(t: u32, q: u32) -> Bf16Eight {
   let r = row_grad(t);
-  let e = Eight(bf16x4(grad_value(t, 2u * q, r)), bf16x4(grad_value(t, 2u * q + 1u, r)));
-  textureStore(grad_packed, vec2(q, t), vec4(e.a.xz, e.b.xz) | (vec4(e.a.yw, e.b.yw) << vec4(16u)));
+  let e = bf16_eight(grad_value(t, 2u * q, r), grad_value(t, 2u * q + 1u, r));
+  textureStore(grad_packed, vec2(q, t), eight_texel(e));
   return e;
-}
-
-// Texel j of the transposed pack: column j of the 8 rows, two rows per word (the upper row in
-// the high half), from the rows' bf16 bits.
-fn column(e0: u32, e1: u32, e2: u32, e3: u32, e4: u32, e5: u32, e6: u32, e7: u32) -> vec4<u32> {
-  return vec4(e0, e2, e4, e6) | (vec4(e1, e3, e5, e7) << vec4(16u));
 }
 
 // The 8 rows are written out: a loop over them keeps the transposed texels in memory between
@@ -392,12 +380,12 @@ fn lm_head_grad_bf16(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   let v = 8u * q;
-  textureStore(grad_packed_t, vec2(gid.y, v), column(g0.a.x, g1.a.x, g2.a.x, g3.a.x, g4.a.x, g5.a.x, g6.a.x, g7.a.x));
-  textureStore(grad_packed_t, vec2(gid.y, v + 1u), column(g0.a.y, g1.a.y, g2.a.y, g3.a.y, g4.a.y, g5.a.y, g6.a.y, g7.a.y));
-  textureStore(grad_packed_t, vec2(gid.y, v + 2u), column(g0.a.z, g1.a.z, g2.a.z, g3.a.z, g4.a.z, g5.a.z, g6.a.z, g7.a.z));
-  textureStore(grad_packed_t, vec2(gid.y, v + 3u), column(g0.a.w, g1.a.w, g2.a.w, g3.a.w, g4.a.w, g5.a.w, g6.a.w, g7.a.w));
-  textureStore(grad_packed_t, vec2(gid.y, v + 4u), column(g0.b.x, g1.b.x, g2.b.x, g3.b.x, g4.b.x, g5.b.x, g6.b.x, g7.b.x));
-  textureStore(grad_packed_t, vec2(gid.y, v + 5u), column(g0.b.y, g1.b.y, g2.b.y, g3.b.y, g4.b.y, g5.b.y, g6.b.y, g7.b.y));
-  textureStore(grad_packed_t, vec2(gid.y, v + 6u), column(g0.b.z, g1.b.z, g2.b.z, g3.b.z, g4.b.z, g5.b.z, g6.b.z, g7.b.z));
-  textureStore(grad_packed_t, vec2(gid.y, v + 7u), column(g0.b.w, g1.b.w, g2.b.w, g3.b.w, g4.b.w, g5.b.w, g6.b.w, g7.b.w));
+  textureStore(grad_packed_t, vec2(gid.y, v), column_texel(g0.a.x, g1.a.x, g2.a.x, g3.a.x, g4.a.x, g5.a.x, g6.a.x, g7.a.x));
+  textureStore(grad_packed_t, vec2(gid.y, v + 1u), column_texel(g0.a.y, g1.a.y, g2.a.y, g3.a.y, g4.a.y, g5.a.y, g6.a.y, g7.a.y));
+  textureStore(grad_packed_t, vec2(gid.y, v + 2u), column_texel(g0.a.z, g1.a.z, g2.a.z, g3.a.z, g4.a.z, g5.a.z, g6.a.z, g7.a.z));
+  textureStore(grad_packed_t, vec2(gid.y, v + 3u), column_texel(g0.a.w, g1.a.w, g2.a.w, g3.a.w, g4.a.w, g5.a.w, g6.a.w, g7.a.w));
+  textureStore(grad_packed_t, vec2(gid.y, v + 4u), column_texel(g0.b.x, g1.b.x, g2.b.x, g3.b.x, g4.b.x, g5.b.x, g6.b.x, g7.b.x));
+  textureStore(grad_packed_t, vec2(gid.y, v + 5u), column_texel(g0.b.y, g1.b.y, g2.b.y, g3.b.y, g4.b.y, g5.b.y, g6.b.y, g7.b.y));
+  textureStore(grad_packed_t, vec2(gid.y, v + 6u), column_texel(g0.b.z, g1.b.z, g2.b.z, g3.b.z, g4.b.z, g5.b.z, g6.b.z, g7.b.z));
+  textureStore(grad_packed_t, vec2(gid.y, v + 7u), column_texel(g0.b.w, g1.b.w, g2.b.w, g3.b.w, g4.b.w, g5.b.w, g6.b.w, g7.b.w));
 }

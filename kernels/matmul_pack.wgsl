@@ -187,22 +187,16 @@ fn block_quad(row: u32, u: u32) -> vec4<f32> {
   return select(vec4<f32>(), v, row < p.rows && 4u * u < p.cols);
 }
 
-// Row `row`'s texel q as bf16 bits (columns 8q … 8q+3 in `a`, 8q+4 … 8q+7 in `b`), stored into
-// the row pack.
-struct RowTexel {
-  a: vec4<u32>,
-  b: vec4<u32>,
-}
-
-fn row_texel(row: u32, q: u32) -> RowTexel {
-  let e = RowTexel(bf16x4(block_quad(row, 2u * q)), bf16x4(block_quad(row, 2u * q + 1u)));
-  textureStore(dst_bf16, vec2(q, row), vec4(e.a.xz, e.b.xz) | (vec4(e.a.yw, e.b.yw) << vec4(16u)));
+// Row `row`'s texel q as bf16 bits (columns 8q … 8q+7), stored into the row pack.
+fn row_texel(row: u32, q: u32) -> Bf16Eight {
+  let e = bf16_eight(block_quad(row, 2u * q), block_quad(row, 2u * q + 1u));
+  textureStore(dst_bf16, vec2(q, row), eight_texel(e));
   return e;
 }
 
 // Column `col`'s texel t of the transposed pack from its 8 rows' bf16 bits (row 8t+i in ei).
 fn store_column(t: u32, col: u32, e0: u32, e1: u32, e2: u32, e3: u32, e4: u32, e5: u32, e6: u32, e7: u32) {
-  textureStore(dst_bf16_t, vec2(t, col), vec4(e0, e2, e4, e6) | (vec4(e1, e3, e5, e7) << vec4(16u)));
+  textureStore(dst_bf16_t, vec2(t, col), column_texel(e0, e1, e2, e3, e4, e5, e6, e7));
 }
 
 @compute @workgroup_size(16, 1, 1)
