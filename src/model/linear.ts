@@ -178,7 +178,6 @@ export function linearBackward(
       const xT = packedTranspose(rec, packedX, matrixView(x, k, rows, true));
       matmulPackedBf16(rec, dyT, xT, whole(ensureGrad(pool, lin.weight)), { accumulate: true });
     }
-    if (lora) loraBackward(rec, pool, lin, lora, dy, x, loraUT!, dx, rows);
     if (!packedDy) releasePacked(rec, dyP);
   } else {
     matmul(rec, dy, whole(lin.weight.value), dx, {
@@ -198,8 +197,8 @@ export function linearBackward(
         precision,
       });
     }
-    if (lora) loraBackward(rec, pool, lin, lora, dy, x, loraUT!, dx, rows);
   }
+  if (lora) loraBackward(rec, pool, lin, lora, dy, x, loraUT!, dx, rows);
   if (lin.bias?.trainable) {
     matmulBiasBackward(rec, dy, whole(ensureGrad(pool, lin.bias)), { rows, cols: n });
   }
