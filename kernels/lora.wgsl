@@ -3,6 +3,13 @@
 //   lora_forward:          u = x·Aᵀ (saved), y += s·u·Bᵀ           one pass over x and y
 //   lora_backward_input:   du = s·dy·B (saved), dx += du·A          one pass over dy and dx
 //   lora_backward_weight:  grad += scale·vᵀ·m over the tokens        dB (v = u, m = dy), dA (v = du, m = x)
+// With bf16 packed operands the up-projections ride on the base product instead (src/model/linear.ts):
+//   lora_forward_texels:        u = x·Aᵀ (saved) and bf16(u) into spare texels of x's pack
+//   lora_backward_input_texels: du = s·dy·B (saved) and bf16(du) into spare texels of dy's pack
+//   lora_factor_texels:         s·B (or A) into the matching spare texels of W's (or Wᵀ's) pack
+// so that one product over k + the rank computes x·Wᵀ + u·(s·B)ᵀ (or dy·W + du·A). Texel
+// column `texel + g` holds rank quad g (ranks 4g … 4g+3, then four zeros): the passes skip the
+// read-modify-write of y or dx, ~2/3 of their memory operations.
 // Napkin math (compute-notes §2.1): every storage load or store is a per-lane loop, ~1.3 ns per
 // lane-component for a lane-varying vec4, ~0.9 ns for a uniform one. The row passes put lanes on
 // rows, 4 rows per lane (hand-unrolled: Mesa keeps loops over register arrays in scratch memory),
@@ -28,6 +35,8 @@ struct RowParams {
   rank_quads: u32,
   down_scale: f32,
   up_scale: f32,
+  // first spare texel column of the pack (texel entry points)
+  texel: u32,
 }
 
 @group(0) @binding(0) var<uniform> rp: RowParams;
@@ -36,6 +45,9 @@ struct RowParams {
 @group(0) @binding(3) var<storage, read> lora_b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> row_out: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> ranks: array<vec4<f32>>;
+@group(0) @binding(4) var rank_texels: texture_storage_2d<rgba32uint, write>;
+
+// #include bf16
 
 // Rank q of this dispatch's quad, or r when past the last rank (its values read as zero).
 fn rank_of(q: u32) -> u32 {
@@ -87,20 +99,24 @@ fn save_ranks(row: u32, v: vec4<f32>) {
   if (row < rp.rows) { ranks[row * rp.rank_quads + rp.rank_quad] = v; }
 }
 
-// Down: v = down_scale · Σ_f in[row, f]·D(f, ranks); up: out[row, :] += up_scale · v·U(ranks, :).
-// down_block(fq)·x4 sums a quad of features into the 4 ranks; up_block(fq)·v spreads 4 ranks over a
-// quad of features (both are 4 vec4 FMAs).
-fn row_pass(group: u32, lane: u32, forward: bool) {
+// Four rows' rank values (one rank quad), rows first + k·LANES.
+struct RankRows {
+  first: u32,
+  v0: vec4<f32>,
+  v1: vec4<f32>,
+  v2: vec4<f32>,
+  v3: vec4<f32>,
+}
+
+// Down: v = down_scale · Σ_f in[row, f]·D(f, ranks), saved. down_block(fq)·x4 sums a quad of
+// features into the 4 ranks (4 vec4 FMAs).
+fn down_pass(group: u32, lane: u32, forward: bool) -> RankRows {
   let first = group * (4u * LANES) + lane;
-  let r0 = first;
-  let r1 = first + LANES;
-  let r2 = first + 2u * LANES;
-  let r3 = first + 3u * LANES;
   let last = rp.rows - 1u;
-  let i0 = min(r0, last) * rp.down_quads;
-  let i1 = min(r1, last) * rp.down_quads;
-  let i2 = min(r2, last) * rp.down_quads;
-  let i3 = min(r3, last) * rp.down_quads;
+  let i0 = min(first, last) * rp.down_quads;
+  let i1 = min(first + LANES, last) * rp.down_quads;
+  let i2 = min(first + 2u * LANES, last) * rp.down_quads;
+  let i3 = min(first + 3u * LANES, last) * rp.down_quads;
   var v0 = vec4<f32>();
   var v1 = vec4<f32>();
   var v2 = vec4<f32>();
@@ -112,25 +128,42 @@ fn row_pass(group: u32, lane: u32, forward: bool) {
     v2 += block * row_in[i2 + fq];
     v3 += block * row_in[i3 + fq];
   }
-  v0 *= rp.down_scale;
-  v1 *= rp.down_scale;
-  v2 *= rp.down_scale;
-  v3 *= rp.down_scale;
-  save_ranks(r0, v0);
-  save_ranks(r1, v1);
-  save_ranks(r2, v2);
-  save_ranks(r3, v3);
-  v0 *= rp.up_scale;
-  v1 *= rp.up_scale;
-  v2 *= rp.up_scale;
-  v3 *= rp.up_scale;
+  let out = RankRows(first, v0 * rp.down_scale, v1 * rp.down_scale, v2 * rp.down_scale, v3 * rp.down_scale);
+  save_ranks(first, out.v0);
+  save_ranks(first + LANES, out.v1);
+  save_ranks(first + 2u * LANES, out.v2);
+  save_ranks(first + 3u * LANES, out.v3);
+  return out;
+}
+
+// Up: out[row, :] += up_scale · v·U(ranks, :); up_block(fq)·v spreads 4 ranks over a quad of
+// features (4 vec4 FMAs).
+fn row_pass(group: u32, lane: u32, forward: bool) {
+  let d = down_pass(group, lane, forward);
+  let v0 = d.v0 * rp.up_scale;
+  let v1 = d.v1 * rp.up_scale;
+  let v2 = d.v2 * rp.up_scale;
+  let v3 = d.v3 * rp.up_scale;
   for (var fq = 0u; fq < rp.up_quads; fq++) {
     let block = up_block(fq, forward);
-    add_up(r0, fq, block, v0);
-    add_up(r1, fq, block, v1);
-    add_up(r2, fq, block, v2);
-    add_up(r3, fq, block, v3);
+    add_up(d.first, fq, block, v0);
+    add_up(d.first + LANES, fq, block, v1);
+    add_up(d.first + 2u * LANES, fq, block, v2);
+    add_up(d.first + 3u * LANES, fq, block, v3);
   }
+}
+
+fn store_texel(row: u32, v: vec4<f32>) {
+  if (row < rp.rows) { textureStore(rank_texels, vec2(rp.texel + rp.rank_quad, row), bf16_texel(v, vec4<f32>())); }
+}
+
+// Down pass, then its bf16 rank values into the pack's spare texel column of this rank quad.
+fn texel_pass(group: u32, lane: u32, forward: bool) {
+  let d = down_pass(group, lane, forward);
+  store_texel(d.first, d.v0);
+  store_texel(d.first + LANES, d.v1);
+  store_texel(d.first + 2u * LANES, d.v2);
+  store_texel(d.first + 3u * LANES, d.v3);
 }
 
 // Rows of x [rows × in] → u [rows × r] (saved, unscaled), y [rows × out] += s·u·Bᵀ.
@@ -143,6 +176,51 @@ fn lora_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 @compute @workgroup_size(LANES)
 fn lora_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   row_pass(wg.x, lid.x, false);
+}
+
+// Rows of x → u (saved, unscaled) and bf16(u) into texel columns texel + rank_quad of x's pack.
+@compute @workgroup_size(LANES)
+fn lora_forward_texels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  texel_pass(wg.x, lid.x, true);
+}
+
+// Rows of dy → du = s·dy·B (saved) and bf16(du) into texel columns texel + rank_quad of dy's pack.
+@compute @workgroup_size(LANES)
+fn lora_backward_input_texels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  texel_pass(wg.x, lid.x, false);
+}
+
+struct FactorParams {
+  rows: u32,
+  rank: u32,
+  // factor value (row i, rank q) at i·row_stride + q·rank_stride
+  row_stride: u32,
+  rank_stride: u32,
+  rank_quads: u32,
+  texel: u32,
+  scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> fp: FactorParams;
+@group(0) @binding(1) var<storage, read> factor: array<f32>;
+@group(0) @binding(2) var factor_texels: texture_storage_2d<rgba32uint, write>;
+
+fn factor_at(row: u32, q: u32) -> f32 {
+  let r = min(q, fp.rank - 1u);
+  return select(0.0, fp.scale * factor[row * fp.row_stride + r * fp.rank_stride], q < fp.rank);
+}
+
+// Row i of a weight's pack (an output feature of W, or an input feature of Wᵀ): texel column
+// texel + g holds scale · the factor's ranks 4g … 4g+3 at that feature (s·B[i, ·] or A[·, i]).
+@compute @workgroup_size(LANES)
+fn lora_factor_texels(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row = gid.x;
+  if (row >= fp.rows) { return; }
+  for (var g = 0u; g < fp.rank_quads; g++) {
+    let q = g * 4u;
+    let v = vec4(factor_at(row, q), factor_at(row, q + 1u), factor_at(row, q + 2u), factor_at(row, q + 3u));
+    textureStore(factor_texels, vec2(fp.texel + g, row), bf16_texel(v, vec4<f32>()));
+  }
 }
 
 struct WeightParams {

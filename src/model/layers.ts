@@ -32,6 +32,7 @@ import {
   linearBackward,
   linearForward,
   linearInputPacks,
+  loraPackTexels,
   type MatmulPrecision,
   packLinearInput,
 } from "./linear.ts";
@@ -164,8 +165,8 @@ export function releaseActivations(pool: TensorPool, a: BlockActivations): void 
 
 /**
  * Packs the input of one or more linear layers once (bf16 precision only; with its transpose when
- * `transposeToo`) and keeps the pack with the activations, for their forward products and weight
- * gradients.
+ * `readers` will compute weight gradients in training) and keeps the pack with the activations,
+ * for their forward products and weight gradients; with spare texels for their LoRA rank values.
  */
 function packInput(
   rec: Recorder,
@@ -174,10 +175,17 @@ function packInput(
   x: Tensor,
   rows: number,
   cols: number,
-  transposeToo = false,
+  readers: Linear[],
+  training: boolean,
 ): void {
-  const p = packLinearInput(rec, x, rows, cols, d.matmulPrecision, transposeToo);
+  const transposeToo = needsTranspose(training, readers);
+  const p = packLinearInput(rec, x, rows, cols, d.matmulPrecision, transposeToo, loraPackTexels(...readers));
   if (p) packed.set(x, p);
+}
+
+/** Whether the pack of an input of `readers` comes with its transpose: a weight gradient reads xᵀ. */
+function needsTranspose(training: boolean, readers: Linear[]): boolean {
+  return training && readers.some((l) => l.weight.trainable);
 }
 
 function norm(rec: Recorder, d: BlockDims, w: Param, x: Tensor, y: Tensor, rstd: Tensor, rows: number): void {
@@ -232,11 +240,10 @@ export function blockForward(
       linearForward(rec, pool, lin, input, y, rows, d.matmulPrecision, packed.get(input) ?? null),
     );
 
-  const withTranspose = (...lins: Linear[]) => training && lins.some((l) => l.weight.trainable);
   const rstdIn = t(1, "rstd_in");
   const xnIn = t(hidden, "xn_in");
   norm(rec, d, block.inputNorm, x, xnIn, rstdIn, rows);
-  packInput(rec, d, packed, xnIn, rows, hidden, withTranspose(block.q, block.k, block.v));
+  packInput(rec, d, packed, xnIn, rows, hidden, [block.q, block.k, block.v], training);
   const q = t(heads * headDim, "q");
   const k = t(kvHeads * headDim, "k");
   const v = t(kvHeads * headDim, "v");
@@ -281,7 +288,7 @@ export function blockForward(
   attentionForward(rec, q, keys, values, attn, lse, attentionOptions(d, block, layout));
 
   const branch = t(hidden, "branch");
-  packInput(rec, d, packed, attn, rows, heads * headDim, withTranspose(block.o));
+  packInput(rec, d, packed, attn, rows, heads * headDim, [block.o], training);
   const attnOut = projectBranch(rec, pool, d, block.o, block.postAttnNorm, attn, branch, rows, forward);
   const xMid = t(hidden, "x_mid");
   residualForward(rec, x, branch, xMid);
@@ -289,21 +296,25 @@ export function blockForward(
   const rstdMlp = t(1, "rstd_mlp");
   const xnMlp = t(hidden, "xn_mlp");
   norm(rec, d, block.preMlpNorm, xMid, xnMlp, rstdMlp, rows);
-  packInput(rec, d, packed, xnMlp, rows, hidden, withTranspose(block.gate, block.up));
+  packInput(rec, d, packed, xnMlp, rows, hidden, [block.gate, block.up], training);
   const gate = t(ff, "gate");
   const up = t(ff, "up");
   const act = t(ff, "act");
   forward(block.gate, xnMlp, gate);
   forward(block.up, xnMlp, up);
-  if (!withTranspose(block.down) && linearInputPacks(rec, rows, ff, d.matmulPrecision)) {
+  if (!needsTranspose(training, [block.down]) && linearInputPacks(rec, rows, ff, d.matmulPrecision)) {
     // The down layer reads act only packed along the rows: the GLU writes that pack itself.
     packed.set(
       act,
-      (d.gelu ? gegluForwardPacked : swigluForwardPacked)(rec, gate, up, act, { rows, cols: ff }),
+      (d.gelu ? gegluForwardPacked : swigluForwardPacked)(rec, gate, up, act, {
+        rows,
+        cols: ff,
+        spareTexels: loraPackTexels(block.down),
+      }),
     );
   } else {
     (d.gelu ? gegluForward : swigluForward)(rec, gate, up, act, { n: rows * ff });
-    packInput(rec, d, packed, act, rows, ff, withTranspose(block.down));
+    packInput(rec, d, packed, act, rows, ff, [block.down], training);
   }
   const mlpOut = projectBranch(rec, pool, d, block.down, block.postMlpNorm, act, branch, rows, forward);
   const out = t(hidden, "x_out");
@@ -455,6 +466,7 @@ export function blockBackward(
     ? (d.gelu ? gegluBackwardPacked : swigluBackwardPacked)(rec, dAct, a.gate, a.up, dGate, dUp, {
       rows,
       cols: ff,
+      spareTexels: loraPackTexels(block.gate, block.up),
     })
     : null;
   if (!packs) {

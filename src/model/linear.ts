@@ -3,8 +3,12 @@
  * backward (HF weight layout `W[out × in]`, so the forward is an NT matmul, `dX += dY·W` is NN and
  * `dW += dYᵀ·X` is TN). Backward accumulates into every gradient, as every op does. In bf16 the
  * products run as NT on packed operands, dW on the transposing packs of dY and X (one texture
- * kernel to compile for a whole training step); the LoRA products, rank r wide, run in f32 as
- * memory passes of their own (`src/ops/lora.ts`).
+ * kernel to compile for a whole training step). The LoRA products, rank r wide, run in f32 as
+ * memory passes of their own (`src/ops/lora.ts`), except that with packed operands the
+ * up-projections ride on the base product: the input's pack (x, or dy) carries bf16(u) (or
+ * bf16(du)) in spare texels along k and the weight's pack the factor (s·B, or A) in the same
+ * texels, so one product computes `x·Wᵀ + u·(s·B)ᵀ` (or `dy·W + du·A`), which saves the pass
+ * that read and wrote y (or dx) again.
  *
  * @module
  */
@@ -22,12 +26,17 @@ import {
   packedFits,
   packedTranspose,
   releasePacked,
+  withSpareTexels,
 } from "../ops/matmul.ts";
 import {
   loraBackward as loraProductsBackward,
+  loraBackwardTexels,
+  loraFactorTexels,
   loraForward,
+  loraForwardTexels,
   loraSavedSize,
   type LoraShape,
+  loraTexels,
 } from "../ops/lora.ts";
 import { ensureGrad, type Param, whole } from "./params.ts";
 import { weightPack } from "./weight_packs.ts";
@@ -79,12 +88,21 @@ export function linearInputPacks(
 }
 
 /**
+ * Spare texels the bf16 packs of an input (or upstream gradient) of `layers` need for the rank
+ * values of their LoRA adapters (the widest adapter's; 0 without an active one).
+ */
+export function loraPackTexels(...layers: Linear[]): number {
+  return Math.max(0, ...layers.map((l) => activeLora(l)?.rank ?? 0).map((r) => r > 0 ? loraTexels(r) : 0));
+}
+
+/**
  * Records the bf16 packing of a layer input `x [rows × cols]` for every base-weight product that
  * reads it: the forward of each linear layer fed by `x` and, in training, their weight gradients
  * through its transpose, packed here from the same read of `x` when `transposeToo` (about the
  * cost of one pack instead of two), else at the first backward that needs it. Null (the products
  * then pack for themselves or run in f32) for f32 precision, few rows, or shapes whose packs exceed
- * the texture limits. Release it with `releasePacked`.
+ * the texture limits. `spareTexels`: see {@linkcode loraPackTexels}. Release it with
+ * `releasePacked`.
  */
 export function packLinearInput(
   rec: Recorder,
@@ -93,10 +111,11 @@ export function packLinearInput(
   cols: number,
   precision: MatmulPrecision,
   transposeToo = false,
+  spareTexels = 0,
 ): PackedBf16 | null {
   if (!linearInputPacks(rec, rows, cols, precision)) return null;
   const view = matrixView(x, rows, cols);
-  return transposeToo ? packBf16WithTranspose(rec, view) : packBf16(rec, view);
+  return transposeToo ? packBf16WithTranspose(rec, view, spareTexels) : packBf16(rec, view, spareTexels);
 }
 
 /** The LoRA path runs when an unmerged adapter is attached. */
@@ -122,15 +141,35 @@ export function linearForward(
 ): Tensor | null {
   const { inFeatures: k, outFeatures: n } = lin;
   const bias = lin.bias ? whole(lin.bias.value) : undefined;
+  const lora = activeLora(lin);
+  const u = lora
+    ? pool.tensor([loraSavedSize({ rows, rank: lora.rank })], "f32", `${lin.weight.name}.lora_u`)
+    : null;
   if (packedX && n % 4 === 0) {
-    matmulPackedBf16(rec, packedX, weightPack(rec, lin.weight, "rows"), y, { bias });
+    const spare = loraPackTexels(lin);
+    const w = weightPack(rec, lin.weight, "rows", 0, spare);
+    const wide = lora && withSpareTexels(packedX, spare);
+    if (lora && wide) {
+      const shape = loraShape(lin, lora, rows), texel = Math.ceil(k / 8);
+      const [a, b] = [whole(lora.a.value), whole(lora.b.value)];
+      loraForwardTexels(rec, shape, { x, a, b, u: u!, pack: packedX.texture, texel });
+      loraFactorTexels(rec, shape, "forward", { factor: b, pack: w.texture, texel });
+      matmulPackedBf16(rec, wide, withSpareTexels(w, spare)!, y, { bias });
+      return u;
+    }
+    matmulPackedBf16(rec, packedX, w, y, { bias });
   } else {
     matmul(rec, x, whole(lin.weight.value), y, { m: rows, n, k, transB: true, bias, precision });
   }
-  const lora = activeLora(lin);
-  if (!lora) return null;
-  const u = pool.tensor([loraSavedSize({ rows, rank: lora.rank })], "f32", `${lin.weight.name}.lora_u`);
-  loraForward(rec, loraShape(lin, lora, rows), { x, a: whole(lora.a.value), b: whole(lora.b.value), y, u });
+  if (lora) {
+    loraForward(rec, loraShape(lin, lora, rows), {
+      x,
+      a: whole(lora.a.value),
+      b: whole(lora.b.value),
+      y,
+      u: u!,
+    });
+  }
   return u;
 }
 
@@ -166,13 +205,33 @@ export function linearBackward(
   if (lora && !loraUT) {
     throw new Error(`Backward of ${lin.weight.name} needs the LoRA activation saved in forward`);
   }
+  let loraDone = false;
   if (packedX) {
+    const spare = loraPackTexels(lin);
     // dW reads dyᵀ: both packs from one read of dy.
     const dyP = packedDy ??
       (lin.weight.trainable
-        ? packBf16WithTranspose(rec, matrixView(dy, rows, n))
-        : packBf16(rec, matrixView(dy, rows, n)));
-    matmulPackedBf16(rec, dyP, weightPack(rec, lin.weight, "transposed"), dx, { accumulate: !overwriteDx });
+        ? packBf16WithTranspose(rec, matrixView(dy, rows, n), spare)
+        : packBf16(rec, matrixView(dy, rows, n), spare));
+    const wT = weightPack(rec, lin.weight, "transposed", 0, spare);
+    const wide = lora && withSpareTexels(dyP, spare);
+    if (lora && wide) {
+      const texel = Math.ceil(n / 8);
+      loraBackwardTexels(rec, loraShape(lin, lora, rows), {
+        ...loraTensors(pool, lora, dy, x, loraUT!),
+        pack: dyP.texture,
+        texel,
+      });
+      loraFactorTexels(rec, loraShape(lin, lora, rows), "backward", {
+        factor: whole(lora.a.value),
+        pack: wT.texture,
+        texel,
+      });
+      matmulPackedBf16(rec, wide, withSpareTexels(wT, spare)!, dx, { accumulate: !overwriteDx });
+      loraDone = true;
+    } else {
+      matmulPackedBf16(rec, dyP, wT, dx, { accumulate: !overwriteDx });
+    }
     if (lin.weight.trainable) {
       const dyT = packedTranspose(rec, dyP, matrixView(dy, n, rows, true));
       const xT = packedTranspose(rec, packedX, matrixView(x, k, rows, true));
@@ -198,7 +257,9 @@ export function linearBackward(
       });
     }
   }
-  if (lora) loraBackward(rec, pool, lin, lora, dy, x, loraUT!, dx, rows);
+  if (lora && !loraDone) {
+    loraProductsBackward(rec, loraShape(lin, lora, rows), { ...loraTensors(pool, lora, dy, x, loraUT!), dx });
+  }
   if (lin.bias?.trainable) {
     matmulBiasBackward(rec, dy, whole(ensureGrad(pool, lin.bias)), { rows, cols: n });
   }
@@ -215,29 +276,15 @@ function loraShape(lin: Linear, lora: LoraPair, rows: number): LoraShape {
   };
 }
 
-/**
- * The LoRA part of the backward (`dx += s·dy·B·A`, and the gradients of the trainable factors),
- * from `u`, the tensor {@linkcode linearForward} saved.
- */
-function loraBackward(
-  rec: Recorder,
-  pool: TensorPool,
-  lin: Linear,
-  lora: LoraPair,
-  dy: Tensor,
-  x: Tensor,
-  u: Tensor,
-  dx: Tensor,
-  rows: number,
-): void {
-  loraProductsBackward(rec, loraShape(lin, lora, rows), {
+/** The operands of an adapter's backward passes (gradients only for trainable factors). */
+function loraTensors(pool: TensorPool, lora: LoraPair, dy: Tensor, x: Tensor, u: Tensor) {
+  return {
     dy,
     x,
     u,
     a: whole(lora.a.value),
     b: whole(lora.b.value),
-    dx,
     da: lora.a.trainable ? whole(ensureGrad(pool, lora.a)) : undefined,
     db: lora.b.trainable ? whole(ensureGrad(pool, lora.b)) : undefined,
-  });
+  };
 }

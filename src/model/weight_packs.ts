@@ -25,7 +25,7 @@
  */
 import type { Recorder } from "../gpu/recorder.ts";
 import type { HeadPacks } from "../ops/lm_head.ts";
-import { matrixView, packBf16, type PackedBf16, releasePacked } from "../ops/matmul.ts";
+import { matrixView, packBf16, type PackedBf16, releasePacked, withSpareTexels } from "../ops/matmul.ts";
 import type { Param } from "./params.ts";
 
 /** A chunk of a weight as stored (`"rows"`, `[rows × cols]`) or transposed (`[cols × rows]`). */
@@ -51,15 +51,25 @@ const kept = new WeakMap<Param, Map<string, KeptPack>>();
 
 /**
  * The bf16 pack of chunk `chunk` of `p` in `orientation`, recorded into `rec` at its first use
- * and after every write of `p`, else the kept one. The pack belongs to `p`: never release it
- * (see {@linkcode releaseWeightPacks}).
+ * and after every write of `p`, else the kept one; with at least `spareTexels` texels past its
+ * columns (a LoRA layer writes its factor there before each product, see `withSpareTexels`). The
+ * pack belongs to `p`: never release it (see {@linkcode releaseWeightPacks}).
  */
-export function weightPack(rec: Recorder, p: Param, orientation: PackOrientation, chunk = 0): PackedBf16 {
+export function weightPack(
+  rec: Recorder,
+  p: Param,
+  orientation: PackOrientation,
+  chunk = 0,
+  spareTexels = 0,
+): PackedBf16 {
   let packs = kept.get(p);
   if (!packs) kept.set(p, packs = new Map());
   const key = `${orientation}:${chunk}`;
   const held = packs.get(key);
-  if (held?.version === p.version && (held.pendingIn === null || held.pendingIn === rec)) return held.pack;
+  if (
+    held?.version === p.version && (held.pendingIn === null || held.pendingIn === rec) &&
+    withSpareTexels(held.pack, spareTexels)
+  ) return held.pack;
   // Commands already recorded keep reading the old texture: they run before the new pack.
   if (held) releasePacked(rec, held.pack);
   const { tensor, rows } = p.value.chunks[chunk];
@@ -68,6 +78,7 @@ export function weightPack(rec: Recorder, p: Param, orientation: PackOrientation
   const pack = packBf16(
     rec,
     orientation === "rows" ? matrixView(tensor, rows, cols) : matrixView(tensor, cols, rows, true),
+    spareTexels,
   );
   const entry = { pack, version: rec.dispatches > dispatches ? p.version : -1, pendingIn: null };
   packs.set(key, entry);

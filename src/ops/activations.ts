@@ -120,6 +120,16 @@ type GluBackwardLauncher<Shape, Result> = (
 export type GluBackward = GluBackwardLauncher<{ n: number }, void>;
 
 /**
+ * `[rows × cols]` matrices whose bf16 row packs a kernel writes, with `spareTexels` texels past
+ * the columns for a LoRA layer's rank values (see `allocatePacked`).
+ */
+export interface PackedShape {
+  rows: number;
+  cols: number;
+  spareTexels?: number;
+}
+
+/**
  * Records `dgate = dout·up·act'(gate)`, `dup = dout·act(gate)` for `[rows × cols]` matrices (cols
  * a multiple of 4; overwritten, not accumulated) and returns their bf16 packs along the rows, as
  * `packBf16` makes them, for the backward products of gate/up layers with frozen weights
@@ -127,7 +137,7 @@ export type GluBackward = GluBackwardLauncher<{ n: number }, void>;
  * again. Release them with `releasePacked`.
  */
 export type GluBackwardPacked = GluBackwardLauncher<
-  { rows: number; cols: number },
+  PackedShape,
   { dgate: PackedBf16; dup: PackedBf16 }
 >;
 
@@ -141,10 +151,10 @@ function dispatchWithRowPacks(
   gelu: boolean,
   inputs: Tensor[],
   outputs: Tensor[],
-  { rows, cols }: { rows: number; cols: number },
+  { rows, cols, spareTexels = 0 }: PackedShape,
 ): PackedBf16[] {
   if (cols % 4 !== 0) throw new RangeError(`${entry}: ${cols} columns, not a multiple of 4`);
-  const packs = outputs.map((t) => allocatePacked(rec, rows, cols, t.name));
+  const packs = outputs.map((t) => allocatePacked(rec, rows, cols, t.name, spareTexels));
   const width = Math.ceil(cols / 8);
   rec.dispatch(
     rec.kernel("activations", entry, { GELU: gelu ? 1 : 0 }),
@@ -166,7 +176,7 @@ export type GluForwardPacked = (
   gate: Tensor,
   up: Tensor,
   out: Tensor,
-  shape: { rows: number; cols: number },
+  shape: PackedShape,
 ) => PackedBf16;
 
 function gluLaunchers(

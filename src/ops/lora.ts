@@ -5,6 +5,11 @@
  * are one pass over the rows each (x and y, dy and dx), each factor gradient one pass over the
  * tokens.
  *
+ * With bf16 packed operands the up-projections can ride on the base product instead: the `…Texels`
+ * launchers write the rank values (u or du, rounded to bf16) into spare texels of the input's pack
+ * and the factor (s·B or A) into the same texels of the weight's pack, so that the base product
+ * over k plus {@linkcode loraTexels} texels adds `u·(s·B)ᵀ` (or `du·A`) by itself.
+ *
  * @module
  */
 import { type Binding, params, type Recorder } from "../gpu/recorder.ts";
@@ -28,6 +33,19 @@ export interface LoraShape {
 /** Vec4s per row of the saved rank values (u, du): the rank rounded up to whole quads. */
 function rankQuads(rank: number): number {
   return Math.ceil(rank / 4);
+}
+
+/**
+ * Spare texels along k that a bf16 pack needs for the rank values of a rank-`rank` adapter: one
+ * per quad of ranks (ranks 4g … 4g+3 in texel g, then four zeros).
+ *
+ * @example
+ * ```ts
+ * const xP = packBf16(rec, matrixView(x, rows, 256), loraTexels(4)); // one spare texel
+ * ```
+ */
+export function loraTexels(rank: number): number {
+  return rankQuads(rank);
 }
 
 /**
@@ -115,16 +133,17 @@ function checkShape(shape: LoraShape): void {
   }
 }
 
-/** One row pass per quad of ranks (kernels/lora.wgsl `row_pass`). */
+/** One row pass per quad of ranks (kernels/lora.wgsl `row_pass`, or `texel_pass` into `texel`). */
 function rowPasses(
   rec: Recorder,
-  entry: "lora_forward" | "lora_backward_input",
+  entry: "lora_forward" | "lora_backward_input" | "lora_forward_texels" | "lora_backward_input_texels",
   shape: LoraShape,
-  bindings: { input: Tensor; a: Tensor; b: Tensor; output: Tensor; saved: Binding },
+  bindings: { input: Tensor; a: Tensor; b: Tensor; output: Binding; saved: Binding },
   scales: { down: number; up: number },
+  texel = 0,
 ): void {
   const { rows, rank } = shape;
-  const [down, up] = entry === "lora_forward"
+  const [down, up] = entry.startsWith("lora_forward")
     ? [shape.inFeatures, shape.outFeatures]
     : [shape.outFeatures, shape.inFeatures];
   const { input, a, b, output, saved } = bindings;
@@ -142,6 +161,7 @@ function rowPasses(
         ["u32", rankQuads(rank)],
         ["f32", scales.down],
         ["f32", scales.up],
+        ["u32", texel],
       ]),
     );
   }
@@ -165,6 +185,65 @@ export function loraForward(
   if (shape.rows === 0) return;
   const rows = { input: t.x, a: t.a, b: t.b, output: t.y, saved: t.u };
   rowPasses(rec, "lora_forward", shape, rows, { down: 1, up: shape.scale });
+}
+
+/**
+ * Records `u = x·Aᵀ` into `u` (as {@linkcode loraForward}) and bf16(u) into texel columns
+ * `texel … texel + loraTexels(rank) − 1` of `pack` (x's bf16 pack, rows = x's rows), the half of
+ * the forward that the base product over the spare texels completes (see
+ * {@linkcode loraFactorTexels}).
+ *
+ * @example
+ * ```ts
+ * loraForwardTexels(rec, shape, { x, a, u, pack: xP.texture, texel: 256 / 8 });
+ * ```
+ */
+export function loraForwardTexels(
+  rec: Recorder,
+  shape: LoraShape,
+  t: { x: Tensor; a: Tensor; b: Tensor; u: Tensor; pack: GPUTexture; texel: number },
+): void {
+  checkShape(shape);
+  if (shape.rows === 0) return;
+  const rows = { input: t.x, a: t.a, b: t.b, output: t.pack.createView(), saved: t.u };
+  rowPasses(rec, "lora_forward_texels", shape, rows, { down: 1, up: 1 }, t.texel);
+}
+
+/**
+ * Records a factor's bf16 texels into columns `texel …` of a weight's pack, to meet the rank
+ * values of {@linkcode loraForwardTexels} (`"forward"`: row n of W's pack gets s·B[n, ·]) or of
+ * {@linkcode loraBackwardTexels} (`"backward"`: row f of Wᵀ's pack gets A[·, f]).
+ *
+ * @example
+ * ```ts
+ * loraFactorTexels(rec, shape, "forward", { factor: b, pack: wP.texture, texel: 256 / 8 });
+ * ```
+ */
+export function loraFactorTexels(
+  rec: Recorder,
+  shape: LoraShape,
+  direction: "forward" | "backward",
+  t: { factor: Tensor; pack: GPUTexture; texel: number },
+): void {
+  checkShape(shape);
+  const { inFeatures: k, outFeatures: n, rank: r, scale } = shape;
+  const [rows, rowStride, rankStride, factorScale] = direction === "forward"
+    ? [n, r, 1, scale]
+    : [k, 1, k, 1];
+  rec.dispatch(
+    rec.kernel("lora", "lora_factor_texels"),
+    [t.factor, t.pack.createView()],
+    [Math.ceil(rows / LANES)],
+    params([
+      ["u32", rows],
+      ["u32", r],
+      ["u32", rowStride],
+      ["u32", rankStride],
+      ["u32", rankQuads(r)],
+      ["u32", t.texel],
+      ["f32", factorScale],
+    ]),
+  );
 }
 
 /**
@@ -215,13 +294,60 @@ export function loraBackward(
   shape: LoraShape,
   t: { dy: Tensor; x: Tensor; u: Tensor; a: Tensor; b: Tensor; dx: Tensor; da?: Tensor; db?: Tensor },
 ): void {
+  backwardPasses(rec, shape, t, "lora_backward_input", t.dx, 0);
+}
+
+/** dB, the input pass (`dx += du·A`, or du into a pack's texels), dA. */
+function backwardPasses(
+  rec: Recorder,
+  shape: LoraShape,
+  t: { dy: Tensor; x: Tensor; u: Tensor; a: Tensor; b: Tensor; da?: Tensor; db?: Tensor },
+  entry: "lora_backward_input" | "lora_backward_input_texels",
+  output: Binding,
+  texel: number,
+): void {
   checkShape(shape);
   if (shape.rows === 0) return;
   const { inFeatures: k, outFeatures: n, rank: r, scale } = shape;
   if (t.db) weightPasses(rec, shape, t.u, t.dy, n, t.db, { rankStride: 1, featureStride: r, scale });
   const bytes = loraSavedSize(shape) * 4;
   const du = { buffer: scratchBuffer(rec, "lora.du", bytes), size: bytes };
-  const rows = { input: t.dy, a: t.a, b: t.b, output: t.dx, saved: du };
-  rowPasses(rec, "lora_backward_input", shape, rows, { down: scale, up: 1 });
+  rowPasses(
+    rec,
+    entry,
+    shape,
+    { input: t.dy, a: t.a, b: t.b, output, saved: du },
+    { down: scale, up: 1 },
+    texel,
+  );
   if (t.da) weightPasses(rec, shape, du, t.x, k, t.da, { rankStride: k, featureStride: 1, scale: 1 });
+}
+
+/**
+ * Records the backward of {@linkcode loraForwardTexels} but `dx += du·A`: du = s·dy·B rounded to
+ * bf16 into texel columns `texel …` of `pack` (dy's bf16 pack), for the base product over the
+ * spare texels (see {@linkcode loraFactorTexels}), and the factor gradients as
+ * {@linkcode loraBackward} makes them.
+ *
+ * @example
+ * ```ts
+ * loraBackwardTexels(rec, shape, { dy, x, u, a, b, pack: dyP.texture, texel: 768 / 8, da, db });
+ * ```
+ */
+export function loraBackwardTexels(
+  rec: Recorder,
+  shape: LoraShape,
+  t: {
+    dy: Tensor;
+    x: Tensor;
+    u: Tensor;
+    a: Tensor;
+    b: Tensor;
+    pack: GPUTexture;
+    texel: number;
+    da?: Tensor;
+    db?: Tensor;
+  },
+): void {
+  backwardPasses(rec, shape, t, "lora_backward_input_texels", t.pack.createView(), t.texel);
 }

@@ -41,6 +41,7 @@ export {
   packedFits,
   packedTranspose,
   releasePacked,
+  withSpareTexels,
 } from "./matmul_tex.ts";
 
 /** Shape and mode of one matmul. */

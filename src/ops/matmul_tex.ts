@@ -248,12 +248,19 @@ export interface PackedBf16 {
 
 /**
  * A texture of its own for a `[rows × cols]` bf16 pack, large enough for every role the packed
- * kernels give it, for a kernel that writes the pack itself (see {@linkcode packBf16}'s layout);
+ * kernels give it, for a kernel that writes the pack itself (see {@linkcode packBf16}'s layout),
+ * with at least `spareTexels` texels along k past the matrix's (see {@linkcode withSpareTexels});
  * return it with {@linkcode releasePacked}.
  */
-export function allocatePacked(rec: Recorder, rows: number, cols: number, name: string): PackedBf16 {
+export function allocatePacked(
+  rec: Recorder,
+  rows: number,
+  cols: number,
+  name: string,
+  spareTexels = 0,
+): PackedBf16 {
   const limit = rec.gpu.device.limits.maxTextureDimension2D;
-  const { width, height } = packedExtent(rows, cols, limit);
+  const { width, height } = packedExtent(rows, cols + 8 * spareTexels, limit);
   if (width > limit || height > limit) {
     throw new RangeError(`A bf16 pack of ${rows}×${cols} (${name}) exceeds the texture limit ${limit}`);
   }
@@ -266,6 +273,24 @@ export function allocatePacked(rec: Recorder, rows: number, cols: number, name: 
     usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
   });
   return { texture, rows, cols };
+}
+
+/**
+ * `packed` presented `texels` texels wider along k (columns past its own, which the caller writes
+ * into the spare texels of the texture), or null when its texture lacks them ({@linkcode allocatePacked}'s
+ * `spareTexels`). Its values past `cols` inside the last texel are zeros, so a product of two
+ * such views adds the spare texels' products to the matrix's.
+ *
+ * @example
+ * ```ts
+ * const xP = packBf16(rec, matrixView(x, rows, k), 1);
+ * matmulPackedBf16(rec, withSpareTexels(xP, 1)!, withSpareTexels(wP, 1)!, y);
+ * ```
+ */
+export function withSpareTexels(packed: PackedBf16, texels: number): PackedBf16 | null {
+  const width = Math.ceil(packed.cols / 8) + texels;
+  if (packed.texture.width < width) return null;
+  return { texture: packed.texture, rows: packed.rows, cols: 8 * width };
 }
 
 /** True when a bf16 pack of a `[rows × cols]` matrix fits one texture ({@linkcode allocatePacked}). */
@@ -295,8 +320,8 @@ function packedExtent(rows: number, cols: number, limit: number): { width: numbe
  * releasePacked(rec, xP);
  * ```
  */
-export function packBf16(rec: Recorder, op: Operand): PackedBf16 {
-  const packed = allocatePacked(rec, op.rows, op.cols, op.tensor.name);
+export function packBf16(rec: Recorder, op: Operand, spareTexels = 0): PackedBf16 {
+  const packed = allocatePacked(rec, op.rows, op.cols, op.tensor.name, spareTexels);
   // Only the texels a kernel reads as data are written (zeros past the last column inside its
   // texel): the kernels' clamped tiles read no row past the matrix (only a padded scratch C's).
   packInto(rec, op, packed.texture, "rgba32uint", Math.max(1, Math.ceil(op.cols / 8)), op.rows);
@@ -319,15 +344,15 @@ export function packBf16(rec: Recorder, op: Operand): PackedBf16 {
  * releasePacked(rec, dyP); // and dyP.transposed
  * ```
  */
-export function packBf16WithTranspose(rec: Recorder, op: Operand): PackedBf16 {
+export function packBf16WithTranspose(rec: Recorder, op: Operand, spareTexels = 0): PackedBf16 {
   const transposedOp = { ...op, rows: op.cols, cols: op.rows, row: op.col, col: op.row };
   const fused = op.col === 1 && op.row % 4 === 0 && op.offset % 4 === 0 && op.cols % 4 === 0;
   if (!fused || op.rows === 0 || op.cols === 0) {
-    const packed = packBf16(rec, op);
+    const packed = packBf16(rec, op, spareTexels);
     packed.transposed = packBf16(rec, transposedOp);
     return packed;
   }
-  const packed = allocatePacked(rec, op.rows, op.cols, op.tensor.name);
+  const packed = allocatePacked(rec, op.rows, op.cols, op.tensor.name, spareTexels);
   packed.transposed = allocatePacked(rec, op.cols, op.rows, op.tensor.name);
   const width = Math.ceil(op.cols / 8), blocks = Math.ceil(op.rows / 8);
   rec.dispatch(

@@ -2,11 +2,23 @@ import { getEngine } from "../../src/gpu/engine.ts";
 import {
   loraBackward,
   loraBackwardCpu,
+  loraBackwardTexels,
+  loraFactorTexels,
   loraForward,
   loraForwardCpu,
+  loraForwardTexels,
   loraSavedSize,
   type LoraShape,
+  loraTexels,
 } from "../../src/ops/lora.ts";
+import {
+  bf16Round,
+  matmulPackedBf16,
+  matrixView,
+  packBf16,
+  releasePacked,
+  withSpareTexels,
+} from "../../src/ops/matmul.ts";
 import { assertClose, hasGpu, numericalGradient, randomArray, weightedSum } from "./check.ts";
 
 // Tolerance: every GPU value is an f32 sum of at most 256 products of values ≤ 1 in magnitude
@@ -76,6 +88,109 @@ for (const shape of SHAPES) {
       assertClose(await da, plus(da0, backward.da), TOL, "dA");
       assertClose(await db, plus(db0, backward.db), TOL, "dB");
       for (const t of [tx, ta, tb, tdy, ty, tdx, tda, tdb, tu]) pool.release(t);
+    },
+  });
+}
+
+/** `[rows × cols]` of `x` (stored `[cols × rows]` when `transposed`) rounded to bf16 as a pack rounds it. */
+function rounded(x: ArrayLike<number>, rows: number, cols: number, transposed = false): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) out[i * cols + j] = bf16Round(x[transposed ? j * rows + i : i * cols + j]);
+  }
+  return out;
+}
+
+/** C = A·Bᵀ for A `[m × k]`, B `[n × k]`, in f64. */
+function productNT(a: Float64Array, b: Float64Array, m: number, n: number, k: number): Float64Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let sum = 0;
+      for (let f = 0; f < k; f++) sum += a[i * k + f] * b[j * k + f];
+      c[i * n + j] = sum;
+    }
+  }
+  return c;
+}
+
+// The base products' f32 sums of ≤ 256 bf16 products of values ≤ 1 plus the rank terms: rounding
+// stays below ~1e-4 here; a missing, misplaced or unscaled rank term is off by O(1).
+const PACKED_TOL = { atol: 2e-4, rtol: 1e-4 };
+
+for (const shape of SHAPES) {
+  const { rows, inFeatures: k, outFeatures: n, rank: r, scale } = shape;
+  Deno.test({
+    name:
+      `LoRA texel passes complete the base product over spare texels for ${rows} rows, ${k} → ${n}, rank ${r}`,
+    ignore: !hasGpu,
+    async fn() {
+      const engine = await getEngine();
+      const pool = engine.pool;
+      const x = randomArray(rows * k, 21), w = randomArray(n * k, 22);
+      const a = randomArray(r * k, 23), b = randomArray(n * r, 24), dy = randomArray(rows * n, 25);
+      const da0 = randomArray(r * k, 26), db0 = randomArray(n * r, 27);
+      const up = (data: Float32Array) => pool.upload(data, [data.length]);
+      const [tx, tw, ta, tb, tdy, tda, tdb] = [x, w, a, b, dy, da0, db0].map(up);
+      const tu = pool.tensor([loraSavedSize(shape)]);
+      const [ty, tdx] = [pool.tensor([rows * n]), pool.tensor([rows * k])];
+      const spare = loraTexels(r);
+      const rec = engine.recorder();
+      // Forward: y = x·Wᵀ + u·(s·B)ᵀ, u into x's pack and s·B into W's.
+      const xP = packBf16(rec, matrixView(tx, rows, k), spare);
+      const wP = packBf16(rec, matrixView(tw, n, k), spare);
+      loraForwardTexels(rec, shape, {
+        x: tx,
+        a: ta,
+        b: tb,
+        u: tu,
+        pack: xP.texture,
+        texel: Math.ceil(k / 8),
+      });
+      loraFactorTexels(rec, shape, "forward", { factor: tb, pack: wP.texture, texel: Math.ceil(k / 8) });
+      matmulPackedBf16(rec, withSpareTexels(xP, spare)!, withSpareTexels(wP, spare)!, ty);
+      // Backward: dx = dy·W + du·A, du into dy's pack and A into Wᵀ's; dA and dB as loraBackward.
+      const dyP = packBf16(rec, matrixView(tdy, rows, n), spare);
+      const wTP = packBf16(rec, matrixView(tw, k, n, true), spare);
+      const texel = Math.ceil(n / 8);
+      const factors = { dy: tdy, x: tx, u: tu, a: ta, b: tb, da: tda, db: tdb };
+      loraBackwardTexels(rec, shape, { ...factors, pack: dyP.texture, texel });
+      loraFactorTexels(rec, shape, "backward", { factor: ta, pack: wTP.texture, texel });
+      matmulPackedBf16(rec, withSpareTexels(dyP, spare)!, withSpareTexels(wTP, spare)!, tdx);
+      const [y, u, dx, da, db] = [ty, tu, tdx, tda, tdb].map((t) => rec.read(t));
+      await rec.submit();
+
+      const forward = loraForwardCpu(shape, x, a, b);
+      const backward = loraBackwardCpu(shape, dy, x, a, b);
+      const gotU = unpadRanks(await u, rows, r);
+      assertClose(gotU, forward.u, TOL, "u");
+      // The rank terms as the texels carry them: bf16(u) (the GPU's own u) · bf16(s·B).
+      const sB = Float32Array.from(b, (v) => Math.fround(scale * v));
+      const yWant = productNT(rounded(x, rows, k), rounded(w, n, k), rows, n, k);
+      const rankTerms = productNT(rounded(gotU, rows, r), rounded(sB, n, r), rows, n, r);
+      assertClose(await y, yWant.map((v, i) => v + rankTerms[i]), PACKED_TOL, "y");
+      // du = s·dy·B is rounded to bf16 on the GPU from its own f32 sum: allow one bf16 ulp of it.
+      const dxBase = productNT(rounded(dy, rows, n), rounded(w, k, n, true), rows, k, n);
+      const duRounded = rounded(backward.du, rows, r);
+      const dxTerms = productNT(duRounded, rounded(a, k, r, true), rows, k, r);
+      const gotDx = await dx;
+      for (let i = 0; i < rows; i++) {
+        for (let f = 0; f < k; f++) {
+          let ulps = 0;
+          for (let q = 0; q < r; q++) ulps += 2 ** -8 * Math.abs(backward.du[i * r + q] * a[q * k + f]);
+          const want = dxBase[i * k + f] + dxTerms[i * k + f];
+          const bound = PACKED_TOL.atol + PACKED_TOL.rtol * Math.abs(want) + ulps;
+          if (!(Math.abs(gotDx[i * k + f] - want) <= bound)) {
+            throw new Error(
+              `dx: row ${i}, feature ${f} got ${gotDx[i * k + f]}, expected ${want} ± ${bound}`,
+            );
+          }
+        }
+      }
+      assertClose(await da, plus(da0, backward.da), TOL, "dA");
+      assertClose(await db, plus(db0, backward.db), TOL, "dB");
+      for (const p of [xP, wP, dyP, wTP]) releasePacked(rec, p);
+      for (const t of [tx, tw, ta, tb, tdy, tda, tdb, tu, ty, tdx]) pool.release(t);
     },
   });
 }
