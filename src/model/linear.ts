@@ -125,7 +125,8 @@ function activeLora(lin: Linear): LoraPair | null {
 
 /**
  * Records `y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ)` for `rows` rows, the base product with operands in
- * `precision` (the LoRA products in f32), reading `packedX` (x packed by
+ * `precision` (the LoRA down-projection in f32; the up-projection in the base product when `packedX` has
+ * spare texels, see the module doc), reading `packedX` (x packed by
  * {@linkcode packLinearInput}) when given. Returns the LoRA intermediate `u = x·Aᵀ` (owned by the
  * caller: keep it for backward, else release it), or null.
  */
@@ -177,7 +178,8 @@ export function linearForward(
  * Records the backward of {@linkcode linearForward}: `dx += dy·W (+ s·dy·B·A)` (`=` instead of
  * `+=` with `overwriteDx`, for the first writer of a fresh buffer) and, for trainable
  * parameters, `dW += dyᵀ·x`, `db += Σ dy`, `dB += s·dyᵀ·u`, `dA += (s·dy·B)ᵀ·x`, with the base
- * operands in `precision` (the LoRA ones in f32). With `packedX` (the forward's packed input),
+ * operands in `precision` (the LoRA ones in f32, but du·A in the base product when dy's pack has
+ * spare texels). With `packedX` (the forward's packed input),
  * dy is packed once for every product that reads it, and dW reads dyᵀ (packed with dy, from one
  * read of it) and xᵀ (packed once per input: with x in a training forward, else
  * `packedTranspose`); with `packedDy` too (dy's row pack, made by the kernel that wrote dy; the

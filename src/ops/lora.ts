@@ -195,7 +195,7 @@ export function loraForward(
  *
  * @example
  * ```ts
- * loraForwardTexels(rec, shape, { x, a, u, pack: xP.texture, texel: 256 / 8 });
+ * loraForwardTexels(rec, shape, { x, a, b, u, pack: xP.texture, texel: 256 / 8 });
  * ```
  */
 export function loraForwardTexels(
