@@ -106,8 +106,7 @@ export async function runCase<S>(
     const explicit = c.warmup ? await c.warmup(engine, state) : undefined;
     const first = await timeReps(engine, c, state, 1);
     const warmup_ms = explicit ?? first;
-    const single = await timeReps(engine, c, state, 1);
-    const reps = Math.max(1, Math.min(maxReps, Math.ceil(targetMs / Math.max(single, 0.05))));
+    const reps = await calibrateReps(engine, c, state, targetMs, maxReps);
     const times: number[] = [];
     const cpuStart = process.cpuUsage();
     const wallStart = performance.now();
@@ -167,6 +166,27 @@ export function median(values: readonly number[]): number {
 }
 
 /** Wall milliseconds of `reps` repetitions recorded into one submit plus its single sync. */
+/**
+ * Repetitions for one sample of ≥ `targetMs`. One repetition's time includes the submit's sync
+ * (~11 ms here), so sizing from it alone gives small cases too few repetitions (a 3 ms product
+ * got 17, and a sync of 0.7 ms each): a second run of that many repetitions gives the time per
+ * repetition without the sync.
+ */
+async function calibrateReps<S>(
+  engine: Engine,
+  c: BenchCase<S>,
+  state: S,
+  targetMs: number,
+  maxReps: number,
+): Promise<number> {
+  const clamp = (ms: number) => Math.max(1, Math.min(maxReps, Math.ceil(targetMs / Math.max(ms, 0.05))));
+  const single = await timeReps(engine, c, state, 1);
+  const first = clamp(single);
+  if (first === 1) return 1;
+  const several = await timeReps(engine, c, state, first);
+  return clamp((several - single) / (first - 1));
+}
+
 async function timeReps<S>(engine: Engine, c: BenchCase<S>, state: S, reps: number): Promise<number> {
   const rec = engine.recorder();
   const start = performance.now();

@@ -12,42 +12,57 @@ Deno.test("benchCases has one entry per name and shape", () => {
   assertEquals(new Set(keys).size, keys.length);
 });
 
-Deno.test({
-  name: "runCase() records the case once cold, once to calibrate, then reps per sample, and tears down",
-  ignore: !hasGpu,
-  async fn() {
-    const engine = await getEngine();
-    const events: string[] = [];
-    let records = 0;
-    const result = await runCase(
-      engine,
-      benchCase({
-        name: "test.noop",
-        shape: "1",
-        flops: 1e6,
-        bytes: 4e6,
-        setup: () => {
-          events.push("setup");
-          return { id: 7 };
-        },
-        record: (_rec, state) => {
-          assertEquals(state.id, 7);
-          records++;
-        },
-        teardown: () => events.push("teardown"),
-      }),
-      { samples: 3, targetMs: 1, maxReps: 4 },
-    );
-    assertEquals(events, ["setup", "teardown"]);
-    assert(result.reps >= 1 && result.reps <= 4, `reps ${result.reps}`);
-    assertEquals(records, 2 + 3 * result.reps);
-    assert(result.ms_median > 0 && result.ms_best <= result.ms_median);
-    assert(Math.abs(result.gflops! - 1e6 / (result.ms_median / 1000) / 1e9) < 1e-9);
-    assert(Math.abs(result.gbps! - 4 * result.gflops!) < 1e-9);
-    assertEquals(result.tokens_per_s, undefined);
-    assertEquals(result.adapter, engine.gpu.info.description);
-  },
-});
+for (const targetMs of [1, 40]) {
+  Deno.test({
+    name:
+      `runCase() records the case once cold, once or twice to calibrate, then reps per sample, and tears down (target ${targetMs} ms)`,
+    ignore: !hasGpu,
+    async fn() {
+      const engine = await getEngine();
+      const events: string[] = [];
+      // Repetitions per recorder, in order: each sample (and calibration run) is one submit.
+      const perRecorder = new Map<object, number>();
+      const result = await runCase(
+        engine,
+        benchCase({
+          name: "test.noop",
+          shape: "1",
+          flops: 1e6,
+          bytes: 4e6,
+          setup: () => {
+            events.push("setup");
+            return { id: 7 };
+          },
+          record: (rec, state) => {
+            assertEquals(state.id, 7);
+            perRecorder.set(rec, (perRecorder.get(rec) ?? 0) + 1);
+          },
+          teardown: () => events.push("teardown"),
+        }),
+        { samples: 3, targetMs, maxReps: 64 },
+      );
+      assertEquals(events, ["setup", "teardown"]);
+      const runs = [...perRecorder.values()];
+      const samples = runs.slice(-3);
+      assertEquals(samples, [result.reps, result.reps, result.reps]);
+      // Cold run, one repetition, and (when one repetition is under the target) the repetitions
+      // it calls for, whose time per repetition without the sync sizes the samples.
+      const calibration = runs.slice(0, -3);
+      assertEquals(calibration.slice(0, 2), [1, 1]);
+      if (calibration.length === 3) assert(calibration[2] > 1 && result.reps >= 1);
+      else assertEquals(calibration.length, 2);
+      if (targetMs === 40) {
+        assertEquals(calibration.length, 3, "a no-op is far below 40 ms: calibrated twice");
+      }
+      assert(result.reps >= 1 && result.reps <= 64, `reps ${result.reps}`);
+      assert(result.ms_median > 0 && result.ms_best <= result.ms_median);
+      assert(Math.abs(result.gflops! - 1e6 / (result.ms_median / 1000) / 1e9) < 1e-9);
+      assert(Math.abs(result.gbps! - 4 * result.gflops!) < 1e-9);
+      assertEquals(result.tokens_per_s, undefined);
+      assertEquals(result.adapter, engine.gpu.info.description);
+    },
+  });
+}
 
 Deno.test("r2ec bench rejects a bad regular expression, a bad sample count and unknown flags", async () => {
   await assertRejects(() => benchCommand.run(["--filter", "("]), UsageError);
