@@ -118,6 +118,14 @@ export function packLinearInput(
   return transposeToo ? packBf16WithTranspose(rec, view, spareTexels) : packBf16(rec, view, spareTexels);
 }
 
+/**
+ * A weight held in one chunk: the packed products read chunk 0 only, so a weight split into row
+ * chunks (above the storage binding limit) takes the general path, whose `whole()` names it.
+ */
+function unsplit(w: Param): boolean {
+  return w.value.chunks.length === 1;
+}
+
 /** The LoRA path runs when an unmerged adapter is attached. */
 function activeLora(lin: Linear): LoraPair | null {
   return lin.lora && !lin.lora.merged ? lin.lora : null;
@@ -146,7 +154,7 @@ export function linearForward(
   const u = lora
     ? pool.tensor([loraSavedSize({ rows, rank: lora.rank })], "f32", `${lin.weight.name}.lora_u`)
     : null;
-  if (packedX && n % 4 === 0) {
+  if (packedX && n % 4 === 0 && unsplit(lin.weight)) {
     const spare = loraPackTexels(lin);
     const w = weightPack(rec, lin.weight, "rows", 0, spare);
     const wide = lora && withSpareTexels(packedX, spare);
@@ -208,7 +216,7 @@ export function linearBackward(
     throw new Error(`Backward of ${lin.weight.name} needs the LoRA activation saved in forward`);
   }
   let loraDone = false;
-  if (packedX) {
+  if (packedX && unsplit(lin.weight)) {
     const spare = loraPackTexels(lin);
     // dW reads dyᵀ: both packs from one read of dy.
     const dyP = packedDy ??
