@@ -240,6 +240,9 @@ struct WeightParams {
 @group(0) @binding(1) var<storage, read> saved: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> tokens: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> grad: array<f32>;
+// The token matrix as a bf16 row pack (texel (t, i): features 8t … 8t+7 of token i), for
+// lora_backward_weight_packed.
+@group(0) @binding(2) var tokens_bf16: texture_2d<u32>;
 
 // One quad of features (4 columns of m) against the ranks of v: acc[c] += m[c]·v.
 fn outer(acc: mat4x4<f32>, m: vec4<f32>, v: vec4<f32>) -> mat4x4<f32> {
@@ -275,6 +278,27 @@ fn lora_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
     let v = saved[i * wp.rank_quads + wp.rank_quad];
     acc0 = outer(acc0, tokens[i * wp.quads + fq0], v);
     acc1 = outer(acc1, tokens[i * wp.quads + fq1], v);
+  }
+  add_grad(fq0, acc0);
+  add_grad(fq0 + 1u, acc1);
+}
+
+// The same from the tokens' bf16 row pack (the base products' operand): one texel fetch gives the
+// lane's 8 features of a token, where the f32 rows took two lane-varying vec4 loads (~4× the
+// time). Values past the features read as zero (the pack zeroes them); add_grad skips them.
+@compute @workgroup_size(LANES)
+fn lora_backward_weight_packed(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let fq0 = gid.x * 2u;
+  if (fq0 >= wp.quads) { return; }
+  var acc0 = mat4x4<f32>();
+  var acc1 = mat4x4<f32>();
+  for (var i = 0u; i < wp.rows; i++) {
+    let v = saved[i * wp.rank_quads + wp.rank_quad];
+    let t = textureLoad(tokens_bf16, vec2(gid.x, i), 0);
+    let even = lo(t);
+    let odd = hi(t);
+    acc0 = outer(acc0, vec4(even.x, odd.x, even.y, odd.y), v);
+    acc1 = outer(acc1, vec4(even.z, odd.z, even.w, odd.w), v);
   }
   add_grad(fq0, acc0);
   add_grad(fq0 + 1u, acc1);

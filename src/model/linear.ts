@@ -230,6 +230,7 @@ export function linearBackward(
       loraBackwardTexels(rec, loraShape(lin, lora, rows), {
         ...loraTensors(pool, lora, dy, x, loraUT!),
         pack: dyP.texture,
+        xPack: packedX.texture,
         texel,
       });
       loraFactorTexels(rec, loraShape(lin, lora, rows), "backward", {

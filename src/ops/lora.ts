@@ -254,16 +254,17 @@ function weightPasses(
   rec: Recorder,
   shape: LoraShape,
   saved: Binding,
-  tokens: Tensor,
+  tokens: Tensor | GPUTexture,
   features: number,
   grad: Tensor,
   layout: { rankStride: number; featureStride: number; scale: number },
 ): void {
   const { rows, rank } = shape;
+  const packed = tokens instanceof GPUTexture;
   for (let g = 0; g < rankQuads(rank); g++) {
     rec.dispatch(
-      rec.kernel("lora", "lora_backward_weight"),
-      [saved, tokens, grad],
+      rec.kernel("lora", packed ? "lora_backward_weight_packed" : "lora_backward_weight"),
+      [saved, packed ? tokens.createView() : tokens, grad],
       [Math.ceil(features / 8 / LANES)],
       params([
         ["u32", rows],
@@ -305,11 +306,12 @@ function backwardPasses(
   entry: "lora_backward_input" | "lora_backward_input_texels",
   output: Binding,
   texel: number,
+  tokens: { dy: Tensor | GPUTexture; x: Tensor | GPUTexture } = t,
 ): void {
   checkShape(shape);
   if (shape.rows === 0) return;
   const { inFeatures: k, outFeatures: n, rank: r, scale } = shape;
-  if (t.db) weightPasses(rec, shape, t.u, t.dy, n, t.db, { rankStride: 1, featureStride: r, scale });
+  if (t.db) weightPasses(rec, shape, t.u, tokens.dy, n, t.db, { rankStride: 1, featureStride: r, scale });
   const bytes = loraSavedSize(shape) * 4;
   const du = { buffer: scratchBuffer(rec, "lora.du", bytes), size: bytes };
   rowPasses(
@@ -320,18 +322,19 @@ function backwardPasses(
     { down: scale, up: 1 },
     texel,
   );
-  if (t.da) weightPasses(rec, shape, du, t.x, k, t.da, { rankStride: k, featureStride: 1, scale: 1 });
+  if (t.da) weightPasses(rec, shape, du, tokens.x, k, t.da, { rankStride: k, featureStride: 1, scale: 1 });
 }
 
 /**
  * Records the backward of {@linkcode loraForwardTexels} but `dx += du·A`: du = s·dy·B rounded to
- * bf16 into texel columns `texel …` of `pack` (dy's bf16 pack), for the base product over the
- * spare texels (see {@linkcode loraFactorTexels}), and the factor gradients as
- * {@linkcode loraBackward} makes them.
+ * bf16 into texel columns `texel …` of `pack` (dy's bf16 row pack), for the base product over the
+ * spare texels (see {@linkcode loraFactorTexels}), and the factor gradients `dB += s·dyᵀ·u` and
+ * `dA += duᵀ·x` with dy and x read from their bf16 row packs (`pack`, `xPack`: one texel fetch
+ * per 8 values, against two vec4 loads of the f32 rows), u and du in f32.
  *
  * @example
  * ```ts
- * loraBackwardTexels(rec, shape, { dy, x, u, a, b, pack: dyP.texture, texel: 768 / 8, da, db });
+ * loraBackwardTexels(rec, shape, { dy, x, u, a, b, pack: dyP.texture, xPack: xP.texture, texel: 768 / 8, da, db });
  * ```
  */
 export function loraBackwardTexels(
@@ -344,10 +347,14 @@ export function loraBackwardTexels(
     a: Tensor;
     b: Tensor;
     pack: GPUTexture;
+    xPack: GPUTexture;
     texel: number;
     da?: Tensor;
     db?: Tensor;
   },
 ): void {
-  backwardPasses(rec, shape, t, "lora_backward_input_texels", t.pack.createView(), t.texel);
+  backwardPasses(rec, shape, t, "lora_backward_input_texels", t.pack.createView(), t.texel, {
+    dy: t.pack,
+    x: t.xPack,
+  });
 }

@@ -154,7 +154,7 @@ for (const shape of SHAPES) {
       const wTP = packBf16(rec, matrixView(tw, k, n, true), spare);
       const texel = Math.ceil(n / 8);
       const factors = { dy: tdy, x: tx, u: tu, a: ta, b: tb, da: tda, db: tdb };
-      loraBackwardTexels(rec, shape, { ...factors, pack: dyP.texture, texel });
+      loraBackwardTexels(rec, shape, { ...factors, pack: dyP.texture, xPack: xP.texture, texel });
       loraFactorTexels(rec, shape, "backward", { factor: ta, pack: wTP.texture, texel });
       matmulPackedBf16(rec, withSpareTexels(dyP, spare)!, withSpareTexels(wTP, spare)!, tdx);
       const [y, u, dx, da, db] = [ty, tu, tdx, tda, tdb].map((t) => rec.read(t));
@@ -187,8 +187,17 @@ for (const shape of SHAPES) {
           }
         }
       }
-      assertClose(await da, plus(da0, backward.da), TOL, "dA");
-      assertClose(await db, plus(db0, backward.db), TOL, "dB");
+      // dA = duᵀ·x and dB = s·dyᵀ·u read x and dy from their bf16 packs; du and u stay f32.
+      const xR = rounded(x, rows, k), dyR = rounded(dy, rows, n);
+      const daWant = Float64Array.from(da0), dbWant = Float64Array.from(db0);
+      for (let i = 0; i < rows; i++) {
+        for (let q = 0; q < r; q++) {
+          for (let f = 0; f < k; f++) daWant[q * k + f] += backward.du[i * r + q] * xR[i * k + f];
+          for (let j = 0; j < n; j++) dbWant[j * r + q] += scale * dyR[i * n + j] * forward.u[i * r + q];
+        }
+      }
+      assertClose(await da, daWant, TOL, "dA");
+      assertClose(await db, dbWant, TOL, "dB");
       for (const p of [xP, wP, dyP, wTP]) releasePacked(rec, p);
       for (const t of [tx, tw, ta, tb, tdy, tda, tdb, tu, ty, tdx]) pool.release(t);
     },
