@@ -8,7 +8,7 @@
  * up-projections ride on the base product: the input's pack (x, or dy) carries bf16(u) (or
  * bf16(du)) in spare texels along k and the weight's pack the factor (s·B, or A) in the same
  * texels, so one product computes `x·Wᵀ + u·(s·B)ᵀ` (or `dy·W + du·A`), which saves the pass
- * that read and wrote y (or dx) again.
+ * that read and wrote y (or dx) again; dA and dB then read x and dy from those packs too.
  *
  * @module
  */
@@ -186,8 +186,8 @@ export function linearForward(
  * Records the backward of {@linkcode linearForward}: `dx += dy·W (+ s·dy·B·A)` (`=` instead of
  * `+=` with `overwriteDx`, for the first writer of a fresh buffer) and, for trainable
  * parameters, `dW += dyᵀ·x`, `db += Σ dy`, `dB += s·dyᵀ·u`, `dA += (s·dy·B)ᵀ·x`, with the base
- * operands in `precision` (the LoRA ones in f32, but du·A in the base product when dy's pack has
- * spare texels). With `packedX` (the forward's packed input),
+ * operands in `precision` (the LoRA ones in f32, except that with spare texels in dy's pack du·A
+ * rides on the base product and dA, dB read the bf16 packs of x and dy). With `packedX` (the forward's packed input),
  * dy is packed once for every product that reads it, and dW reads dyᵀ (packed with dy, from one
  * read of it) and xᵀ (packed once per input: with x in a training forward, else
  * `packedTranspose`); with `packedDy` too (dy's row pack, made by the kernel that wrote dy; the
