@@ -183,7 +183,7 @@ function packInput(
   if (p) packed.set(x, p);
 }
 
-/** Whether the pack of an input of `readers` comes with its transpose: a weight gradient reads xᵀ. */
+/** Whether `readers` compute weight gradients, which read transposed packs (of their input and dy). */
 function needsTranspose(training: boolean, readers: Linear[]): boolean {
   return training && readers.some((l) => l.weight.trainable);
 }
@@ -461,8 +461,8 @@ export function blockBackward(
   // Frozen gate/up weights with a packed input (LoRA) read dGate and dUp only packed along the rows
   // in their base products: the GLU backward writes those packs itself. (Trainable ones read the
   // transposes too: packed both ways from one read, the faster path there.)
-  const packs = a.packed.has(a.xnMlp) && !block.gate.weight.trainable &&
-      !block.up.weight.trainable && ff % 4 === 0 && packedFits(rec, rows, ff)
+  const packs = a.packed.has(a.xnMlp) && !needsTranspose(true, [block.gate, block.up]) && ff % 4 === 0 &&
+      packedFits(rec, rows, ff)
     ? (d.gelu ? gegluBackwardPacked : swigluBackwardPacked)(rec, dAct, a.gate, a.up, dGate, dUp, {
       rows,
       cols: ff,

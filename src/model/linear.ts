@@ -187,9 +187,9 @@ export function linearForward(
  * `+=` with `overwriteDx`, for the first writer of a fresh buffer) and, for trainable
  * parameters, `dW += dyᵀ·x`, `db += Σ dy`, `dB += s·dyᵀ·u`, `dA += (s·dy·B)ᵀ·x`, with the base
  * operands in `precision` (the LoRA ones in f32, except that with spare texels in dy's pack du·A
- * rides on the base product and dA, dB read the bf16 packs of x and dy). With `packedX` (the forward's packed input),
- * dy is packed once for every product that reads it, and dW reads dyᵀ (packed with dy, from one
- * read of it) and xᵀ (packed once per input: with x in a training forward, else
+ * rides on the base product and dA, dB read the bf16 packs of x and dy). With `packedX` (the
+ * forward's packed input), dy is packed once for every product that reads it, and dW reads dyᵀ
+ * (packed with dy, from one read of it) and xᵀ (packed once per input: with x in a training forward, else
  * `packedTranspose`); with `packedDy` too (dy's row pack, made by the kernel that wrote dy; the
  * caller releases it), dy is not packed here (dyᵀ only if a trainable weight needs it and it lacks
  * one).

@@ -89,8 +89,9 @@ export function weightPack(
 /**
  * The kept row pack of chunk `chunk` of `p`, for an update that rewrites it together with the
  * values (AdamW's `rowPack`) and is being recorded into `rec` after `markWritten(p)`: from then on
- * it counts as holding the new values (for other recorders once `rec` is submitted). Null when `p` has no row pack to keep fresh (never read through one, as
- * the embedding and the norms) or its rows are not whole texels.
+ * it counts as holding the new values (for other recorders once `rec` is submitted). Null when
+ * `p` has no row pack to keep fresh (never read through one, as the embedding and the norms) or
+ * its rows are not whole texels.
  *
  * @example
  * ```ts

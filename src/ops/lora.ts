@@ -191,7 +191,7 @@ export function loraForward(
  * Records `u = x·Aᵀ` into `u` (as {@linkcode loraForward}) and bf16(u) into texel columns
  * `texel … texel + loraTexels(rank) − 1` of `pack` (x's bf16 pack, rows = x's rows), the half of
  * the forward that the base product over the spare texels completes (see
- * {@linkcode loraFactorTexels}).
+ * {@linkcode loraFactorTexels}). `b` is bound (the row passes share their bindings), not read.
  *
  * @example
  * ```ts
@@ -334,7 +334,8 @@ function backwardPasses(
  *
  * @example
  * ```ts
- * loraBackwardTexels(rec, shape, { dy, x, u, a, b, pack: dyP.texture, xPack: xP.texture, texel: 768 / 8, da, db });
+ * const packs = { pack: dyP.texture, xPack: xP.texture, texel: 768 / 8 };
+ * loraBackwardTexels(rec, shape, { dy, x, u, a, b, ...packs, da, db });
  * ```
  */
 export function loraBackwardTexels(

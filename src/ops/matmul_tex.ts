@@ -277,9 +277,9 @@ export function allocatePacked(
 
 /**
  * `packed` presented `texels` texels wider along k (columns past its own, which the caller writes
- * into the spare texels of the texture), or null when its texture lacks them ({@linkcode allocatePacked}'s
- * `spareTexels`). Its values past `cols` inside the last texel are zeros, so a product of two
- * such views adds the spare texels' products to the matrix's.
+ * into the spare texels of the texture), or null when its texture lacks them (see
+ * {@linkcode allocatePacked}'s `spareTexels`). Its values past `cols` inside the last texel are
+ * zeros, so a product of two such views adds the spare texels' products to the matrix's.
  *
  * @example
  * ```ts
