@@ -132,11 +132,12 @@ function activeLora(lin: Linear): LoraPair | null {
 }
 
 /**
- * Records `y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ)` for `rows` rows, the base product with operands in
- * `precision` (the LoRA down-projection in f32; the up-projection in the base product when `packedX` has
- * spare texels, see the module doc), reading `packedX` (x packed by
- * {@linkcode packLinearInput}) when given. Returns the LoRA intermediate `u = x·Aᵀ` (owned by the
- * caller: keep it for backward, else release it), or null.
+ * Records `y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ)` (`y +=` with `accumulate`: a residual add rides on the
+ * product's epilogue) for `rows` rows, the base product with operands in `precision` (the LoRA
+ * down-projection in f32; the up-projection in the base product when `packedX` has spare texels,
+ * see the module doc), reading `packedX` (x packed by {@linkcode packLinearInput}) when given.
+ * Returns the LoRA intermediate `u = x·Aᵀ` (owned by the caller: keep it for backward, else
+ * release it), or null.
  */
 export function linearForward(
   rec: Recorder,
@@ -147,6 +148,7 @@ export function linearForward(
   rows: number,
   precision: MatmulPrecision = "f32",
   packedX: PackedBf16 | null = null,
+  accumulate = false,
 ): Tensor | null {
   const { inFeatures: k, outFeatures: n } = lin;
   const bias = lin.bias ? whole(lin.bias.value) : undefined;
@@ -163,12 +165,12 @@ export function linearForward(
       const [a, b] = [whole(lora.a.value), whole(lora.b.value)];
       loraForwardTexels(rec, shape, { x, a, b, u: u!, pack: packedX.texture, texel });
       loraFactorTexels(rec, shape, "forward", { factor: b, pack: w.texture, texel });
-      matmulPackedBf16(rec, wide, withSpareTexels(w, spare)!, y, { bias });
+      matmulPackedBf16(rec, wide, withSpareTexels(w, spare)!, y, { bias, accumulate });
       return u;
     }
-    matmulPackedBf16(rec, packedX, w, y, { bias });
+    matmulPackedBf16(rec, packedX, w, y, { bias, accumulate });
   } else {
-    matmul(rec, x, whole(lin.weight.value), y, { m: rows, n, k, transB: true, bias, precision });
+    matmul(rec, x, whole(lin.weight.value), y, { m: rows, n, k, transB: true, bias, accumulate, precision });
   }
   if (lora) {
     loraForward(rec, loraShape(lin, lora, rows), {
