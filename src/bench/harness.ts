@@ -165,7 +165,6 @@ export function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-/** Wall milliseconds of `reps` repetitions recorded into one submit plus its single sync. */
 /**
  * Repetitions for one sample of ≥ `targetMs`. One repetition's time includes the submit's sync
  * (~11 ms here), so sizing from it alone gives small cases too few repetitions (a 3 ms product
@@ -187,6 +186,7 @@ async function calibrateReps<S>(
   return clamp((several - single) / (first - 1));
 }
 
+/** Wall milliseconds of `reps` repetitions recorded into one submit plus its single sync. */
 async function timeReps<S>(engine: Engine, c: BenchCase<S>, state: S, reps: number): Promise<number> {
   const rec = engine.recorder();
   const start = performance.now();

@@ -532,7 +532,9 @@ export class ForwardPass {
     });
     pool.release(dh);
     for (let i = model.blocks.length - 1; i >= 0; i--) {
-      blockBackward(rec, pool, model.dims, model.blocks[i], this.acts[i], this.layout, dRes);
+      // ∂L/∂(embedding output) is read only by the embedding's own gradient.
+      const inputGrad = i > 0 || this.gradIndex !== null;
+      blockBackward(rec, pool, model.dims, model.blocks[i], this.acts[i], this.layout, dRes, inputGrad);
     }
     if (this.gradIndex) {
       embeddingBackward(rec, this.gradIndex, dRes, ensureGrad(pool, model.embed), {

@@ -415,7 +415,9 @@ function attentionOptions(d: BlockDims, block: DecoderBlock, layout: RowLayout) 
 
 /**
  * Records the backward of one block (training layout: no cache). On entry `dRes` holds ∂L/∂(block
- * output); on exit it holds ∂L/∂(block input). Parameter gradients are accumulated.
+ * output); on exit it holds ∂L/∂(block input), unless `inputGrad` is false (nothing upstream
+ * reads it: the first block under a frozen embedding), which skips the q/k/v input products and
+ * the input norm's backward when that norm is frozen. Parameter gradients are accumulated.
  */
 export function blockBackward(
   rec: Recorder,
@@ -425,6 +427,7 @@ export function blockBackward(
   a: BlockActivations,
   layout: RowLayout,
   dRes: Tensor,
+  inputGrad = true,
 ): void {
   const rows = layout.batch * layout.tq;
   const { hidden, heads, kvHeads, headDim, ff } = d;
@@ -434,7 +437,7 @@ export function blockBackward(
     lin: Linear,
     dy: Tensor,
     x: Tensor,
-    dx: Tensor,
+    dx: Tensor | null,
     overwriteDx: boolean,
     packedDy: PackedBf16 | null = null,
   ) =>
@@ -525,7 +528,9 @@ export function blockBackward(
     theta: d.ropeTheta,
     invFreq: d.invFreq,
   });
-  backward(block.q, dRaw, a.xnIn, dxn, true);
+  // ∂L/∂xn feeds only the input norm's backward.
+  const dInput = inputGrad || block.inputNorm.trainable ? dxn : null;
+  backward(block.q, dRaw, a.xnIn, dInput, true);
   rec.clear(dRaw);
   ropeBackward(rec, dk, dRaw, layout.positions, {
     tokens: rows,
@@ -533,9 +538,9 @@ export function blockBackward(
     headDim,
     theta: d.ropeTheta,
   });
-  backward(block.k, dRaw, a.xnIn, dxn, false);
-  backward(block.v, dv, a.xnIn, dxn, false);
+  backward(block.k, dRaw, a.xnIn, dInput, false);
+  backward(block.v, dv, a.xnIn, dInput, false);
   for (const x of [dRaw, dq, dk, dv]) pool.release(x);
-  normBackward(rec, pool, d, block.inputNorm, dxn, a.xIn, a.rstdIn, dRes, rows);
+  if (dInput) normBackward(rec, pool, d, block.inputNorm, dxn, a.xIn, a.rstdIn, dRes, rows);
   pool.release(dxn);
 }

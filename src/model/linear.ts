@@ -194,7 +194,8 @@ export function linearForward(
  * (packed with dy, from one read of it) and xᵀ (packed once per input: with x in a training forward, else
  * `packedTranspose`); with `packedDy` too (dy's row pack, made by the kernel that wrote dy; the
  * caller releases it), dy is not packed here (dyᵀ only if a trainable weight needs it and it lacks
- * one).
+ * one). With `dx` null (nothing upstream needs ∂L/∂x: a first layer under a frozen embedding), only
+ * the parameter gradients are recorded.
  */
 export function linearBackward(
   rec: Recorder,
@@ -203,7 +204,7 @@ export function linearBackward(
   dy: Tensor,
   x: Tensor,
   loraUT: Tensor | null,
-  dx: Tensor,
+  dx: Tensor | null,
   rows: number,
   { overwriteDx = false, precision = "f32", packedX = null, packedDy = null }: {
     overwriteDx?: boolean;
@@ -225,25 +226,30 @@ export function linearBackward(
       (lin.weight.trainable
         ? packBf16WithTranspose(rec, matrixView(dy, rows, n), spare)
         : packBf16(rec, matrixView(dy, rows, n), spare));
-    const wT = weightPack(rec, lin.weight, "transposed", 0, spare);
     const wide = lora && withSpareTexels(dyP, spare);
     if (lora && wide) {
       const texel = Math.ceil(n / 8);
+      // du = s·dy·B (into dy's pack for dx, kept for dA) is needed even without dx.
       loraBackwardTexels(rec, loraShape(lin, lora, rows), {
         ...loraTensors(pool, lora, dy, x, loraUT!),
         pack: dyP.texture,
         xPack: packedX.texture,
         texel,
       });
-      loraFactorTexels(rec, loraShape(lin, lora, rows), "backward", {
-        factor: whole(lora.a.value),
-        pack: wT.texture,
-        texel,
-      });
-      matmulPackedBf16(rec, wide, withSpareTexels(wT, spare)!, dx, { accumulate: !overwriteDx });
+      if (dx) {
+        const wT = weightPack(rec, lin.weight, "transposed", 0, spare);
+        loraFactorTexels(rec, loraShape(lin, lora, rows), "backward", {
+          factor: whole(lora.a.value),
+          pack: wT.texture,
+          texel,
+        });
+        matmulPackedBf16(rec, wide, withSpareTexels(wT, spare)!, dx, { accumulate: !overwriteDx });
+      }
       loraDone = true;
-    } else {
-      matmulPackedBf16(rec, dyP, wT, dx, { accumulate: !overwriteDx });
+    } else if (dx) {
+      matmulPackedBf16(rec, dyP, weightPack(rec, lin.weight, "transposed", 0, spare), dx, {
+        accumulate: !overwriteDx,
+      });
     }
     if (lin.weight.trainable) {
       const dyT = packedTranspose(rec, dyP, matrixView(dy, n, rows, true));
@@ -252,13 +258,15 @@ export function linearBackward(
     }
     if (!packedDy) releasePacked(rec, dyP);
   } else {
-    matmul(rec, dy, whole(lin.weight.value), dx, {
-      m: rows,
-      n: k,
-      k: n,
-      accumulate: !overwriteDx,
-      precision,
-    });
+    if (dx) {
+      matmul(rec, dy, whole(lin.weight.value), dx, {
+        m: rows,
+        n: k,
+        k: n,
+        accumulate: !overwriteDx,
+        precision,
+      });
+    }
     if (lin.weight.trainable) {
       matmul(rec, dy, x, whole(ensureGrad(pool, lin.weight)), {
         m: n,
@@ -271,7 +279,13 @@ export function linearBackward(
     }
   }
   if (lora && !loraDone) {
-    loraProductsBackward(rec, loraShape(lin, lora, rows), { ...loraTensors(pool, lora, dy, x, loraUT!), dx });
+    // The f32 passes compute du while adding du·A into dx: without dx, into a scratch one.
+    const sink = dx ?? pool.tensor([rows, k], "f32", `${lin.weight.name}.dx_unused`);
+    loraProductsBackward(rec, loraShape(lin, lora, rows), {
+      ...loraTensors(pool, lora, dy, x, loraUT!),
+      dx: sink,
+    });
+    if (!dx) pool.release(sink);
   }
   if (lin.bias?.trainable) {
     matmulBiasBackward(rec, dy, whole(ensureGrad(pool, lin.bias)), { rows, cols: n });
