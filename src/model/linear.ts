@@ -219,7 +219,9 @@ export function linearBackward(
     throw new Error(`Backward of ${lin.weight.name} needs the LoRA activation saved in forward`);
   }
   let loraDone = false;
-  if (packedX && unsplit(lin.weight)) {
+  // A frozen layer without an adapter whose dx nobody reads needs nothing of dy (but its bias).
+  const readsDy = dx !== null || lora !== null || lin.weight.trainable;
+  if (packedX && unsplit(lin.weight) && readsDy) {
     const spare = loraPackTexels(lin);
     // dW reads dyᵀ: both packs from one read of dy.
     const dyP = packedDy ??

@@ -272,56 +272,63 @@ Deno.test({
     "a frozen embedding skips the first block's input products, and every adapter gradient stays bit-identical",
   ignore,
   async fn() {
-    const model = await loadModel(DIR);
-    model.matmulPrecision = "bf16";
-    const trainable = TrainableModel.lora(model, { rank: 4, alpha: 8, targetModules: [...TARGETS], seed: 5 });
-    // 2 × 40 rows: enough for the packed bf16 path, where the adapter's up-projection rides on the
-    // products that are skipped.
-    const ids = Int32Array.from({ length: 80 }, (_, i) => (i * 37 + 11) % 256);
-    const rows: TokenBatch = { ids, batch: 2, seqLen: 40 };
-    try {
-      // Non-zero B, so that dA is non-zero.
-      await trainable.trainStep(rows, { lr: 5e-2 });
-      const run = async (embeddingTrains: boolean) => {
-        model.embed.trainable = embeddingTrains;
-        const rec = model.engine.recorder();
-        const labels: string[] = [];
-        const dispatch = rec.dispatch.bind(rec);
-        rec.dispatch = (kernel, ...rest) => {
-          labels.push(kernel.label);
-          dispatch(kernel, ...rest);
+    // With adapters on q/k/v their dy packs still serve du = s·dy·B; without, they go too.
+    const mlpOnly: (typeof TARGETS)[number][] = ["gate_proj", "up_proj", "down_proj"];
+    for (const targets of [[...TARGETS], mlpOnly]) {
+      const model = await loadModel(DIR);
+      model.matmulPrecision = "bf16";
+      const trainable = TrainableModel.lora(model, { rank: 4, alpha: 8, targetModules: targets, seed: 5 });
+      // 2 × 40 rows: enough for the packed bf16 path, where the adapter's up-projection rides on the
+      // products that are skipped.
+      const ids = Int32Array.from({ length: 80 }, (_, i) => (i * 37 + 11) % 256);
+      const rows: TokenBatch = { ids, batch: 2, seqLen: 40 };
+      try {
+        // Non-zero B, so that dA is non-zero.
+        await trainable.trainStep(rows, { lr: 5e-2 });
+        const run = async (embeddingTrains: boolean) => {
+          model.embed.trainable = embeddingTrains;
+          const rec = model.engine.recorder();
+          const labels: string[] = [];
+          const dispatch = rec.dispatch.bind(rec);
+          rec.dispatch = (kernel, ...rest) => {
+            labels.push(kernel.label);
+            dispatch(kernel, ...rest);
+          };
+          model.zeroGrads(rec);
+          const pass = model.forward(rec, rows, { train: true });
+          pass.logProbs(rec, nextTokenTargets(rows));
+          pass.backward(rec, { dLogprob: new Float32Array(ids.length).fill(-1 / ids.length) });
+          const grads = adaptedLinears(model).flatMap(({ linear }) => [
+            readChunks(rec, linear.lora!.a.grad!),
+            readChunks(rec, linear.lora!.b.grad!),
+          ]);
+          pass.release();
+          await rec.submit();
+          const count = (prefix: string) => labels.filter((l) => l.startsWith(prefix)).length;
+          return {
+            products: count("matmul_tex:"),
+            dyPacks: count("matmul_pack:matmul_pack_bf16_rows"),
+            grads,
+          };
         };
-        model.zeroGrads(rec);
-        const pass = model.forward(rec, rows, { train: true });
-        pass.logProbs(rec, nextTokenTargets(rows));
-        pass.backward(rec, { dLogprob: new Float32Array(ids.length).fill(-1 / ids.length) });
-        const grads = adaptedLinears(model).flatMap(({ linear }) => [
-          readChunks(rec, linear.lora!.a.grad!),
-          readChunks(rec, linear.lora!.b.grad!),
-        ]);
-        pass.release();
-        await rec.submit();
-        return { labels, grads: await Promise.all(grads) };
-      };
-      const frozen = await run(false);
-      const training = await run(true);
-      const products = (labels: string[]) => labels.filter((l) => l.startsWith("matmul_tex:")).length;
-      // A trainable embedding also trains a tied LM head: one weight-gradient product more.
-      const tiedHead = model.head === model.embed ? 1 : 0;
-      assert.equal(
-        products(frozen.labels),
-        products(training.labels) - 3 - tiedHead,
-        "the q, k, v input products of block 0",
-      );
-      assert.equal(frozen.grads.length, 2 * TARGETS.length * model.blocks.length);
-      frozen.grads.forEach((g, i) => {
-        assert(g.some((v) => v !== 0), `adapter gradient ${i} is all zero`);
-        assert.deepEqual(g, training.grads[i], `adapter gradient ${i}`);
-      });
-    } finally {
-      model.embed.trainable = false;
-      trainable.dispose();
-      model.dispose();
+        const frozen = await run(false);
+        const training = await run(true);
+        // A trainable embedding also trains a tied LM head: one weight-gradient product more.
+        const tiedHead = model.head === model.embed ? 1 : 0;
+        assert.equal(frozen.products, training.products - 3 - tiedHead, `${targets}: q, k, v input products`);
+        const skippedDyPacks = targets === mlpOnly ? 3 : 0;
+        assert.equal(frozen.dyPacks, training.dyPacks - skippedDyPacks, `${targets}: q, k, v dy packs`);
+        assert.equal(frozen.grads.length, 2 * targets.length * model.blocks.length);
+        for (let i = 0; i < frozen.grads.length; i++) {
+          const [got, want] = [await frozen.grads[i], await training.grads[i]];
+          assert(got.some((v) => v !== 0), `${targets}: adapter gradient ${i} is all zero`);
+          assert.deepEqual(got, want, `${targets}: adapter gradient ${i}`);
+        }
+      } finally {
+        model.embed.trainable = false;
+        trainable.dispose();
+        model.dispose();
+      }
     }
   },
 });
