@@ -203,7 +203,7 @@ export function linearBackward(
   lin: Linear,
   dy: Tensor,
   x: Tensor,
-  loraUT: Tensor | null,
+  loraU: Tensor | null,
   dx: Tensor | null,
   rows: number,
   { overwriteDx = false, precision = "f32", packedX = null, packedDy = null }: {
@@ -215,7 +215,7 @@ export function linearBackward(
 ): void {
   const { inFeatures: k, outFeatures: n } = lin;
   const lora = activeLora(lin);
-  if (lora && !loraUT) {
+  if (lora && !loraU) {
     throw new Error(`Backward of ${lin.weight.name} needs the LoRA activation saved in forward`);
   }
   let loraDone = false;
@@ -233,7 +233,7 @@ export function linearBackward(
       const texel = Math.ceil(n / 8);
       // du = s·dy·B (into dy's pack for dx, kept for dA) is needed even without dx.
       loraBackwardTexels(rec, loraShape(lin, lora, rows), {
-        ...loraTensors(pool, lora, dy, x, loraUT!),
+        ...loraTensors(pool, lora, dy, x, loraU!),
         pack: dyP.texture,
         xPack: packedX.texture,
         texel,
@@ -284,7 +284,7 @@ export function linearBackward(
     // The f32 passes compute du while adding du·A into dx: without dx, into a scratch one.
     const sink = dx ?? pool.tensor([rows, k], "f32", `${lin.weight.name}.dx_unused`);
     loraProductsBackward(rec, loraShape(lin, lora, rows), {
-      ...loraTensors(pool, lora, dy, x, loraUT!),
+      ...loraTensors(pool, lora, dy, x, loraU!),
       dx: sink,
     });
     if (!dx) pool.release(sink);
