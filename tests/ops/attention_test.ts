@@ -106,6 +106,16 @@ async function uploadBackward(o: AttentionCpuOptions, data: ReturnType<typeof in
   return { out, lse, delta, dout, grads, all: [out, lse, delta, dout, ...grads] };
 }
 
+/** The inputs, GPU buffers and launch options of a backward test of `shape` (release `all`). */
+async function backwardCase(shape: Shape, seed: number) {
+  const o = options(shape);
+  const data = inputs(o, seed);
+  const t = await uploadCommon(o, data);
+  const b = await uploadBackward(o, data);
+  const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
+  return { o, data, t, ...b, launch, all: [...Object.values(t), ...b.all] };
+}
+
 const GPU_FORWARD_SHAPES: Shape[] = [
   { batch: 1, tq: 1, tmax: 1, heads: 1, kvHeads: 1, headDim: 8, softcap: 0, window: 0 },
   { batch: 2, tq: 7, tmax: 7, heads: 4, kvHeads: 2, headDim: 8, softcap: 0, window: 0 },
@@ -195,22 +205,8 @@ Deno.test({
   ignore: !hasGpu,
   async fn() {
     const engine = await getEngine();
-    const { pool } = engine;
-    const o = options({
-      batch: 2,
-      tq: 33,
-      tmax: 33,
-      heads: 2,
-      kvHeads: 1,
-      headDim: 16,
-      softcap: 0,
-      window: 0,
-    });
-    const data = inputs(o, 71);
-    const t = await uploadCommon(o, data);
-    const b = await uploadBackward(o, data);
-    const { out, lse, delta, dout, grads } = b;
-    const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
+    const shape = { batch: 2, tq: 33, tmax: 33, heads: 2, kvHeads: 1, headDim: 16, softcap: 0, window: 0 };
+    const { o, data, t, out, lse, delta, dout, grads, launch, all } = await backwardCase(shape, 71);
     const rec = engine.recorder();
     // The first forward (of other queries in the same buffer) keeps its scores for lse; the second
     // (in chunks) writes lse without keeping any.
@@ -225,7 +221,7 @@ Deno.test({
     assertClose(await got[0], ref.dq, BACKWARD_TOL, "dq");
     assertClose(await got[1], ref.dk, BACKWARD_TOL, "dk");
     assertClose(await got[2], ref.dv, BACKWARD_TOL, "dv");
-    for (const x of [...Object.values(t), ...b.all]) pool.release(x);
+    for (const x of all) engine.pool.release(x);
   },
 });
 
@@ -236,22 +232,9 @@ Deno.test({
     const engine = await getEngine();
     const { pool } = engine;
     // S of this shape takes ~12.5 MiB with the margin: five fit in the 64 MiB budget.
-    const o = options({
-      batch: 2,
-      tq: 512,
-      tmax: 512,
-      heads: 4,
-      kvHeads: 4,
-      headDim: 16,
-      softcap: 0,
-      window: 0,
-    });
-    const data = inputs(o, 5);
-    const t = await uploadCommon(o, data);
-    const b = await uploadBackward(o, data);
-    const { out, lse, delta, dout, grads } = b;
+    const shape = { batch: 2, tq: 512, tmax: 512, heads: 4, kvHeads: 4, headDim: 16, softcap: 0, window: 0 };
+    const { o, t, out, lse, delta, dout, grads, launch, all } = await backwardCase(shape, 5);
     const earlierLses = Array.from({ length: 23 }, () => pool.tensor([o.batch * o.heads * o.tq]));
-    const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
     const earlier = engine.recorder();
     for (const other of earlierLses) attentionForward(earlier, t.q, t.k, t.v, out, other, launch);
     await earlier.submit();
@@ -262,7 +245,7 @@ Deno.test({
     // With the kept S: the delta pass, then dS, dq and dk/dv in one chunk (recomputing adds two).
     assert.equal(rec.dispatches - before, 4, "the backward recomputed S");
     await rec.submit();
-    for (const x of [...Object.values(t), ...b.all, ...earlierLses]) pool.release(x);
+    for (const x of [...all, ...earlierLses]) pool.release(x);
   },
 });
 
@@ -278,13 +261,7 @@ for (const path of ["auto", "chunked"] as const) {
     ignore: !hasGpu,
     async fn() {
       const engine = await getEngine();
-      const { pool } = engine;
-      const o = options(EDGES_SHAPE);
-      const data = inputs(o, 81);
-      const t = await uploadCommon(o, data);
-      const b = await uploadBackward(o, data);
-      const { out, lse, delta, dout, grads } = b;
-      const launch = { ...o, qOffset: t.qOffset, kvLen: t.kvLen };
+      const { o, data, t, out, lse, delta, dout, grads, launch, all } = await backwardCase(EDGES_SHAPE, 81);
       const nan = (n: number) => new Float32Array(n).fill(NaN);
       const run = (rec: ReturnType<typeof engine.recorder>) => {
         attentionForwardVia(path === "auto" ? "tiled" : "chunked", rec, t.q, t.k, t.v, out, lse, launch);
@@ -311,7 +288,7 @@ for (const path of ["auto", "chunked"] as const) {
       assertClose(await got[1], ref.dq, BACKWARD_TOL, "dq");
       assertClose(await got[2], ref.dk, BACKWARD_TOL, "dk");
       assertClose(await got[3], ref.dv, BACKWARD_TOL, "dv");
-      for (const x of [...Object.values(t), ...b.all]) pool.release(x);
+      for (const x of all) engine.pool.release(x);
     },
   });
 }
